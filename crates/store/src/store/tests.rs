@@ -1,0 +1,236 @@
+use std::time::Duration;
+
+use edgekv_core::{ManualClock, Timestamp};
+
+use super::*;
+
+const T0_MS: u64 = 1_700_000_000_000;
+
+struct Fixture {
+    clock: ManualClock,
+    store: Store,
+    account: AccountId,
+    ns: NamespaceId,
+}
+
+fn fixture() -> Fixture {
+    let clock = ManualClock::new(T0_MS);
+    let hlc = Arc::new(Hlc::new(Arc::new(clock.clone()), Hlc::DEFAULT_MAX_DELTA));
+    let config =
+        StoreConfig { region: "wnam".parse().unwrap(), tombstone_grace: Duration::from_secs(3600) };
+    let store = Store::new(config, hlc);
+    let account = AccountId::parse("acct").unwrap();
+    let ns = store.create_namespace(&account, "ns").unwrap().id;
+    Fixture { clock, store, account, ns }
+}
+
+fn put(key: &str, value: &str) -> WriteOp {
+    WriteOp {
+        key: key.into(),
+        value: Some(Bytes::from(value.to_owned())),
+        metadata: None,
+        expiration: None,
+    }
+}
+
+fn del(key: &str) -> WriteOp {
+    WriteOp { key: key.into(), value: None, metadata: None, expiration: None }
+}
+
+impl Fixture {
+    fn write(&self, ops: Vec<WriteOp>) -> Vec<WriteResult> {
+        self.store.write(&self.account, &self.ns, ops).unwrap()
+    }
+
+    fn value(&self, key: &str) -> Option<Bytes> {
+        self.store.get(&self.account, &self.ns, key).unwrap().and_then(|e| e.value)
+    }
+
+    fn names(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<String>, Option<String>) {
+        let page = self.store.list_keys(&self.account, &self.ns, prefix, after, limit).unwrap();
+        (page.keys.into_iter().map(|k| k.name).collect(), page.resume_after)
+    }
+
+    fn remote(&self, key: &str, value: Option<&str>, ts_ms: u64, region: &str) -> bool {
+        let version = Version::new(Timestamp::from_physical_ms(ts_ms), region.parse().unwrap());
+        let entry = Entry {
+            value: value.map(|v| Bytes::from(v.to_owned())),
+            metadata: None,
+            expiration: None,
+            version,
+        };
+        self.store.apply(&self.account, &self.ns, key.into(), entry).unwrap()
+    }
+}
+
+#[test]
+fn local_writes_are_visible_at_once_and_get_increasing_versions() {
+    let f = fixture();
+    let v1 = f.write(vec![put("k", "one")])[0].version;
+    let v2 = f.write(vec![put("k", "two")])[0].version;
+    assert!(v2 > v1);
+    assert_eq!(v1.origin.as_str(), "wnam");
+    assert_eq!(f.value("k").as_deref(), Some(&b"two"[..]));
+    f.write(vec![del("k")]);
+    assert_eq!(f.value("k"), None);
+}
+
+#[test]
+fn an_older_write_never_overwrites_a_newer_one() {
+    let f = fixture();
+    assert!(f.remote("k", Some("new"), T0_MS + 100, "enam"));
+    assert!(!f.remote("k", Some("old"), T0_MS + 50, "weur"));
+    assert!(!f.remote("k", Some("dup"), T0_MS + 100, "enam"), "an equal version is the same write");
+    assert_eq!(f.value("k").as_deref(), Some(&b"new"[..]));
+    // Same timestamp, greater region name wins.
+    assert!(f.remote("k", Some("tie"), T0_MS + 100, "weur"));
+    assert_eq!(f.value("k").as_deref(), Some(&b"tie"[..]));
+}
+
+#[test]
+fn a_tombstone_beats_a_late_older_put() {
+    let f = fixture();
+    assert!(f.remote("k", None, T0_MS + 100, "enam"));
+    assert!(!f.remote("k", Some("stale"), T0_MS + 10, "weur"));
+    assert_eq!(f.value("k"), None);
+    assert!(f.store.has_state(&f.ns, "k"), "the tombstone is kept");
+}
+
+#[test]
+fn listing_is_in_utf8_byte_order_with_prefix_and_resume() {
+    let f = fixture();
+    let names = ["b", "a", "ab", "a/b", "Z", "é", "aa", "a:1"];
+    f.write(names.iter().map(|n| put(n, "v")).collect());
+    let (all, resume) = f.names("", None, 100);
+    let mut expected: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    expected.sort(); // String order is byte order.
+    assert_eq!(all, expected);
+    assert_eq!(resume, None);
+
+    assert_eq!(f.names("a", None, 100).0, ["a", "a/b", "a:1", "aa", "ab"]);
+    let (first, resume) = f.names("a", None, 2);
+    assert_eq!(
+        (first.as_slice(), resume.as_deref()),
+        (&["a".to_string(), "a/b".into()][..], Some("a/b"))
+    );
+    let (second, resume) = f.names("a", resume.as_deref(), 2);
+    assert_eq!((second, resume.as_deref()), (vec!["a:1".to_string(), "aa".into()], Some("aa")));
+    let (third, resume) = f.names("a", resume.as_deref(), 2);
+    assert_eq!((third, resume), (vec!["ab".to_string()], None));
+}
+
+#[test]
+fn a_full_last_page_reports_no_further_page() {
+    let f = fixture();
+    f.write(vec![put("a", "v"), put("b", "v"), put("c", "v"), del("c")]);
+    assert_eq!(f.names("", None, 2), (vec!["a".to_string(), "b".into()], None));
+}
+
+#[test]
+fn listing_skips_tombstones_and_expired_keys() {
+    let f = fixture();
+    let expiring = WriteOp { expiration: Some(T0_MS / 1000 + 60), ..put("c", "v") };
+    f.write(vec![put("a", "v"), put("b", "v"), expiring, put("d", "v"), del("b")]);
+    assert_eq!(f.names("", None, 10).0, ["a", "c", "d"]);
+    f.clock.advance(Duration::from_secs(60));
+    assert_eq!(f.names("", None, 10).0, ["a", "d"]);
+    assert_eq!(f.value("c"), None, "expired keys are absent before they are purged");
+}
+
+#[test]
+fn the_resume_point_is_stable_when_keys_change_between_pages() {
+    let f = fixture();
+    f.write(["a", "b", "c", "d"].iter().map(|n| put(n, "v")).collect());
+    let (first, resume) = f.names("", None, 2);
+    assert_eq!(first, ["a", "b"]);
+    // A key inserted before the resume point and one deleted after it.
+    f.write(vec![put("aa", "v"), del("c")]);
+    assert_eq!(f.names("", resume.as_deref(), 2), (vec!["d".to_string()], None));
+}
+
+#[test]
+fn expiry_leaves_a_tombstone_that_is_collected_after_the_grace_period() {
+    let f = fixture();
+    let expires_at = T0_MS / 1000 + 60;
+    let v = f.write(vec![WriteOp { expiration: Some(expires_at), ..put("k", "v") }])[0].version;
+    assert_eq!(f.store.purge(100), PurgeStats::default(), "nothing is due yet");
+
+    f.clock.set_ms(expires_at * 1000);
+    assert_eq!(f.store.purge(100), PurgeStats { expired: 1, collected: 0 });
+    assert!(f.store.has_state(&f.ns, "k"));
+    // A write older than the expired one must not bring an older value back.
+    assert!(!f.remote("k", Some("older"), v.ts.physical_ms() - 1, "enam"));
+    assert_eq!(f.value("k"), None);
+
+    f.clock.advance(Duration::from_secs(3600));
+    assert_eq!(f.store.purge(100), PurgeStats { expired: 0, collected: 1 });
+    assert!(!f.store.has_state(&f.ns, "k"));
+    assert_eq!(f.store.pending_purges(), 0);
+}
+
+#[test]
+fn a_rewritten_key_is_not_purged_by_its_old_schedule() {
+    let f = fixture();
+    let expires_at = T0_MS / 1000 + 60;
+    f.write(vec![WriteOp { expiration: Some(expires_at), ..put("k", "old") }]);
+    f.write(vec![put("k", "new")]);
+    f.clock.set_ms(expires_at * 1000 + 1);
+    assert_eq!(f.store.purge(100), PurgeStats::default());
+    assert_eq!(f.value("k").as_deref(), Some(&b"new"[..]));
+}
+
+#[test]
+fn namespace_titles_are_unique_per_account_and_accounts_are_isolated() {
+    let f = fixture();
+    assert_eq!(f.store.create_namespace(&f.account, "ns"), Err(StoreError::DuplicateTitle));
+    let other = AccountId::parse("other").unwrap();
+    let theirs = f.store.create_namespace(&other, "ns").unwrap();
+    assert_eq!(f.store.get_namespace(&f.account, &theirs.id), Err(StoreError::NamespaceNotFound));
+    assert_eq!(f.store.get(&f.account, &theirs.id, "k"), Err(StoreError::NamespaceNotFound));
+    let titles = |a: &AccountId| -> Vec<String> {
+        f.store
+            .list_namespaces(a, NamespaceOrder::Title, false)
+            .into_iter()
+            .map(|r| r.title)
+            .collect()
+    };
+    assert_eq!(titles(&f.account), ["ns"]);
+    assert_eq!(titles(&other), ["ns"]);
+
+    let second = f.store.create_namespace(&f.account, "second").unwrap();
+    assert_eq!(
+        f.store.rename_namespace(&f.account, &second.id, "ns"),
+        Err(StoreError::DuplicateTitle)
+    );
+    let renamed = f.store.rename_namespace(&f.account, &second.id, "second").unwrap();
+    assert!(renamed.version > second.version);
+}
+
+#[test]
+fn deleting_a_namespace_removes_its_keys_and_frees_its_title() {
+    let f = fixture();
+    f.write(vec![put("k", "v")]);
+    f.store.delete_namespace(&f.account, &f.ns).unwrap();
+    assert_eq!(f.store.get(&f.account, &f.ns, "k"), Err(StoreError::NamespaceNotFound));
+    assert_eq!(f.store.delete_namespace(&f.account, &f.ns), Err(StoreError::NamespaceNotFound));
+    assert!(!f.store.has_state(&f.ns, "k"));
+    let again = f.store.create_namespace(&f.account, "ns").unwrap();
+    assert_ne!(again.id, f.ns);
+}
+
+#[test]
+fn an_account_holds_at_most_1000_namespaces() {
+    let f = fixture();
+    for i in 1..MAX_NAMESPACES_PER_ACCOUNT {
+        f.store.create_namespace(&f.account, &format!("n{i}")).unwrap();
+    }
+    assert_eq!(
+        f.store.create_namespace(&f.account, "one more"),
+        Err(StoreError::TooManyNamespaces)
+    );
+}
