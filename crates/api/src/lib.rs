@@ -1,1 +1,92 @@
+//! The Cloudflare Workers KV REST API, served from an EdgeKV store.
+//!
+//! All 14 Workers KV operations under `/client/v4`, with Cloudflare's limits, statuses, error
+//! codes and envelope, so that the official SDKs and wrangler work against a node unchanged.
+//! Two extension headers expose what the API otherwise hides, for consistency experiments:
+//! `edgekv-region` (the region that served the response) on every response, and
+//! `edgekv-version` (the LWW version of the entry served) on reads.
+//!
+//! # Layout
+//! - [`route`]: the raw path to one of the operations (keys may contain `/`).
+//! - `auth`: API tokens; `body`: bodies read within limits, multipart values; `query`: query
+//!   strings.
+//! - `handlers`, `bulk`: one function per operation over the [`edgekv_store::Store`].
+//! - [`ApiError`]: every failure with its status and Cloudflare code.
 
+mod auth;
+mod body;
+mod bulk;
+mod envelope;
+mod error;
+mod handlers;
+mod query;
+pub mod route;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use edgekv_store::Store;
+
+pub use auth::{Auth, DEV_TOKEN};
+pub use error::ApiError;
+
+/// The header naming the region that served a response.
+pub const REGION_HEADER: HeaderName = HeaderName::from_static("edgekv-region");
+/// The header carrying the version of the entry a read served.
+pub const VERSION_HEADER: HeaderName = HeaderName::from_static("edgekv-version");
+
+/// What every request handler needs.
+#[derive(Debug)]
+pub struct AppState {
+    /// The region's store.
+    pub store: Arc<Store>,
+    /// Accepted credentials.
+    pub auth: Auth,
+}
+
+/// The HTTP application of one regional node: the Workers KV API, `/healthz` and `/readyz`.
+pub fn app(state: Arc<AppState>) -> Router {
+    let region = HeaderValue::from_str(state.store.region().as_str())
+        .expect("region names are ASCII and valid header values");
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .fallback(dispatch)
+        .with_state(state)
+        .layer(axum::middleware::map_response(move |mut response: Response| {
+            let region = region.clone();
+            async move {
+                response.headers_mut().insert(REGION_HEADER, region);
+                response
+            }
+        }))
+}
+
+/// Routes on the raw path, authenticates, then runs the operation. Unknown routes answer 404
+/// before authentication, as Cloudflare's edge does.
+async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let route = match route::route(&parts.method, parts.uri.path()) {
+        Ok(route) => route,
+        Err(err) => return err.into_response(),
+    };
+    if !state.auth.allows(&parts.headers) {
+        return ApiError::Unauthorized.into_response();
+    }
+    let result = async {
+        let query = query::Query::parse(parts.uri.query())?;
+        handlers::handle(&state, route, &parts.headers, &query, body).await
+    }
+    .await;
+    match result {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::debug!(method = %parts.method, path = %parts.uri.path(), status = err.status().as_u16(), error = %err, "request refused");
+            err.into_response()
+        }
+    }
+}

@@ -112,7 +112,7 @@ mod tests {
 
         #[test]
         fn merge_is_idempotent(a in arb_entry(), b in arb_entry()) {
-                        prop_assert_eq!(merge(a.clone(), a.clone()), a.clone());
+            prop_assert_eq!(&merge(a.clone(), a.clone()), &a);
             let once = merge(a, b.clone());
             prop_assert_eq!(merge(once.clone(), b), once);
         }

@@ -25,26 +25,37 @@ pub enum KeyError {
 /// the key `a/b`: newer SDKs encode `/` inside a key, older ones send it as is. `+` is a literal
 /// plus in a path, not a space.
 pub fn decode_key(raw: &str) -> Result<String, KeyError> {
+    let key = percent_decode(raw, false).ok_or(KeyError::BadEncoding)?;
+    validate_key(&key)?;
+    Ok(key)
+}
+
+/// Percent-decodes `raw` into UTF-8 text, or `None` if an escape is malformed or the bytes are
+/// not UTF-8. With `plus_as_space`, `+` decodes to a space as in query strings
+/// (`application/x-www-form-urlencoded`); in a path it is a literal plus.
+pub fn percent_decode(raw: &str, plus_as_space: bool) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hi = bytes.get(i + 1).and_then(|b| hex_value(*b));
-            let lo = bytes.get(i + 2).and_then(|b| hex_value(*b));
-            match (hi, lo) {
-                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                _ => return Err(KeyError::BadEncoding),
+        match bytes[i] {
+            b'%' => {
+                let hi = hex_value(*bytes.get(i + 1)?)?;
+                let lo = hex_value(*bytes.get(i + 2)?)?;
+                out.push(hi << 4 | lo);
+                i += 3;
             }
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+            b'+' if plus_as_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
         }
     }
-    let key = String::from_utf8(out).map_err(|_| KeyError::BadEncoding)?;
-    validate_key(&key)?;
-    Ok(key)
+    String::from_utf8(out).ok()
 }
 
 /// Checks a decoded key name against the Workers KV rules.
@@ -78,6 +89,13 @@ mod tests {
         assert_eq!(decode_key("%E2%9C%93:!").unwrap(), "✓:!");
         assert_eq!(decode_key("100%25").unwrap(), "100%");
         assert_eq!(decode_key("%2e%2E").unwrap_err(), KeyError::Illegal("..".into()));
+    }
+
+    #[test]
+    fn query_decoding_turns_plus_into_space() {
+        assert_eq!(percent_decode("a+b%2Bc", true).as_deref(), Some("a b+c"));
+        assert_eq!(percent_decode("a+b", false).as_deref(), Some("a+b"));
+        assert_eq!(percent_decode("%zz", true), None);
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod version;
 
 pub use clock::{Hlc, ManualClock, PhysicalClock, SkewError, SystemClock, Timestamp};
 pub use entry::{merge, Entry, Versioned};
-pub use key::{decode_key, validate_key, KeyError};
+pub use key::{decode_key, percent_decode, validate_key, KeyError};
 pub use region::{RegionId, RegionIdError};
 pub use validate::{
     canonical_metadata, canonical_metadata_value, resolve_expiration, validate_list_limit,

@@ -1,0 +1,145 @@
+//! `ApiError`: every way a request can fail, with its HTTP status and Cloudflare error code, and
+//! the Cloudflare failure envelope it renders to.
+//!
+//! The official SDKs decide what exception to raise from the HTTP status alone, so the status is
+//! the part that must match Workers KV exactly; the codes follow Cloudflare where Cloudflare
+//! documents them (docs/api.md lists each one and its source) and use 10001, the local
+//! simulator's validation code, for validation failures whose real code is not published.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use edgekv_core::{KeyError, ValidationError};
+use edgekv_store::StoreError;
+use serde_json::json;
+
+/// The error code used for request validation failures whose Cloudflare code is unpublished.
+const VALIDATION_CODE: u32 = 10001;
+
+/// A failed API request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// No endpoint matches the method and path, or an id in the path is malformed.
+    #[error("No route for the URI")]
+    NoRoute,
+    /// Missing or wrong credentials.
+    #[error("Authentication error")]
+    Unauthorized,
+    /// The key does not exist (or is deleted or expired). The string names the operation.
+    #[error("{0}: 'key not found'")]
+    KeyNotFound(&'static str),
+    /// The namespace does not exist in this account. The string names the operation.
+    #[error("{0}: 'namespace not found'")]
+    NamespaceNotFound(&'static str),
+    /// A namespace with that title already exists in the account.
+    #[error("a namespace with this account ID and title already exists")]
+    DuplicateTitle,
+    /// The account is at its namespace limit.
+    #[error("{0}")]
+    TooManyNamespaces(String),
+    /// A key name is malformed or too long.
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    /// A value, TTL, metadata or listing parameter is out of bounds.
+    #[error("{0}")]
+    Validation(#[from] ValidationError),
+    /// Some other malformed request: bad JSON, a bad query parameter, a bad cursor.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A body or part of one is over its limit. Nothing of it was stored.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The client's body stream failed before it was complete. Nothing of it was stored.
+    #[error("failed to read request body: {0}")]
+    BodyRead(String),
+}
+
+impl ApiError {
+    /// The HTTP status Workers KV answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NoRoute | ApiError::KeyNotFound(_) | ApiError::NamespaceNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::Unauthorized => StatusCode::FORBIDDEN,
+            ApiError::Key(KeyError::TooLong(_)) => StatusCode::URI_TOO_LONG,
+            ApiError::Validation(ValidationError::MetadataTooLarge(_)) | ApiError::TooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::DuplicateTitle
+            | ApiError::TooManyNamespaces(_)
+            | ApiError::Key(_)
+            | ApiError::Validation(_)
+            | ApiError::BadRequest(_)
+            | ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The Cloudflare error code in the envelope.
+    pub fn cf_code(&self) -> u32 {
+        match self {
+            ApiError::NoRoute => 7003,
+            ApiError::Unauthorized => 10000,
+            ApiError::KeyNotFound(_) => 10009,
+            ApiError::NamespaceNotFound(_) => 10013,
+            ApiError::DuplicateTitle => 10014,
+            ApiError::TooManyNamespaces(_)
+            | ApiError::Key(_)
+            | ApiError::Validation(_)
+            | ApiError::BadRequest(_)
+            | ApiError::TooLarge(_)
+            | ApiError::BodyRead(_) => VALIDATION_CODE,
+        }
+    }
+
+    /// Maps a store failure for the operation named `op` (used in the not-found message).
+    pub fn from_store(op: &'static str, err: StoreError) -> Self {
+        match err {
+            StoreError::NamespaceNotFound => ApiError::NamespaceNotFound(op),
+            StoreError::DuplicateTitle => ApiError::DuplicateTitle,
+            StoreError::TooManyNamespaces => ApiError::TooManyNamespaces(err.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "success": false,
+            "errors": [{ "code": self.cf_code(), "message": self.to_string() }],
+            "messages": [],
+            "result": null,
+        });
+        let mut response = (self.status(), body.to_string()).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // The Python SDK retries some statuses; none of ours gets better by retrying.
+        response.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes_follow_workers_kv() {
+        let cases = [
+            (ApiError::NoRoute, 404, 7003),
+            (ApiError::Unauthorized, 403, 10000),
+            (ApiError::KeyNotFound("get"), 404, 10009),
+            (ApiError::NamespaceNotFound("get"), 404, 10013),
+            (ApiError::DuplicateTitle, 400, 10014),
+            (ApiError::Key(KeyError::TooLong(513)), 414, 10001),
+            (ApiError::Key(KeyError::Empty), 400, 10001),
+            (ApiError::Validation(ValidationError::MetadataTooLarge(1025)), 413, 10001),
+            (ApiError::Validation(ValidationError::TtlTooShort("5".into())), 400, 10001),
+            (ApiError::TooLarge("big".into()), 413, 10001),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!((err.status().as_u16(), err.cf_code()), (status, code), "{err:?}");
+        }
+        assert_eq!(ApiError::KeyNotFound("get").to_string(), "get: 'key not found'");
+    }
+}
