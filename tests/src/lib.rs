@@ -1,1 +1,260 @@
+//! Harness for black-box tests: the built `edgekv` binary as a child process, and a minimal
+//! HTTP/1.1 client.
+//!
+//! The tests talk to the real binary the way users and scripts do: flags, environment, config
+//! files, the table it prints, signals and exit codes. The client is a few lines over
+//! `std::net::TcpStream` so these tests depend on nothing that could hide a protocol mistake.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for the node to print its table or to exit.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `edgekv` binary under test: `$EDGEKV_BIN` if set, else the workspace's debug build,
+/// brought up to date with `cargo build` so a test never runs a stale binary.
+pub fn edgekv_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("EDGEKV_BIN") {
+        return PathBuf::from(bin);
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "edgekv-node", "--bin", "edgekv"])
+        .current_dir(&workspace)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build of the edgekv binary failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+    target.join("debug").join("edgekv")
+}
+
+/// One region as listed in the table the binary prints.
+#[derive(Debug, Clone)]
+pub struct RegionRow {
+    /// Region name.
+    pub region: String,
+    /// Base URL, `http://HOST:PORT/client/v4`.
+    pub url: String,
+    /// `host:port` of the URL.
+    pub addr: String,
+}
+
+/// A running `edgekv` process, killed when dropped.
+pub struct Edgekv {
+    child: Child,
+    /// The regions it printed.
+    pub regions: Vec<RegionRow>,
+    stderr_rx: mpsc::Receiver<String>,
+}
+
+impl Edgekv {
+    /// Starts `edgekv ARGS` with extra environment and waits for its region table.
+    pub fn must_start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(edgekv_bin());
+        command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for var in ["EDGEKV_API_TOKEN", "EDGEKV_REGION", "EDGEKV_LISTEN", "EDGEKV_CONFIG"] {
+            command.env_remove(var);
+        }
+        command.env("EDGEKV_LOG", "info").envs(env.iter().copied());
+        let mut child = command.spawn().expect("spawn edgekv");
+        let stderr_rx = forward_lines(child.stderr.take().expect("piped stderr"));
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let (row_tx, row_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if row_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut regions = Vec::new();
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut header_seen = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = row_rx.recv_timeout(left) else {
+                let _ = child.kill();
+                panic!("edgekv printed no complete region table within {STARTUP_TIMEOUT:?}");
+            };
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            match cols.as_slice() {
+                ["REGION", "URL", "TOKEN"] => header_seen = true,
+                [region, url, _token] if header_seen && url.starts_with("http://") => {
+                    let addr = url
+                        .trim_start_matches("http://")
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
+                    regions.push(RegionRow {
+                        region: region.to_string(),
+                        url: url.to_string(),
+                        addr,
+                    });
+                }
+                _ if header_seen => break,
+                _ => {}
+            }
+            if header_seen && args.first() == Some(&"node") && regions.len() == 1 {
+                break;
+            }
+        }
+        Edgekv { child, regions, stderr_rx }
+    }
+
+    /// The region called `name`.
+    pub fn region(&self, name: &str) -> &RegionRow {
+        self.regions.iter().find(|r| r.region == name).unwrap_or_else(|| panic!("no region {name}"))
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `KILL`) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits until a stderr line contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line containing {needle:?} within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_for_exit(mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "edgekv did not exit within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Edgekv {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn forward_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Runs `edgekv ARGS` to completion (for commands expected to fail fast) and returns its exit
+/// status and stderr.
+pub fn must_run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
+    let mut command = Command::new(edgekv_bin());
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    command.env_remove("EDGEKV_API_TOKEN").envs(env.iter().copied());
+    let mut child = command.spawn().expect("spawn edgekv");
+    let mut stderr = String::new();
+    child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("read stderr");
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll child") {
+            return (status, stderr);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("edgekv {args:?} did not exit; stderr: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lowercased.
+    pub headers: HashMap<String, String>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// Sends one request with `Connection: close` and reads the whole response.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(STARTUP_TIMEOUT)).expect("set timeout");
+    write_head(&mut stream, method, path, headers, body.len());
+    stream.write_all(body).expect("write body");
+    read_response(stream)
+}
+
+/// Writes a request line and headers, declaring `content_length` body bytes to follow.
+pub fn write_head(
+    stream: &mut TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    content_length: usize,
+) {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: edgekv\r\nConnection: close\r\nContent-Length: {content_length}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write request head");
+}
+
+/// Reads a whole `Connection: close` response.
+pub fn read_response(mut stream: TcpStream) -> Response {
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Response { status, headers, body: raw[split + 4..].to_vec() }
+}

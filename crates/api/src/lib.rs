@@ -70,6 +70,7 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// before authentication, as Cloudflare's edge does.
 async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    tracing::debug!(method = %parts.method, path = %parts.uri.path(), "request");
     let route = match route::route(&parts.method, parts.uri.path()) {
         Ok(route) => route,
         Err(err) => return err.into_response(),

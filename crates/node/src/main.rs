@@ -147,7 +147,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     };
     let shutdown = CancellationToken::new();
     let running = start_region(config, shutdown.clone()).await?;
-    tracing::info!(region = %running.config.region, url = %base_url(running.http_addr), "node ready");
+    print_table(std::slice::from_ref(&running));
     serve_until_signal(vec![running], shutdown).await
 }
 
@@ -195,6 +195,7 @@ async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         }
     }
     print_table(&running);
+    println!("Regions are independent until replication is enabled. Ctrl-C stops the cluster.");
     serve_until_signal(running, shutdown).await
 }
 
@@ -202,8 +203,9 @@ fn base_url(addr: SocketAddr) -> String {
     format!("http://{addr}/client/v4")
 }
 
-/// Prints where each region listens. Scripts parse it: one header line, then one line per
-/// region with the columns REGION, URL, TOKEN separated by whitespace.
+/// Prints where each region listens, once every listener is bound (so a script that has read the
+/// table can connect at once). Scripts parse it: one header line, then one line per region with
+/// the columns REGION, URL, TOKEN separated by whitespace.
 fn print_table(regions: &[RunningRegion]) {
     println!("{:<8} {:<40} TOKEN", "REGION", "URL");
     for region in regions {
@@ -211,7 +213,6 @@ fn print_table(regions: &[RunningRegion]) {
         let shown = if token == edgekv_api::DEV_TOKEN { token } else { "(configured)" };
         println!("{:<8} {:<40} {}", region.config.region, base_url(region.http_addr), shown);
     }
-    println!("Regions are independent until replication is enabled. Ctrl-C stops the cluster.");
 }
 
 async fn serve_until_signal(

@@ -1,0 +1,161 @@
+//! The `edgekv` binary as users run it: configuration layering, token rules, the cluster table,
+//! and graceful shutdown.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use edgekv_tests::{http, must_run, read_response, write_head, Edgekv};
+
+const TOKEN: &str = "blackbox-token";
+
+fn auth() -> [(&'static str, &'static str); 1] {
+    [("Authorization", "Bearer blackbox-token")]
+}
+
+fn namespaces_path() -> &'static str {
+    "/client/v4/accounts/acct/storage/kv/namespaces"
+}
+
+/// Creates a namespace and returns its id.
+fn must_create_namespace(addr: &str, title: &str) -> String {
+    let body = format!(r#"{{"title":"{title}"}}"#);
+    let reply = http(addr, "POST", namespaces_path(), &auth(), body.as_bytes());
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    reply.json()["result"]["id"].as_str().expect("an id").to_owned()
+}
+
+#[test]
+fn a_node_off_loopback_refuses_to_start_without_a_token() {
+    let (status, stderr) = must_run(&["node", "--region", "wnam", "--listen", "0.0.0.0:0"], &[]);
+    assert!(!status.success());
+    assert!(stderr.contains("EDGEKV_API_TOKEN"), "{stderr}");
+}
+
+#[test]
+fn a_node_on_loopback_without_a_token_accepts_only_the_dev_token() {
+    let node = Edgekv::must_start(&["node", "--region", "wnam", "--listen", "127.0.0.1:0"], &[]);
+    let addr = &node.region("wnam").addr;
+    let ok =
+        http(addr, "GET", namespaces_path(), &[("Authorization", "Bearer edgekv-dev-token")], b"");
+    assert_eq!(ok.status, 200);
+    let wrong = http(addr, "GET", namespaces_path(), &auth(), b"");
+    assert_eq!((wrong.status, wrong.json()["errors"][0]["code"].as_u64()), (403, Some(10000)));
+}
+
+#[test]
+fn flags_override_environment_which_overrides_the_config_file() {
+    let dir = std::env::temp_dir().join(format!("edgekv-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("edgekv.toml");
+    std::fs::write(
+        &file,
+        "region = \"fromfile\"\nlisten = \"127.0.0.1:0\"\napi_tokens = [\"filetoken\"]\n",
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+
+    let region_of = |args: &[&str], env: &[(&str, &str)]| -> (String, u16) {
+        let node = Edgekv::must_start(args, env);
+        let row = &node.regions[0];
+        let reply = http(
+            &row.addr,
+            "GET",
+            namespaces_path(),
+            &[("Authorization", "Bearer filetoken")],
+            b"",
+        );
+        (row.region.clone(), reply.status)
+    };
+    assert_eq!(region_of(&["node", "--config", config], &[]), ("fromfile".into(), 200));
+    assert_eq!(
+        region_of(&["node", "--config", config], &[("EDGEKV_REGION", "fromenv")]),
+        ("fromenv".into(), 200)
+    );
+    assert_eq!(
+        region_of(
+            &["node", "--config", config, "--region", "fromflag"],
+            &[("EDGEKV_REGION", "fromenv")]
+        ),
+        ("fromflag".into(), 200)
+    );
+    // The environment's tokens replace the file's.
+    assert_eq!(region_of(&["node", "--config", config], &[("EDGEKV_API_TOKEN", "a,b")]).1, 403);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("edgekv-badconfig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("broken.toml");
+    std::fs::write(&file, "region = [not toml\n").unwrap();
+    let (status, stderr) = must_run(&["node", "--config", file.to_str().unwrap()], &[]);
+    assert!(!status.success());
+    assert!(stderr.contains("broken.toml"), "the error names the file: {stderr}");
+
+    let (status, stderr) = must_run(&["node", "--region", "Not-A-Region"], &[]);
+    assert!(!status.success());
+    assert!(stderr.contains("invalid region name"), "{stderr}");
+    let (status, stderr) = must_run(&["node"], &[]);
+    assert!(!status.success());
+    assert!(stderr.contains("--region"), "{stderr}");
+    let (status, stderr) = must_run(&["cluster", "--regions", "a,a", "--port", "0"], &[]);
+    assert!(!status.success());
+    assert!(stderr.contains("twice"), "{stderr}");
+    let (status, stderr) = must_run(&["node", "--region", "r", "--tombstone-grace", "soon"], &[]);
+    assert!(!status.success());
+    assert!(stderr.contains("duration"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `edgekv cluster` runs one node per region; until replication exists they are independent.
+#[test]
+fn a_cluster_prints_its_regions_and_each_serves_as_itself() {
+    let cluster = Edgekv::must_start(
+        &["cluster", "--regions", "wnam,enam,weur", "--port", "0"],
+        &[("EDGEKV_API_TOKEN", TOKEN)],
+    );
+    let names: Vec<&str> = cluster.regions.iter().map(|r| r.region.as_str()).collect();
+    assert_eq!(names, ["wnam", "enam", "weur"]);
+    for row in &cluster.regions {
+        assert!(row.url.ends_with("/client/v4"), "{}", row.url);
+        let reply = http(&row.addr, "GET", namespaces_path(), &auth(), b"");
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.headers.get("edgekv-region"), Some(&row.region));
+    }
+    let wnam = &cluster.region("wnam").addr;
+    must_create_namespace(wnam, "only-in-wnam");
+    let enam = http(&cluster.region("enam").addr, "GET", namespaces_path(), &auth(), b"");
+    assert_eq!(enam.json()["result"], serde_json::json!([]));
+}
+
+/// SIGTERM stops accepting, lets the request in flight finish, and exits 0.
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
+    let node = Edgekv::must_start(
+        &["node", "--region", "wnam", "--listen", "127.0.0.1:0"],
+        &[("EDGEKV_API_TOKEN", TOKEN), ("EDGEKV_LOG", "info,edgekv_api=debug")],
+    );
+    let addr = node.region("wnam").addr.clone();
+    let ns = must_create_namespace(&addr, "t");
+    let path = format!("{}/{ns}/values/inflight", namespaces_path());
+
+    // Start a PUT and send half of its body.
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write_head(&mut stream, "PUT", &path, &auth(), 10);
+    stream.write_all(b"hello").unwrap();
+    stream.flush().unwrap();
+    // The request is in flight once the API has logged it.
+    node.wait_for_log("values/inflight", Duration::from_secs(10));
+
+    node.signal("TERM");
+    node.wait_for_log("shutting down", Duration::from_secs(10));
+    stream.write_all(b"world").unwrap();
+    let reply = read_response(stream);
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+
+    let status = node.wait_for_exit(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}");
+    assert!(TcpStream::connect(&addr).is_err(), "the listener is closed");
+}
