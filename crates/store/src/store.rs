@@ -251,12 +251,11 @@ impl Store {
         id: &NamespaceId,
     ) -> Result<Arc<Namespace>, StoreError> {
         let namespace = self.namespaces.get(id).map(|ns| Arc::clone(&ns));
-        match namespace {
-            Some(ns) if { ns.record.read().account == *account && !ns.record.read().deleted } => {
-                Ok(ns)
-            }
-            _ => Err(StoreError::NamespaceNotFound),
-        }
+        let visible = |ns: &Namespace| {
+            let record = ns.record.read();
+            record.account == *account && !record.deleted
+        };
+        namespace.filter(|ns| visible(ns)).ok_or(StoreError::NamespaceNotFound)
     }
 
     // ---- keys -------------------------------------------------------------------------------
