@@ -106,10 +106,7 @@ async fn start_baseline() -> Target {
 
 async fn start_edgekv() -> Target {
     let hlc = Arc::new(Hlc::new(Arc::new(SystemClock), Hlc::DEFAULT_MAX_DELTA));
-    let config = StoreConfig {
-        region: "bench".parse().expect("region"),
-        tombstone_grace: Duration::from_secs(60),
-    };
+    let config = StoreConfig::for_test("bench");
     let store = Arc::new(Store::new(config, hlc));
     let account = AccountId::parse("bench").expect("account");
     let ns = store.create_namespace(&account, "bench").expect("namespace").id;

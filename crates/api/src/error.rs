@@ -94,7 +94,10 @@ impl ApiError {
     /// Maps a store failure for the operation named `op` (used in the not-found message).
     pub fn from_store(op: &'static str, err: StoreError) -> Self {
         match err {
-            StoreError::NamespaceNotFound => ApiError::NamespaceNotFound(op),
+            // A namespace of another account is, for this account, a namespace that is not there.
+            StoreError::NamespaceNotFound | StoreError::AccountMismatch(_) => {
+                ApiError::NamespaceNotFound(op)
+            }
             StoreError::DuplicateTitle => ApiError::DuplicateTitle,
             StoreError::TooManyNamespaces => ApiError::TooManyNamespaces(err.to_string()),
         }

@@ -71,8 +71,11 @@ impl Reply {
 fn api() -> Api {
     let clock = ManualClock::new(NOW_SECS * 1000);
     let hlc = Arc::new(Hlc::new(Arc::new(clock.clone()), Hlc::DEFAULT_MAX_DELTA));
-    let config =
-        StoreConfig { region: "wnam".parse().unwrap(), tombstone_grace: Duration::from_secs(60) };
+    let config = StoreConfig {
+        region: "wnam".parse().unwrap(),
+        tombstone_grace: Duration::from_secs(60),
+        digest_horizon: Duration::from_secs(60),
+    };
     let store = Arc::new(Store::new(config, hlc));
     let state =
         Arc::new(AppState { store: Arc::clone(&store), auth: Auth::new([TOKEN.to_string()]) });

@@ -16,6 +16,7 @@
 //! whatever order updates arrive in.
 
 mod clock;
+pub mod digest;
 mod entry;
 mod key;
 pub mod limits;

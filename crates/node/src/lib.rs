@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use edgekv_api::{app, AppState, Auth};
-use edgekv_core::{Hlc, SystemClock};
+use edgekv_core::{Hlc, SystemClock, Timestamp};
 use edgekv_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -62,9 +62,14 @@ pub async fn start_region(
 ) -> anyhow::Result<RunningRegion> {
     let span = tracing::info_span!("region", region = %config.region);
     let hlc = Arc::new(Hlc::new(Arc::new(SystemClock), Hlc::DEFAULT_MAX_DELTA));
-    let store_config =
-        StoreConfig { region: config.region, tombstone_grace: config.tombstone_grace };
+    let store_config = StoreConfig {
+        region: config.region,
+        tombstone_grace: config.tombstone_grace,
+        digest_horizon: Duration::from_secs(60),
+    };
     let store = Arc::new(Store::new(store_config, hlc));
+    // With no peer, every write has reached every region the moment it is made.
+    store.raise_watermark(config.region, Timestamp(u64::MAX));
     let state = Arc::new(AppState {
         store: Arc::clone(&store),
         auth: Auth::new(config.api_tokens.iter().cloned()),
@@ -94,6 +99,9 @@ async fn purge_loop(store: Arc<Store>, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => loop {
+                // No peer to deliver to: the outbox has nothing to keep.
+                store.compact_outbox(Timestamp(u64::MAX));
+                store.mature();
                 let stats = store.purge(PURGE_BATCH);
                 if stats.expired + stats.collected > 0 {
                     tracing::debug!(expired = stats.expired, collected = stats.collected, "purged");

@@ -1,10 +1,10 @@
 //! EdgeKV's versioned store: accounts, namespaces and the keys inside them.
 //!
-//! Every mutation goes through one rule, [`edgekv_core::merge`]: a local write is stamped with a
-//! fresh version from the region's hybrid logical clock and then *applied* exactly as a write
-//! from another region will be, so the local and replicated paths cannot drift apart. Deletes
-//! leave tombstones; expired entries turn into tombstones when purged, so that neither lets an
-//! older value of the key come back.
+//! Every mutation goes through one rule, [`edgekv_core::merge`]'s: the greater version wins. A
+//! local write is stamped with a fresh version from the region's hybrid logical clock and then
+//! applied by the same step as a write from another region, so the local and replicated paths
+//! cannot drift apart. Deletes leave tombstones; expired entries turn into tombstones when
+//! purged, so that neither lets an older value of the key come back.
 //!
 //! # Layout
 //! Namespaces live in a [`dashmap::DashMap`] keyed by namespace id: lookups on the request path
@@ -16,12 +16,23 @@
 //! tool and cheaper than an async one.
 //!
 //! This is the in-memory backend; values live in memory and nothing survives a restart.
+//!
+//! # Replication state
+//! Besides the data, the store keeps what replication needs, updated in the same critical
+//! sections as the data so they cannot disagree: the outbox (this region's own writes, in
+//! timestamp order, until every peer has them), the anti-entropy digest (an XOR hash tree over
+//! every item older than the digest horizon), and per-origin watermarks that say which
+//! tombstones every region has, and so which can be forgotten.
 
+mod digest;
 mod expiry;
 mod namespace;
+mod replicated;
 mod store;
 
 pub use namespace::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord};
+pub use replicated::{ItemId, ReplicatedWrite};
 pub use store::{
-    KeyPage, ListedKey, PurgeStats, Store, StoreConfig, StoreError, WriteOp, WriteResult,
+    KeyPage, ListedKey, PurgeStats, Store, StoreConfig, StoreError, WriteListener, WriteOp,
+    WriteResult,
 };

@@ -26,6 +26,11 @@ impl AccountId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The smallest id in the derived order, for range scans.
+    pub(crate) fn min() -> Self {
+        AccountId(String::new())
+    }
 }
 
 impl fmt::Display for AccountId {
@@ -54,6 +59,11 @@ impl NamespaceId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The smallest id in the derived order, for range scans.
+    pub(crate) fn min() -> Self {
+        NamespaceId(String::new())
     }
 }
 

@@ -1,4 +1,10 @@
-//! The store itself: namespace catalog, LWW apply, ordered listing, purging.
+//! The store itself: namespace catalog, LWW apply, ordered listing, purging, and the state
+//! replication needs (outbox, digest, watermarks).
+//!
+//! # Locks
+//! Locks are taken in one order only: the catalog, then a namespace's keys (or record), then
+//! the outbox, the digest, the maturity queue, the purge queue. None is held across a call out
+//! of the store (the write listener runs with nothing locked).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -7,17 +13,24 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
+use edgekv_core::digest::LeafId;
 use edgekv_core::limits::MAX_NAMESPACES_PER_ACCOUNT;
-use edgekv_core::{Entry, Hlc, RegionId, Version};
+use edgekv_core::{Entry, Hlc, RegionId, Timestamp, Version};
 use parking_lot::{Mutex, RwLock};
 
+use crate::digest::{Digest, Maturing, MaturityQueue};
 use crate::expiry::{Due, PurgeKind, PurgeQueue};
-use crate::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord};
+use crate::replicated::{Outbox, Watermarks};
+use crate::{AccountId, ItemId, NamespaceId, NamespaceOrder, NamespaceRecord, ReplicatedWrite};
 
 /// How many keys a listing may step over (tombstones, expired entries) beyond the page it
 /// returns. Past this budget the page is cut short and the cursor resumes the walk, which bounds
 /// one request's work even in a namespace that is mostly tombstones.
 const LIST_SKIP_BUDGET: usize = 100_000;
+
+/// How long a tombstone whose delete has not yet reached every region waits before collection
+/// is tried again.
+const COLLECT_RETRY: Duration = Duration::from_secs(10);
 
 /// Settings of a [`Store`].
 #[derive(Clone, Debug)]
@@ -27,6 +40,20 @@ pub struct StoreConfig {
     /// How long a tombstone (from a delete or an expiry) is kept before it is forgotten. It must
     /// outlast the longest time a stale write can still arrive from another region.
     pub tombstone_grace: Duration,
+    /// How old a version must be before it enters the anti-entropy digest: the longest delay a
+    /// link may have, plus a margin. Younger versions are left to the outbox.
+    pub digest_horizon: Duration,
+}
+
+impl StoreConfig {
+    /// A configuration for tests: region `region`, a one-minute grace and horizon.
+    pub fn for_test(region: &str) -> Self {
+        StoreConfig {
+            region: region.parse().expect("a valid test region name"),
+            tombstone_grace: Duration::from_secs(60),
+            digest_horizon: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Why a store operation failed.
@@ -41,6 +68,9 @@ pub enum StoreError {
     /// The account is at its namespace limit.
     #[error("an account may have at most {MAX_NAMESPACES_PER_ACCOUNT} namespaces")]
     TooManyNamespaces,
+    /// A replicated write names a namespace that belongs to another account here.
+    #[error("namespace {0} belongs to another account")]
+    AccountMismatch(NamespaceId),
 }
 
 /// One write of a batch: a put when `value` is `Some`, a delete when it is `None`.
@@ -99,9 +129,34 @@ struct Namespace {
     keys: RwLock<BTreeMap<String, Entry>>,
 }
 
-/// The in-memory, versioned store of one region. Shared as `Arc<Store>`; every method is
-/// synchronous and short.
-#[derive(Debug)]
+impl Namespace {
+    fn new(record: NamespaceRecord) -> Self {
+        Namespace { record: RwLock::new(record), keys: RwLock::new(BTreeMap::new()) }
+    }
+}
+
+/// Whether a record is a placeholder: a namespace whose keys arrived from another region before
+/// its create did. It holds those keys, invisibly, until the real record arrives.
+fn is_placeholder(record: &NamespaceRecord) -> bool {
+    record.version.ts == Timestamp(0)
+}
+
+/// Whether clients see a namespace: created, not deleted.
+fn is_live(record: &NamespaceRecord) -> bool {
+    !record.deleted && !is_placeholder(record)
+}
+
+/// Whether a namespace takes key writes: live, or a placeholder waiting for its record. Key
+/// writes to a deleted namespace are dropped, because the delete removed all its keys.
+fn takes_keys(record: &NamespaceRecord) -> bool {
+    !record.deleted || is_placeholder(record)
+}
+
+/// Called after every local write with nothing locked, to wake the replication senders.
+pub type WriteListener = Arc<dyn Fn() + Send + Sync>;
+
+/// The versioned store of one region. Shared as `Arc<Store>`; every method is synchronous and
+/// short.
 pub struct Store {
     config: StoreConfig,
     hlc: Arc<Hlc>,
@@ -110,6 +165,30 @@ pub struct Store {
     /// title-uniqueness check. They are rare; key operations never take this lock.
     catalog: Mutex<()>,
     purge_queue: Mutex<PurgeQueue>,
+    /// This region's own writes until every peer has them. Locked while a local write takes its
+    /// timestamp and appends, so the log fills in timestamp order: a reader that has seen
+    /// timestamp `t` never later finds a smaller one appear.
+    outbox: Mutex<Outbox>,
+    watermarks: RwLock<Watermarks>,
+    digest: Mutex<Digest>,
+    maturing: Mutex<MaturityQueue>,
+    listener: RwLock<Option<WriteListener>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("config", &self.config)
+            .field("namespaces", &self.namespaces.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Side effects of applying writes, carried out once the namespace lock is released.
+#[derive(Default)]
+struct Effects {
+    purges: Vec<Due>,
+    maturing: Vec<Maturing>,
 }
 
 impl Store {
@@ -121,6 +200,11 @@ impl Store {
             namespaces: DashMap::new(),
             catalog: Mutex::new(()),
             purge_queue: Mutex::new(PurgeQueue::default()),
+            outbox: Mutex::new(Outbox::default()),
+            watermarks: RwLock::new(Watermarks::default()),
+            digest: Mutex::new(Digest::default()),
+            maturing: Mutex::new(MaturityQueue::default()),
+            listener: RwLock::new(None),
         }
     }
 
@@ -134,12 +218,48 @@ impl Store {
         &self.hlc
     }
 
+    /// How old a version must be to enter the digest (and to be sent by anti-entropy).
+    pub fn digest_horizon(&self) -> Duration {
+        self.config.digest_horizon
+    }
+
+    /// Registers the function called after each local write (replacing any earlier one).
+    pub fn on_write(&self, listener: WriteListener) {
+        *self.listener.write() = Some(listener);
+    }
+
+    fn notify(&self) {
+        let listener = self.listener.read().clone();
+        if let Some(listener) = listener {
+            listener();
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         self.hlc.physical_now_ms()
     }
 
-    fn next_version(&self) -> Version {
-        Version::new(self.hlc.now(), self.config.region)
+    /// Takes a fresh version and appends the write it stamps to the outbox, atomically.
+    fn stamp_and_log(&self, make: impl FnOnce(Version) -> ReplicatedWrite) -> ReplicatedWrite {
+        let mut outbox = self.outbox.lock();
+        let write = make(Version::new(self.hlc.now(), self.config.region));
+        outbox.append(write.clone());
+        write
+    }
+
+    fn finish(&self, effects: Effects) {
+        if !effects.purges.is_empty() {
+            let mut queue = self.purge_queue.lock();
+            for due in effects.purges {
+                queue.push(due);
+            }
+        }
+        if !effects.maturing.is_empty() {
+            let mut queue = self.maturing.lock();
+            for item in effects.maturing {
+                queue.push(item);
+            }
+        }
     }
 
     // ---- namespaces -------------------------------------------------------------------------
@@ -158,16 +278,22 @@ impl Store {
         if live.iter().any(|r| r.title == title) {
             return Err(StoreError::DuplicateTitle);
         }
-        let record = NamespaceRecord {
-            account: account.clone(),
-            id: NamespaceId::random(),
-            title: title.to_owned(),
-            deleted: false,
-            version: self.next_version(),
-        };
-        let namespace =
-            Namespace { record: RwLock::new(record.clone()), keys: RwLock::new(BTreeMap::new()) };
-        self.namespaces.insert(record.id.clone(), Arc::new(namespace));
+        let id = NamespaceId::random();
+        let write = self.stamp_and_log(|version| {
+            ReplicatedWrite::Namespace(NamespaceRecord {
+                account: account.clone(),
+                id: id.clone(),
+                title: title.to_owned(),
+                deleted: false,
+                version,
+            })
+        });
+        let ReplicatedWrite::Namespace(record) = write else { unreachable!("built above") };
+        let mut effects = Effects::default();
+        self.namespaces.insert(id, Arc::new(Namespace::new(record.clone())));
+        self.track_record(&record, &mut effects);
+        self.finish(effects);
+        self.notify();
         Ok(record)
     }
 
@@ -192,10 +318,24 @@ impl Store {
         if self.live_records(account).iter().any(|r| r.title == title && r.id != *id) {
             return Err(StoreError::DuplicateTitle);
         }
-        let mut record = namespace.record.write();
-        record.title = title.to_owned();
-        record.version = self.next_version();
-        Ok(record.clone())
+        let mut effects = Effects::default();
+        let record = {
+            let mut record = namespace.record.write();
+            let write = self.stamp_and_log(|version| {
+                ReplicatedWrite::Namespace(NamespaceRecord {
+                    title: title.to_owned(),
+                    version,
+                    ..record.clone()
+                })
+            });
+            let ReplicatedWrite::Namespace(new) = write else { unreachable!("built above") };
+            *record = new.clone();
+            self.track_record(&new, &mut effects);
+            new
+        };
+        self.finish(effects);
+        self.notify();
+        Ok(record)
     }
 
     /// Deletes a namespace and all of its keys. The record stays behind as a tombstone.
@@ -206,15 +346,41 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _catalog = self.catalog.lock();
         let namespace = self.namespace(account, id)?;
+        let mut effects = Effects::default();
         {
             let mut record = namespace.record.write();
-            record.deleted = true;
-            record.version = self.next_version();
+            let write = self.stamp_and_log(|version| {
+                ReplicatedWrite::Namespace(NamespaceRecord {
+                    deleted: true,
+                    version,
+                    ..record.clone()
+                })
+            });
+            let ReplicatedWrite::Namespace(new) = write else { unreachable!("built above") };
+            *record = new.clone();
+            self.track_record(&new, &mut effects);
         }
-        // Dropping the map outside the record lock: freeing many values can take a while.
-        let keys = std::mem::take(&mut *namespace.keys.write());
-        drop(keys);
+        self.drop_keys(&namespace);
+        self.finish(effects);
+        self.notify();
         Ok(())
+    }
+
+    /// Forgets every key of a deleted namespace, and takes them out of the digest.
+    fn drop_keys(&self, namespace: &Namespace) {
+        let (account, id) = {
+            let record = namespace.record.read();
+            (record.account.clone(), record.id.clone())
+        };
+        let keys = std::mem::take(&mut *namespace.keys.write());
+        let mut digest = self.digest.lock();
+        for key in keys.into_keys() {
+            digest.remove(&ItemId {
+                account: account.clone(),
+                namespace: id.clone(),
+                key: Some(key),
+            });
+        }
     }
 
     /// The live namespaces of `account`, sorted.
@@ -241,7 +407,7 @@ impl Store {
         self.namespaces
             .iter()
             .map(|ns| ns.record.read().clone())
-            .filter(|r| !r.deleted && r.account == *account)
+            .filter(|r| is_live(r) && r.account == *account)
             .collect()
     }
 
@@ -253,7 +419,7 @@ impl Store {
         let namespace = self.namespaces.get(id).map(|ns| Arc::clone(&ns));
         let visible = |ns: &Namespace| {
             let record = ns.record.read();
-            record.account == *account && !record.deleted
+            record.account == *account && is_live(&record)
         };
         namespace.filter(|ns| visible(ns)).ok_or(StoreError::NamespaceNotFound)
     }
@@ -287,8 +453,8 @@ impl Store {
         Ok(keys.iter().map(|k| map.get(k).filter(|e| e.is_live(now)).cloned()).collect())
     }
 
-    /// Applies local writes in order, each stamped with a fresh version. The batch is applied
-    /// under one lock, so a reader sees all of it or none of it.
+    /// Applies local writes in order, each stamped with a fresh version and logged for the
+    /// peers. The batch is applied under one lock, so a reader sees all of it or none of it.
     pub fn write(
         &self,
         account: &AccountId,
@@ -297,60 +463,158 @@ impl Store {
     ) -> Result<Vec<WriteResult>, StoreError> {
         let ns = self.namespace(account, namespace)?;
         let mut results = Vec::with_capacity(ops.len());
-        let mut dues = Vec::new();
+        let mut effects = Effects::default();
         {
             let mut keys = ns.keys.write();
             for op in ops {
-                let version = self.next_version();
-                let entry = Entry {
-                    value: op.value,
-                    metadata: op.metadata,
-                    expiration: op.expiration,
-                    version,
+                let write = self.stamp_and_log(|version| ReplicatedWrite::Key {
+                    account: account.clone(),
+                    namespace: namespace.clone(),
+                    key: op.key,
+                    entry: Entry {
+                        value: op.value,
+                        metadata: op.metadata,
+                        expiration: op.expiration,
+                        version,
+                    },
+                });
+                let ReplicatedWrite::Key { key, entry, .. } = write else {
+                    unreachable!("built above")
                 };
-                self.apply_locked(&mut keys, namespace, op.key, entry, &mut dues);
-                results.push(WriteResult { version });
+                results.push(WriteResult { version: entry.version });
+                let item = ItemId {
+                    account: account.clone(),
+                    namespace: namespace.clone(),
+                    key: Some(key),
+                };
+                self.apply_key_locked(&mut keys, item, entry, &mut effects);
             }
         }
-        self.schedule(dues);
+        self.finish(effects);
+        self.notify();
         Ok(results)
     }
 
-    /// Applies a write that already has a version (one from another region) by LWW. Returns
-    /// whether it changed the stored state: an older or duplicate write changes nothing.
-    pub fn apply(
-        &self,
-        account: &AccountId,
-        namespace: &NamespaceId,
-        key: String,
-        entry: Entry,
-    ) -> Result<bool, StoreError> {
-        let ns = self.namespace(account, namespace)?;
-        let mut dues = Vec::new();
-        let applied = self.apply_locked(&mut ns.keys.write(), namespace, key, entry, &mut dues);
-        self.schedule(dues);
-        Ok(applied)
+    /// Applies a write from another region by LWW. Returns whether it changed the stored state:
+    /// an older or duplicate write changes nothing, so replays and reordering are harmless.
+    pub fn apply_replicated(&self, write: ReplicatedWrite) -> Result<bool, StoreError> {
+        match write {
+            ReplicatedWrite::Key { account, namespace, key, entry } => {
+                let ns = self.namespace_for_replica(&account, &namespace)?;
+                let mut effects = Effects::default();
+                let applied = {
+                    let mut keys = ns.keys.write();
+                    // Checked under the keys lock: a concurrent delete empties the map under it.
+                    if !takes_keys(&ns.record.read()) {
+                        return Ok(false);
+                    }
+                    let item = ItemId { account, namespace, key: Some(key) };
+                    self.apply_key_locked(&mut keys, item, entry, &mut effects)
+                };
+                self.finish(effects);
+                Ok(applied)
+            }
+            ReplicatedWrite::Namespace(record) => self.apply_namespace_record(record),
+        }
     }
 
-    /// The LWW step shared by local and remote writes: store `entry` if its version is greater
-    /// than the stored one, and queue its purge if it will need one.
-    fn apply_locked(
+    /// The namespace a replicated key write goes to, creating a placeholder when the key has
+    /// outrun its namespace's create.
+    fn namespace_for_replica(
+        &self,
+        account: &AccountId,
+        id: &NamespaceId,
+    ) -> Result<Arc<Namespace>, StoreError> {
+        let ns = self
+            .namespaces
+            .entry(id.clone())
+            .or_insert_with(|| {
+                Arc::new(Namespace::new(NamespaceRecord {
+                    account: account.clone(),
+                    id: id.clone(),
+                    title: String::new(),
+                    deleted: false,
+                    version: Version::new(Timestamp(0), self.config.region),
+                }))
+            })
+            .clone();
+        if ns.record.read().account != *account {
+            return Err(StoreError::AccountMismatch(id.clone()));
+        }
+        Ok(ns)
+    }
+
+    fn apply_namespace_record(&self, record: NamespaceRecord) -> Result<bool, StoreError> {
+        let _catalog = self.catalog.lock();
+        let ns = self.namespace_for_replica(&record.account, &record.id)?;
+        let mut effects = Effects::default();
+        let deleted = {
+            let mut current = ns.record.write();
+            if current.version >= record.version {
+                return Ok(false);
+            }
+            *current = record.clone();
+            self.track_record(&record, &mut effects);
+            record.deleted
+        };
+        if deleted {
+            self.drop_keys(&ns);
+        }
+        self.finish(effects);
+        Ok(true)
+    }
+
+    /// The LWW step shared by local and remote key writes: store `entry` if its version is
+    /// greater than the stored one, keep the digest in step, and queue its purge and maturing.
+    fn apply_key_locked(
         &self,
         keys: &mut BTreeMap<String, Entry>,
-        namespace: &NamespaceId,
-        key: String,
+        item: ItemId,
         entry: Entry,
-        dues: &mut Vec<Due>,
+        effects: &mut Effects,
     ) -> bool {
+        let key = item.key.clone().unwrap_or_default();
         if keys.get(&key).is_some_and(|current| current.version >= entry.version) {
             return false;
         }
-        dues.extend(self.purge_for(namespace, &key, &entry));
+        effects.purges.extend(self.purge_for(&item, &entry));
+        self.track_version(&item, entry.version, entry.is_tombstone(), effects);
         keys.insert(key, entry);
         true
     }
 
-    fn purge_for(&self, namespace: &NamespaceId, key: &str, entry: &Entry) -> Option<Due> {
+    /// Moves the digest to a new version of `item`: the old version leaves at once; the new one
+    /// enters now if it is already old enough, else when it matures. Tombstones never enter.
+    fn track_version(
+        &self,
+        item: &ItemId,
+        version: Version,
+        tombstone: bool,
+        effects: &mut Effects,
+    ) {
+        let mature_at_ms =
+            version.ts.physical_ms().saturating_add(self.config.digest_horizon.as_millis() as u64);
+        let mut digest = self.digest.lock();
+        digest.remove(item);
+        if tombstone {
+            return;
+        }
+        if mature_at_ms <= digest.matured_through_ms {
+            digest.insert(item.clone(), version);
+        } else {
+            effects.maturing.push(Maturing { mature_at_ms, item: item.clone(), version });
+        }
+    }
+
+    fn track_record(&self, record: &NamespaceRecord, effects: &mut Effects) {
+        let item =
+            ItemId { account: record.account.clone(), namespace: record.id.clone(), key: None };
+        // Deleted records stay in the digest: they are how a namespace delete reaches a region
+        // that missed it.
+        self.track_version(&item, record.version, false, effects);
+    }
+
+    fn purge_for(&self, item: &ItemId, entry: &Entry) -> Option<Due> {
         let grace_ms = self.config.tombstone_grace.as_millis() as u64;
         let (at_ms, kind) = match (entry.is_tombstone(), entry.expiration) {
             (true, _) => {
@@ -362,20 +626,10 @@ impl Store {
         Some(Due {
             at_ms,
             kind,
-            namespace: namespace.clone(),
-            key: key.to_owned(),
+            namespace: item.namespace.clone(),
+            key: item.key.clone().unwrap_or_default(),
             version: entry.version,
         })
-    }
-
-    fn schedule(&self, dues: Vec<Due>) {
-        if dues.is_empty() {
-            return;
-        }
-        let mut queue = self.purge_queue.lock();
-        for due in dues {
-            queue.push(due);
-        }
     }
 
     /// A page of live keys with `prefix`, in UTF-8 byte order, starting after `resume_after`.
@@ -423,8 +677,9 @@ impl Store {
 
     // ---- purging ----------------------------------------------------------------------------
 
-    /// Turns expired entries into tombstones and forgets tombstones past their grace period.
-    /// Does at most `max` items per call so that a caller can yield between batches.
+    /// Turns expired entries into tombstones and forgets tombstones past their grace period
+    /// whose delete has reached every region. Does at most `max` items per call so that a
+    /// caller can yield between batches.
     pub fn purge(&self, max: usize) -> PurgeStats {
         let now = self.now_ms();
         let due = self.purge_queue.lock().pop_due(now, max);
@@ -434,16 +689,20 @@ impl Store {
             let Some(ns) = self.namespaces.get(&item.namespace).map(|ns| Arc::clone(&ns)) else {
                 continue;
             };
+            let account = ns.record.read().account.clone();
             let mut keys = ns.keys.write();
             let Some(entry) = keys.get_mut(&item.key) else { continue };
             if entry.version != item.version {
                 continue; // Rewritten since it was queued; the newer write has its own item.
             }
+            let id =
+                ItemId { account, namespace: item.namespace.clone(), key: Some(item.key.clone()) };
             match item.kind {
                 PurgeKind::Expire => {
                     // Keep the version: an older write of this key arriving later must still
                     // lose to it.
                     *entry = Entry::tombstone(item.version);
+                    self.digest.lock().remove(&id);
                     let grace_ms = self.config.tombstone_grace.as_millis() as u64;
                     follow_ups.push(Due {
                         at_ms: item.at_ms.saturating_add(grace_ms),
@@ -452,13 +711,19 @@ impl Store {
                     });
                     stats.expired += 1;
                 }
-                PurgeKind::Collect => {
+                PurgeKind::Collect if self.watermarks.read().covers(item.version) => {
                     keys.remove(&item.key);
                     stats.collected += 1;
                 }
+                PurgeKind::Collect => {
+                    // Some region may not have the delete yet: forgetting it now could let an
+                    // older value come back from there. Try again later.
+                    let retry = now.saturating_add(COLLECT_RETRY.as_millis() as u64);
+                    follow_ups.push(Due { at_ms: retry, ..item });
+                }
             }
         }
-        self.schedule(follow_ups);
+        self.finish(Effects { purges: follow_ups, maturing: Vec::new() });
         stats
     }
 
@@ -470,6 +735,109 @@ impl Store {
     /// Whether `key` has any state at all, live or tombstone (for tests of purging).
     pub fn has_state(&self, namespace: &NamespaceId, key: &str) -> bool {
         self.namespaces.get(namespace).is_some_and(|ns| ns.keys.read().contains_key(key))
+    }
+
+    // ---- replication ------------------------------------------------------------------------
+
+    /// Up to `max` of this region's writes with timestamps after `after`, in timestamp order.
+    pub fn outbox_after(&self, after: Timestamp, max: usize) -> Vec<ReplicatedWrite> {
+        self.outbox.lock().after(after, max)
+    }
+
+    /// Drops outbox entries at or below `through`: every peer has them.
+    pub fn compact_outbox(&self, through: Timestamp) {
+        self.outbox.lock().compact_through(through);
+    }
+
+    /// How many writes the outbox holds.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.lock().len()
+    }
+
+    /// Records that every write of `origin` at or below `through` has reached every region,
+    /// which lets tombstones from `origin` up to there be collected after their grace period.
+    pub fn raise_watermark(&self, origin: RegionId, through: Timestamp) {
+        self.watermarks.write().raise(origin, through);
+    }
+
+    /// Moves every version that has become older than the digest horizon into the digest.
+    pub fn mature(&self) {
+        let now = self.now_ms();
+        let due = self.maturing.lock().pop_due(now);
+        for item in due {
+            let Some(current) = self.current_version(&item.item) else { continue };
+            if current == (item.version, false) {
+                let mut digest = self.digest.lock();
+                if digest.member(&item.item) != Some(item.version) {
+                    digest.insert(item.item, item.version);
+                }
+            }
+        }
+        let mut digest = self.digest.lock();
+        digest.matured_through_ms = digest.matured_through_ms.max(now);
+    }
+
+    /// The version of an item and whether it is a tombstone (a deleted namespace record counts
+    /// as present), or `None` when the store has nothing for it.
+    fn current_version(&self, item: &ItemId) -> Option<(Version, bool)> {
+        let ns = self.namespaces.get(&item.namespace).map(|ns| Arc::clone(&ns))?;
+        match &item.key {
+            None => {
+                let record = ns.record.read();
+                (!is_placeholder(&record)).then_some((record.version, false))
+            }
+            Some(key) => ns.keys.read().get(key).map(|e| (e.version, e.is_tombstone())),
+        }
+    }
+
+    /// The current state of an item as a replicated write, tombstones included, or `None`.
+    pub fn current(&self, item: &ItemId) -> Option<ReplicatedWrite> {
+        let ns = self.namespaces.get(&item.namespace).map(|ns| Arc::clone(&ns))?;
+        let record = ns.record.read().clone();
+        if record.account != item.account {
+            return None;
+        }
+        match &item.key {
+            None => (!is_placeholder(&record)).then_some(ReplicatedWrite::Namespace(record)),
+            Some(key) => ns.keys.read().get(key).map(|entry| ReplicatedWrite::Key {
+                account: record.account.clone(),
+                namespace: record.id.clone(),
+                key: key.clone(),
+                entry: entry.clone(),
+            }),
+        }
+    }
+
+    /// The digest's root hash.
+    pub fn digest_root(&self) -> u64 {
+        self.digest.lock().tree.root()
+    }
+
+    /// The digest's 256 branch hashes.
+    pub fn digest_branches(&self) -> Vec<u64> {
+        self.digest.lock().tree.branches().to_vec()
+    }
+
+    /// The 256 leaf hashes under each of `branches`.
+    pub fn digest_leaves(&self, branches: &[usize]) -> Vec<Vec<u64>> {
+        let digest = self.digest.lock();
+        branches.iter().map(|b| digest.tree.leaves_of(*b).to_vec()).collect()
+    }
+
+    /// The items in the digest under `leaves`, with their versions.
+    pub fn digest_members(&self, leaves: &[LeafId]) -> Vec<(ItemId, Version)> {
+        let digest = self.digest.lock();
+        leaves
+            .iter()
+            .flat_map(|leaf| {
+                digest.members_of(*leaf).map(|(i, v)| (i.clone(), v)).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// How many items the digest holds.
+    pub fn digest_len(&self) -> u64 {
+        self.digest.lock().tree.len()
     }
 }
 

@@ -16,8 +16,11 @@ struct Fixture {
 fn fixture() -> Fixture {
     let clock = ManualClock::new(T0_MS);
     let hlc = Arc::new(Hlc::new(Arc::new(clock.clone()), Hlc::DEFAULT_MAX_DELTA));
-    let config =
-        StoreConfig { region: "wnam".parse().unwrap(), tombstone_grace: Duration::from_secs(3600) };
+    let config = StoreConfig {
+        tombstone_grace: Duration::from_secs(3600),
+        digest_horizon: Duration::from_secs(10),
+        ..StoreConfig::for_test("wnam")
+    };
     let store = Store::new(config, hlc);
     let account = AccountId::parse("acct").unwrap();
     let ns = store.create_namespace(&account, "ns").unwrap().id;
@@ -64,7 +67,13 @@ impl Fixture {
             expiration: None,
             version,
         };
-        self.store.apply(&self.account, &self.ns, key.into(), entry).unwrap()
+        let write = ReplicatedWrite::Key {
+            account: self.account.clone(),
+            namespace: self.ns.clone(),
+            key: key.into(),
+            entry,
+        };
+        self.store.apply_replicated(write).unwrap()
     }
 }
 
@@ -168,6 +177,7 @@ fn expiry_leaves_a_tombstone_that_is_collected_after_the_grace_period() {
     assert_eq!(f.value("k"), None);
 
     f.clock.advance(Duration::from_secs(3600));
+    f.store.raise_watermark(v.origin, v.ts);
     assert_eq!(f.store.purge(100), PurgeStats { expired: 0, collected: 1 });
     assert!(!f.store.has_state(&f.ns, "k"));
     assert_eq!(f.store.pending_purges(), 0);
@@ -233,4 +243,158 @@ fn an_account_holds_at_most_1000_namespaces() {
         f.store.create_namespace(&f.account, "one more"),
         Err(StoreError::TooManyNamespaces)
     );
+}
+
+// ---- replication state ------------------------------------------------------------------------
+
+fn store_at(region: &str, clock: &ManualClock) -> Store {
+    let hlc = Arc::new(Hlc::new(Arc::new(clock.clone()), Hlc::DEFAULT_MAX_DELTA));
+    let config = StoreConfig {
+        tombstone_grace: Duration::from_secs(3600),
+        digest_horizon: Duration::from_secs(10),
+        ..StoreConfig::for_test(region)
+    };
+    Store::new(config, hlc)
+}
+
+#[test]
+fn local_writes_enter_the_outbox_in_timestamp_order_until_compacted() {
+    let f = fixture();
+    f.write(vec![put("a", "1"), del("b")]);
+    f.store.rename_namespace(&f.account, &f.ns, "renamed").unwrap();
+    let log = f.store.outbox_after(Timestamp(0), 100);
+    assert_eq!(log.len(), 4, "create, put, delete, rename");
+    assert!(log.windows(2).all(|w| w[0].version() < w[1].version()));
+    assert!(
+        matches!(&log[1], ReplicatedWrite::Key { key, entry, .. } if key == "a" && entry.value.is_some())
+    );
+    assert!(
+        matches!(&log[2], ReplicatedWrite::Key { key, entry, .. } if key == "b" && entry.is_tombstone())
+    );
+    assert!(matches!(&log[3], ReplicatedWrite::Namespace(r) if r.title == "renamed"));
+    // Reading after a position only returns what follows it.
+    assert_eq!(f.store.outbox_after(log[1].version().ts, 100), log[2..].to_vec());
+    f.store.compact_outbox(log[2].version().ts);
+    assert_eq!(f.store.outbox_len(), 1);
+    // Replicated writes from elsewhere are not ours to send on.
+    f.remote("z", Some("theirs"), T0_MS + 1_000, "enam");
+    assert_eq!(f.store.outbox_len(), 1);
+}
+
+/// Writes replayed into another region in any order, duplicated, produce the same state.
+#[test]
+fn a_region_replaying_anothers_outbox_in_any_order_converges_to_it() {
+    let clock = ManualClock::new(T0_MS);
+    let origin = store_at("wnam", &clock);
+    let account = AccountId::parse("acct").unwrap();
+    let ns = origin.create_namespace(&account, "ns").unwrap();
+    origin
+        .write(&account, &ns.id, vec![put("a", "1"), put("b", "2"), put("a", "3"), del("b")])
+        .unwrap();
+    origin.write(&account, &ns.id, vec![put("c", "4")]).unwrap();
+    let mut log = origin.outbox_after(Timestamp(0), 100);
+
+    let replica = store_at("enam", &clock);
+    log.reverse(); // The namespace create arrives last: its keys wait in a placeholder.
+    log.push(log[0].clone());
+    for (i, write) in log.iter().enumerate() {
+        replica.apply_replicated(write.clone()).unwrap();
+        if i == 0 {
+            assert_eq!(replica.get_namespace(&account, &ns.id), Err(StoreError::NamespaceNotFound));
+        }
+    }
+    assert_eq!(replica.get_namespace(&account, &ns.id).unwrap(), ns);
+    for key in ["a", "b", "c"] {
+        let mine = origin.get(&account, &ns.id, key).unwrap();
+        assert_eq!(replica.get(&account, &ns.id, key).unwrap(), mine, "{key}");
+    }
+    assert!(!replica.apply_replicated(log[1].clone()).unwrap(), "a replay changes nothing");
+
+    clock.advance(Duration::from_secs(10));
+    origin.mature();
+    replica.mature();
+    assert_eq!(origin.digest_len(), 3, "the namespace record and the live keys a and c");
+    assert_eq!(replica.digest_root(), origin.digest_root());
+}
+
+#[test]
+fn a_replicated_namespace_delete_removes_its_keys_and_refuses_late_ones() {
+    let clock = ManualClock::new(T0_MS);
+    let origin = store_at("wnam", &clock);
+    let replica = store_at("enam", &clock);
+    let account = AccountId::parse("acct").unwrap();
+    let ns = origin.create_namespace(&account, "ns").unwrap();
+    origin.write(&account, &ns.id, vec![put("a", "1")]).unwrap();
+    let early = origin.outbox_after(Timestamp(0), 100);
+    origin.delete_namespace(&account, &ns.id).unwrap();
+    let delete = origin.outbox_after(early[1].version().ts, 100);
+
+    replica.apply_replicated(early[0].clone()).unwrap();
+    replica.apply_replicated(delete[0].clone()).unwrap();
+    assert_eq!(replica.get_namespace(&account, &ns.id), Err(StoreError::NamespaceNotFound));
+    assert!(!replica.apply_replicated(early[1].clone()).unwrap(), "the put predates the delete");
+    assert!(!replica.has_state(&ns.id, "a"));
+    // A replicated write may not move a namespace into another account.
+    let ReplicatedWrite::Key { namespace, key, entry, .. } = early[1].clone() else { panic!() };
+    let hijack =
+        ReplicatedWrite::Key { account: AccountId::parse("other").unwrap(), namespace, key, entry };
+    assert!(matches!(replica.apply_replicated(hijack), Err(StoreError::AccountMismatch(_))));
+}
+
+#[test]
+fn versions_enter_the_digest_only_after_the_horizon_and_tombstones_never() {
+    let f = fixture();
+    f.write(vec![put("a", "1"), put("b", "2")]);
+    f.store.mature();
+    assert_eq!(f.store.digest_len(), 0, "younger than the horizon");
+    f.clock.advance(Duration::from_secs(10));
+    f.store.mature();
+    assert_eq!(f.store.digest_len(), 3, "namespace record, a, b");
+    let root = f.store.digest_root();
+    f.write(vec![del("a")]);
+    assert_eq!(f.store.digest_len(), 2, "a delete takes the key out at once");
+    assert_ne!(f.store.digest_root(), root);
+    // A write that arrives already older than the horizon enters at once.
+    f.remote("late", Some("v"), T0_MS - 1_000, "enam");
+    assert_eq!(f.store.digest_len(), 3);
+    let members = f.store.digest_members(&[edgekv_core::digest::leaf_of(
+        "acct",
+        f.ns.as_str(),
+        Some("late"),
+    )]);
+    assert!(members.iter().any(|(item, _)| item.key.as_deref() == Some("late")));
+}
+
+#[test]
+fn a_tombstone_is_collected_only_once_every_region_has_its_delete() {
+    let f = fixture();
+    let v = f.write(vec![del("k")])[0].version;
+    f.clock.advance(Duration::from_secs(3600));
+    assert_eq!(f.store.purge(100).collected, 0, "no watermark yet");
+    assert!(f.store.has_state(&f.ns, "k"));
+    f.store.raise_watermark(v.origin, Timestamp(v.ts.0 - 1));
+    f.clock.advance(Duration::from_secs(10));
+    assert_eq!(f.store.purge(100).collected, 0, "the watermark is below the delete");
+    f.store.raise_watermark(v.origin, v.ts);
+    f.clock.advance(Duration::from_secs(10));
+    assert_eq!(f.store.purge(100).collected, 1);
+    assert!(!f.store.has_state(&f.ns, "k"));
+}
+
+#[test]
+fn current_returns_tombstones_and_records() {
+    let f = fixture();
+    f.write(vec![put("a", "1"), del("b")]);
+    let item = |key: Option<&str>| ItemId {
+        account: f.account.clone(),
+        namespace: f.ns.clone(),
+        key: key.map(String::from),
+    };
+    assert!(
+        matches!(f.store.current(&item(Some("b"))), Some(ReplicatedWrite::Key { entry, .. }) if entry.is_tombstone())
+    );
+    assert!(
+        matches!(f.store.current(&item(None)), Some(ReplicatedWrite::Namespace(r)) if r.title == "ns")
+    );
+    assert_eq!(f.store.current(&item(Some("missing"))), None);
 }

@@ -1,0 +1,125 @@
+//! What crosses between regions: replicated writes, this region's outbox of its own writes, and
+//! the per-origin watermarks that make tombstone collection safe.
+
+use std::collections::BTreeMap;
+
+use edgekv_core::{Entry, Timestamp, Version};
+
+use crate::{AccountId, NamespaceId, NamespaceRecord};
+
+/// One write as it travels between regions: a key's new state, or a namespace's new record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicatedWrite {
+    /// A key's new entry (a value or a tombstone).
+    Key {
+        /// Owning account.
+        account: AccountId,
+        /// Namespace id.
+        namespace: NamespaceId,
+        /// Key name.
+        key: String,
+        /// The entry, with its version.
+        entry: Entry,
+    },
+    /// A namespace's new record (created, renamed or deleted).
+    Namespace(NamespaceRecord),
+}
+
+impl ReplicatedWrite {
+    /// The version of the write.
+    pub fn version(&self) -> Version {
+        match self {
+            ReplicatedWrite::Key { entry, .. } => entry.version,
+            ReplicatedWrite::Namespace(record) => record.version,
+        }
+    }
+
+    /// Its identity: which item it writes.
+    pub fn item(&self) -> ItemId {
+        match self {
+            ReplicatedWrite::Key { account, namespace, key, .. } => ItemId {
+                account: account.clone(),
+                namespace: namespace.clone(),
+                key: Some(key.clone()),
+            },
+            ReplicatedWrite::Namespace(r) => {
+                ItemId { account: r.account.clone(), namespace: r.id.clone(), key: None }
+            }
+        }
+    }
+
+    /// Approximate bytes on the wire, for batching.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            ReplicatedWrite::Key { key, entry, .. } => {
+                128 + key.len()
+                    + entry.value.as_ref().map_or(0, |v| v.len())
+                    + entry.metadata.as_ref().map_or(0, |m| m.len())
+            }
+            ReplicatedWrite::Namespace(r) => 128 + r.title.len(),
+        }
+    }
+}
+
+/// The identity of a replicated item: a key of a namespace, or (with `key: None`) the namespace
+/// record itself.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ItemId {
+    /// Owning account.
+    pub account: AccountId,
+    /// Namespace id.
+    pub namespace: NamespaceId,
+    /// The key, or `None` for the namespace record.
+    pub key: Option<String>,
+}
+
+/// This region's own writes in HLC order, kept until every peer has them.
+///
+/// The HLC timestamp is the outbox sequence number: a region's timestamps are unique and
+/// strictly increasing, so they order the log and name each entry without a second counter.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    entries: BTreeMap<Timestamp, ReplicatedWrite>,
+}
+
+impl Outbox {
+    pub(crate) fn append(&mut self, write: ReplicatedWrite) {
+        self.entries.insert(write.version().ts, write);
+    }
+
+    pub(crate) fn after(&self, after: Timestamp, max: usize) -> Vec<ReplicatedWrite> {
+        use std::ops::Bound;
+        self.entries
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .take(max)
+            .map(|(_, w)| w.clone())
+            .collect()
+    }
+
+    pub(crate) fn compact_through(&mut self, through: Timestamp) {
+        // `split_off` keeps everything above `through` and drops the rest in one step.
+        let keep = self.entries.split_off(&Timestamp(through.0.saturating_add(1)));
+        self.entries = keep;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// Per origin region, the timestamp through which all of its writes have reached every
+/// configured region. A tombstone from that origin at or below it can be forgotten after its
+/// grace period without any region ever missing the delete.
+#[derive(Debug, Default)]
+pub(crate) struct Watermarks(BTreeMap<edgekv_core::RegionId, Timestamp>);
+
+impl Watermarks {
+    pub(crate) fn raise(&mut self, origin: edgekv_core::RegionId, through: Timestamp) {
+        let mark = self.0.entry(origin).or_default();
+        *mark = (*mark).max(through);
+    }
+
+    pub(crate) fn covers(&self, version: Version) -> bool {
+        self.0.get(&version.origin).is_some_and(|through| version.ts <= *through)
+    }
+}
