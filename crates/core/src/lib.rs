@@ -16,6 +16,7 @@
 //! whatever order updates arrive in.
 
 mod clock;
+mod delay;
 pub mod digest;
 mod entry;
 mod key;
@@ -24,7 +25,8 @@ mod region;
 mod validate;
 mod version;
 
-pub use clock::{Hlc, ManualClock, PhysicalClock, SkewError, SystemClock, Timestamp};
+pub use clock::{Hlc, ManualClock, OffsetClock, PhysicalClock, SkewError, SystemClock, Timestamp};
+pub use delay::{DelayModel, LatencyMatrix, LinkDelay, ParseDelayError, MAX_DELAY};
 pub use entry::{merge, Entry, Versioned};
 pub use key::{decode_key, percent_decode, validate_key, KeyError};
 pub use region::{RegionId, RegionIdError};
