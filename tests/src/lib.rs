@@ -60,7 +60,14 @@ impl Edgekv {
     pub fn must_start(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(edgekv_bin());
         command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        for var in ["EDGEKV_API_TOKEN", "EDGEKV_REGION", "EDGEKV_LISTEN", "EDGEKV_CONFIG"] {
+        for var in [
+            "EDGEKV_API_TOKEN",
+            "EDGEKV_REGION",
+            "EDGEKV_LISTEN",
+            "EDGEKV_CONFIG",
+            "EDGEKV_CLUSTER_SECRET",
+            "EDGEKV_ADMIN_TOKEN",
+        ] {
             command.env_remove(var);
         }
         command.env("EDGEKV_LOG", "info").envs(env.iter().copied());
@@ -86,8 +93,8 @@ impl Edgekv {
             };
             let cols: Vec<&str> = line.split_whitespace().collect();
             match cols.as_slice() {
-                ["REGION", "URL", "TOKEN"] => header_seen = true,
-                [region, url, _token] if header_seen && url.starts_with("http://") => {
+                ["REGION", "URL", "GRPC", "TOKEN"] => header_seen = true,
+                [region, url, _grpc, _token] if header_seen && url.starts_with("http://") => {
                     let addr = url
                         .trim_start_matches("http://")
                         .split('/')
@@ -174,7 +181,10 @@ fn forward_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
 pub fn must_run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
     let mut command = Command::new(edgekv_bin());
     command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    command.env_remove("EDGEKV_API_TOKEN").envs(env.iter().copied());
+    for var in ["EDGEKV_API_TOKEN", "EDGEKV_CLUSTER_SECRET", "EDGEKV_ADMIN_TOKEN"] {
+        command.env_remove(var);
+    }
+    command.envs(env.iter().copied());
     let mut child = command.spawn().expect("spawn edgekv");
     let mut stderr = String::new();
     child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("read stderr");

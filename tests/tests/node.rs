@@ -25,11 +25,21 @@ fn must_create_namespace(addr: &str, title: &str) -> String {
     reply.json()["result"]["id"].as_str().expect("an id").to_owned()
 }
 
+/// Off loopback, the API token, the cluster secret and the admin token must all be configured:
+/// the documented development defaults would let anyone in.
 #[test]
-fn a_node_off_loopback_refuses_to_start_without_a_token() {
-    let (status, stderr) = must_run(&["node", "--region", "wnam", "--listen", "0.0.0.0:0"], &[]);
+fn a_node_off_loopback_refuses_to_start_without_each_secret() {
+    let args = ["node", "--region", "wnam", "--listen", "0.0.0.0:0"];
+    let (status, stderr) = must_run(&args, &[]);
     assert!(!status.success());
     assert!(stderr.contains("EDGEKV_API_TOKEN"), "{stderr}");
+    let (status, stderr) = must_run(&args, &[("EDGEKV_API_TOKEN", "t")]);
+    assert!(!status.success());
+    assert!(stderr.contains("EDGEKV_CLUSTER_SECRET"), "{stderr}");
+    let (status, stderr) =
+        must_run(&args, &[("EDGEKV_API_TOKEN", "t"), ("EDGEKV_CLUSTER_SECRET", "s")]);
+    assert!(!status.success());
+    assert!(stderr.contains("EDGEKV_ADMIN_TOKEN"), "{stderr}");
 }
 
 #[test]
@@ -109,7 +119,8 @@ fn bad_configuration_is_a_clear_error() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// `edgekv cluster` runs one node per region; until replication exists they are independent.
+/// `edgekv cluster` runs one node per region, each serving as itself and replicating to the
+/// others.
 #[test]
 fn a_cluster_prints_its_regions_and_each_serves_as_itself() {
     let cluster = Edgekv::must_start(
@@ -125,9 +136,17 @@ fn a_cluster_prints_its_regions_and_each_serves_as_itself() {
         assert_eq!(reply.headers.get("edgekv-region"), Some(&row.region));
     }
     let wnam = &cluster.region("wnam").addr;
-    must_create_namespace(wnam, "only-in-wnam");
-    let enam = http(&cluster.region("enam").addr, "GET", namespaces_path(), &auth(), b"");
-    assert_eq!(enam.json()["result"], serde_json::json!([]));
+    let id = must_create_namespace(wnam, "replicated");
+    // With the default delay of 0 the namespace reaches the other regions within moments.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let enam = http(&cluster.region("enam").addr, "GET", namespaces_path(), &auth(), b"");
+        if enam.json()["result"][0]["id"] == serde_json::json!(id) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the namespace never reached enam");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// SIGTERM stops accepting, lets the request in flight finish, and exits 0.

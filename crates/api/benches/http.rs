@@ -28,8 +28,9 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use dashmap::DashMap;
-use edgekv_api::{app, AppState, Auth, DEV_TOKEN};
+use edgekv_api::{app, ApiMetrics, AppState, Auth, DEV_TOKEN};
 use edgekv_core::{Hlc, SystemClock};
+use edgekv_metrics::Registry;
 use edgekv_store::{AccountId, Store, StoreConfig, WriteOp};
 use http_body_util::{BodyExt, Full};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -114,7 +115,11 @@ async fn start_edgekv() -> Target {
         .map(|i| WriteOp { key: key(i), value: Some(value()), metadata: None, expiration: None })
         .collect();
     store.write(&account, &ns, ops).expect("pre-populate");
-    let state = Arc::new(AppState { store, auth: Auth::new(vec![DEV_TOKEN.into()]) });
+    let state = Arc::new(AppState {
+        store,
+        auth: Auth::new(vec![DEV_TOKEN.into()]),
+        metrics: ApiMetrics::register(&Registry::default()),
+    });
     let prefix = format!("/client/v4/accounts/{account}/storage/kv/namespaces/{ns}/values");
     let uris = (0..KEYS).map(|i| format!("{prefix}/{}", key(i)).parse().expect("uri")).collect();
     Target { name: "edgekv", addr: serve(app(state)).await, uris }

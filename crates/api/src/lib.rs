@@ -29,6 +29,7 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use edgekv_metrics::{Counter, Family, Registry};
 use edgekv_store::Store;
 
 pub use auth::{Auth, DEV_TOKEN};
@@ -46,6 +47,28 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Accepted credentials.
     pub auth: Auth,
+    /// Request counters.
+    pub metrics: ApiMetrics,
+}
+
+/// The API's series in the node's metrics registry.
+#[derive(Debug, Clone)]
+pub struct ApiMetrics {
+    /// Requests by operation and HTTP status.
+    pub requests: Arc<Family<Counter>>,
+}
+
+impl ApiMetrics {
+    /// Registers the API's series in `registry`.
+    pub fn register(registry: &Registry) -> Self {
+        ApiMetrics {
+            requests: registry.counter(
+                "edgekv_http_requests_total",
+                "Workers KV API requests by operation and HTTP status.",
+                &["op", "status"],
+            ),
+        }
+    }
 }
 
 /// The HTTP application of one regional node: the Workers KV API, `/healthz` and `/readyz`.
@@ -73,21 +96,28 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     tracing::debug!(method = %parts.method, path = %parts.uri.path(), "request");
     let route = match route::route(&parts.method, parts.uri.path()) {
         Ok(route) => route,
-        Err(err) => return err.into_response(),
+        Err(err) => return count(&state, "no_route", err.into_response()),
     };
+    let op = route.op();
     if !state.auth.allows(&parts.headers) {
-        return ApiError::Unauthorized.into_response();
+        return count(&state, op, ApiError::Unauthorized.into_response());
     }
     let result = async {
         let query = query::Query::parse(parts.uri.query())?;
         handlers::handle(&state, route, &parts.headers, &query, body).await
     }
     .await;
-    match result {
+    let response = match result {
         Ok(response) => response,
         Err(err) => {
             tracing::debug!(method = %parts.method, path = %parts.uri.path(), status = err.status().as_u16(), error = %err, "request refused");
             err.into_response()
         }
-    }
+    };
+    count(&state, op, response)
+}
+
+fn count(state: &AppState, op: &str, response: Response) -> Response {
+    state.metrics.requests.with(&[op, response.status().as_str()]).inc();
+    response
 }

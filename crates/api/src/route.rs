@@ -46,6 +46,27 @@ pub enum Route {
     BulkGet(AccountId, NamespaceId),
 }
 
+impl Route {
+    /// The operation's name in metrics and logs.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Route::ListNamespaces(..) => "list_namespaces",
+            Route::CreateNamespace(..) => "create_namespace",
+            Route::GetNamespace(..) => "get_namespace",
+            Route::RenameNamespace(..) => "rename_namespace",
+            Route::DeleteNamespace(..) => "delete_namespace",
+            Route::ListKeys(..) => "list_keys",
+            Route::GetValue(..) => "get_value",
+            Route::PutValue(..) => "put_value",
+            Route::DeleteValue(..) => "delete_value",
+            Route::GetMetadata(..) => "get_metadata",
+            Route::BulkWrite(..) => "bulk_write",
+            Route::BulkDelete(..) => "bulk_delete",
+            Route::BulkGet(..) => "bulk_get",
+        }
+    }
+}
+
 /// The raw key segment of a path. It is decoded and validated by the handler, after
 /// authentication, so that an unauthenticated client learns nothing about key rules.
 #[derive(Debug, Clone, PartialEq, Eq)]

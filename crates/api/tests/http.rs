@@ -8,9 +8,10 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use bytes::Bytes;
-use edgekv_api::{app, AppState, Auth};
+use edgekv_api::{app, ApiMetrics, AppState, Auth};
 use edgekv_core::limits::{MAX_BULK_BODY_BYTES, MAX_VALUE_BYTES};
 use edgekv_core::{Hlc, ManualClock};
+use edgekv_metrics::Registry;
 use edgekv_store::{Store, StoreConfig};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -77,8 +78,11 @@ fn api() -> Api {
         digest_horizon: Duration::from_secs(60),
     };
     let store = Arc::new(Store::new(config, hlc));
-    let state =
-        Arc::new(AppState { store: Arc::clone(&store), auth: Auth::new([TOKEN.to_string()]) });
+    let state = Arc::new(AppState {
+        store: Arc::clone(&store),
+        auth: Auth::new([TOKEN.to_string()]),
+        metrics: ApiMetrics::register(&Registry::default()),
+    });
     Api { app: app(state), clock, store }
 }
 

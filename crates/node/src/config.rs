@@ -38,6 +38,26 @@ pub struct FileConfig {
     pub in_memory: Option<bool>,
     /// How long tombstones are kept, e.g. `"24h"`.
     pub tombstone_grace: Option<String>,
+    /// gRPC listen address of `edgekv node`, for peers.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Base gRPC port of `edgekv cluster`; region i listens on `grpc_port + i`.
+    pub grpc_port: Option<u16>,
+    /// Peer regions of `edgekv node`: region name to gRPC URL.
+    pub peers: Option<std::collections::BTreeMap<String, String>>,
+    /// Default propagation delay model of every link, e.g. `"uniform(1s,5s)"`.
+    pub delay: Option<String>,
+    /// Per-link overrides, e.g. `["wnam->weur=normal(8s,2s)"]`.
+    pub link_delays: Option<Vec<String>>,
+    /// Seed of every sampled delay and fault decision.
+    pub seed: Option<u64>,
+    /// Secret every region presents to its peers.
+    pub cluster_secret: Option<String>,
+    /// Tokens of the admin API.
+    pub admin_tokens: Option<Vec<String>>,
+    /// Mean interval between anti-entropy rounds, e.g. `"30s"`.
+    pub anti_entropy_interval: Option<String>,
+    /// Largest lead of a peer's timestamp over the local clock that is accepted, e.g. `"500ms"`.
+    pub max_clock_skew: Option<String>,
 }
 
 impl FileConfig {
@@ -49,6 +69,15 @@ impl FileConfig {
     }
 }
 
+/// The cluster secret regions on loopback use when none is configured.
+pub const DEV_CLUSTER_SECRET: &str = "edgekv-dev-cluster-secret";
+
+/// The admin token a node on loopback accepts when none is configured.
+pub const DEV_ADMIN_TOKEN: &str = "edgekv-dev-admin-token";
+
+/// Default interval between anti-entropy rounds with each peer.
+pub const DEFAULT_ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Everything one regional node needs, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct RegionConfig {
@@ -56,22 +85,87 @@ pub struct RegionConfig {
     pub region: RegionId,
     /// Where its HTTP API listens.
     pub listen: SocketAddr,
+    /// Where its gRPC replication service listens.
+    pub grpc_listen: SocketAddr,
     /// Accepted API tokens; never empty once resolved.
     pub api_tokens: Vec<String>,
+    /// Accepted admin tokens; never empty once resolved.
+    pub admin_tokens: Vec<String>,
     /// How long tombstones are kept.
     pub tombstone_grace: Duration,
+    /// Replication settings (peers, delays, seed, secret, intervals).
+    pub replication: edgekv_replication::ReplicationConfig,
+    /// Largest accepted lead of a peer's timestamp over the local clock.
+    pub max_clock_skew: Duration,
 }
 
 impl RegionConfig {
-    /// A config for tests: loopback, port 0, the development token, a short grace.
+    /// A config for tests: loopback, port 0, development tokens, no peers, no delay.
     pub fn for_test(region: &str) -> Self {
+        let region: RegionId = region.parse().expect("test region names are valid");
+        let mut replication = edgekv_replication::ReplicationConfig::new(
+            region,
+            Vec::new(),
+            DEV_CLUSTER_SECRET.to_owned(),
+        );
+        replication.anti_entropy_interval = Duration::from_secs(1);
+        replication.max_backoff = Duration::from_millis(500);
         RegionConfig {
-            region: region.parse().expect("test region names are valid"),
+            region,
             listen: "127.0.0.1:0".parse().expect("a valid address"),
+            grpc_listen: "127.0.0.1:0".parse().expect("a valid address"),
             api_tokens: vec![edgekv_api::DEV_TOKEN.to_owned()],
+            admin_tokens: vec![DEV_ADMIN_TOKEN.to_owned()],
             tombstone_grace: Duration::from_secs(60),
+            replication,
+            max_clock_skew: edgekv_core::Hlc::DEFAULT_MAX_DELTA,
         }
     }
+}
+
+/// Like [`resolve_tokens`] for a secret that has a development default on loopback.
+pub fn resolve_secret(
+    configured: Option<String>,
+    listen: SocketAddr,
+    dev_default: &str,
+    what: &str,
+    variable: &str,
+) -> anyhow::Result<String> {
+    match configured.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+        Some(secret) => Ok(secret),
+        None if listen.ip().is_loopback() => Ok(dev_default.to_owned()),
+        None => bail!(
+            "refusing to listen on {listen} without a {what}: set {variable} or the config file; \
+             the development default is only used on loopback"
+        ),
+    }
+}
+
+/// Builds the latency matrix from a default model and per-link overrides.
+pub fn latency_matrix(
+    default: Option<&str>,
+    links: &[String],
+) -> anyhow::Result<edgekv_core::LatencyMatrix> {
+    let default = match default {
+        Some(text) => text.parse().with_context(|| format!("delay {text:?}"))?,
+        None => edgekv_core::DelayModel::default(),
+    };
+    let mut matrix = edgekv_core::LatencyMatrix::new(default);
+    for link in links {
+        matrix.set(link.parse().with_context(|| format!("link delay {link:?}"))?);
+    }
+    Ok(matrix)
+}
+
+/// Parses a `NAME=URL` peer.
+pub fn parse_peer(text: &str) -> anyhow::Result<edgekv_replication::PeerConfig> {
+    let (name, url) = text
+        .split_once('=')
+        .with_context(|| format!("invalid peer {text:?}: expected NAME=http://HOST:PORT"))?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("invalid peer {text:?}: the URL must start with http:// or https://");
+    }
+    Ok(edgekv_replication::PeerConfig { name: parse_region(name)?, url: url.trim().to_owned() })
 }
 
 /// Parses a region name with a message that says what is allowed.
@@ -144,6 +238,19 @@ mod tests {
         let err = resolve_tokens(vec![], any).unwrap_err().to_string();
         assert!(err.contains("EDGEKV_API_TOKEN"), "{err}");
         assert_eq!(resolve_tokens(vec!["s3cret".into()], any).unwrap(), ["s3cret"]);
+    }
+
+    #[test]
+    fn peers_and_delays() {
+        let peer = parse_peer("enam=http://10.0.0.2:9787").unwrap();
+        assert_eq!((peer.name.as_str(), peer.url.as_str()), ("enam", "http://10.0.0.2:9787"));
+        assert!(parse_peer("enam").is_err());
+        assert!(parse_peer("enam=10.0.0.2:9787").is_err());
+        assert!(parse_peer("EN AM=http://x").is_err());
+        let matrix = latency_matrix(Some("uniform(1s,5s)"), &["wnam->weur=30s".into()]).unwrap();
+        assert_eq!(matrix.model("wnam", "weur").max(), Duration::from_secs(30));
+        let err = latency_matrix(Some("90s"), &[]).unwrap_err();
+        assert!(format!("{err:#}").contains("60 s"), "{err:#}");
     }
 
     #[test]

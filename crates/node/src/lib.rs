@@ -1,9 +1,12 @@
-//! The `edgekv` binary's building blocks: configuration, and starting a regional node.
+//! The `edgekv` binary's building blocks: configuration, and starting regional nodes.
 //!
-//! A region is a store, its HTTP API and its background purge task, all stopped by one
-//! [`CancellationToken`]. `edgekv node` starts one region per process; `edgekv cluster` starts
-//! several in one process, each in its own tracing span so their logs stay apart.
+//! A region is a store, its HTTP API (with the admin routes and `/metrics`), its replication
+//! (gRPC service, per-peer senders, anti-entropy) and its purge task, all stopped by one
+//! [`CancellationToken`]. Starting is two steps, [`bind`] then [`start`], so that a cluster in one
+//! process can bind every region's listeners (port 0 included) before any region needs to know
+//! its peers' addresses.
 
+mod admin;
 pub mod config;
 
 use std::io::IsTerminal;
@@ -12,8 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use edgekv_api::{app, AppState, Auth};
-use edgekv_core::{Hlc, SystemClock, Timestamp};
+use edgekv_api::{app, ApiMetrics, AppState, Auth};
+use edgekv_core::{Hlc, OffsetClock, SystemClock};
+use edgekv_metrics::Registry;
+use edgekv_replication::{
+    digest_horizon, spawn_replication, Faults, PeerConfig, ReplicationHandle, ReplicationMetrics,
+};
 use edgekv_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -28,22 +35,60 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(1);
 /// Most purges done in one batch before the task yields to request handling.
 const PURGE_BATCH: usize = 10_000;
 
-/// A region that is serving.
+/// A region whose listeners are bound but which serves nothing yet.
 #[derive(Debug)]
+pub struct BoundRegion {
+    /// Its configuration.
+    pub config: RegionConfig,
+    /// The HTTP address actually bound.
+    pub http_addr: SocketAddr,
+    /// The gRPC address actually bound.
+    pub grpc_addr: SocketAddr,
+    http: TcpListener,
+    grpc: TcpListener,
+}
+
+/// Binds a region's HTTP and gRPC listeners.
+pub async fn bind(config: RegionConfig) -> anyhow::Result<BoundRegion> {
+    let region = config.region;
+    let http = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("bind HTTP listener of region {region} on {}", config.listen))?;
+    let grpc = TcpListener::bind(config.grpc_listen).await.with_context(|| {
+        format!("bind gRPC listener of region {region} on {}", config.grpc_listen)
+    })?;
+    let http_addr = http.local_addr().context("read the bound HTTP address")?;
+    let grpc_addr = grpc.local_addr().context("read the bound gRPC address")?;
+    Ok(BoundRegion { config, http_addr, grpc_addr, http, grpc })
+}
+
+/// A region that is serving.
 pub struct RunningRegion {
     /// The region's configuration.
     pub config: RegionConfig,
-    /// The address its HTTP API actually listens on (the real port when configured with 0).
+    /// The address its HTTP API listens on.
     pub http_addr: SocketAddr,
+    /// The address its gRPC replication service listens on.
+    pub grpc_addr: SocketAddr,
     /// The region's store.
     pub store: Arc<Store>,
+    /// Its replication.
+    pub replication: ReplicationHandle,
+    /// Its metrics.
+    pub registry: Arc<Registry>,
     server: JoinHandle<std::io::Result<()>>,
     purger: JoinHandle<()>,
 }
 
+impl std::fmt::Debug for RunningRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningRegion").field("region", &self.config.region).finish_non_exhaustive()
+    }
+}
+
 impl RunningRegion {
-    /// Waits until the region has stopped after its shutdown token was cancelled: the listener
-    /// is closed and requests in flight have finished.
+    /// Waits until the region has stopped after its shutdown token was cancelled: the listeners
+    /// are closed and requests in flight have finished.
     pub async fn stopped(self) -> anyhow::Result<()> {
         let region = self.config.region;
         self.server
@@ -51,44 +96,109 @@ impl RunningRegion {
             .context("HTTP server task panicked")?
             .with_context(|| format!("HTTP server of region {region}"))?;
         self.purger.await.context("purge task panicked")?;
+        self.replication.stopped().await;
         Ok(())
     }
 }
 
-/// Binds the region's listener and starts serving until `shutdown` is cancelled.
-pub async fn start_region(
-    config: RegionConfig,
+/// Starts serving a bound region until `shutdown` is cancelled. `faults` may be shared with
+/// other regions of the same process (as `edgekv cluster` does).
+pub fn start(
+    bound: BoundRegion,
+    faults: Arc<Faults>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningRegion> {
+    let BoundRegion { config, http_addr, grpc_addr, http, grpc } = bound;
     let span = tracing::info_span!("region", region = %config.region);
-    let hlc = Arc::new(Hlc::new(Arc::new(SystemClock), Hlc::DEFAULT_MAX_DELTA));
+    let clock = Arc::new(OffsetClock::new(Arc::new(SystemClock)));
+    faults.register_clock(config.region, Arc::clone(&clock));
+    let hlc = Arc::new(Hlc::new(clock, config.max_clock_skew));
     let store_config = StoreConfig {
         region: config.region,
         tombstone_grace: config.tombstone_grace,
-        digest_horizon: Duration::from_secs(60),
+        digest_horizon: digest_horizon(&config.replication.delays),
     };
     let store = Arc::new(Store::new(store_config, hlc));
-    // With no peer, every write has reached every region the moment it is made.
-    store.raise_watermark(config.region, Timestamp(u64::MAX));
+    let registry = Arc::new(Registry::default());
+    let replication_metrics = Arc::new(ReplicationMetrics::register(&registry));
     let state = Arc::new(AppState {
         store: Arc::clone(&store),
         auth: Auth::new(config.api_tokens.iter().cloned()),
+        metrics: ApiMetrics::register(&registry),
+    });
+    let admin = Arc::new(admin::AdminState {
+        tokens: config.admin_tokens.clone(),
+        faults: Arc::clone(&faults),
+        store: Arc::clone(&store),
+        registry: Arc::clone(&registry),
+        peers: config.replication.peers.iter().map(|p| p.name.to_string()).collect(),
     });
 
-    let listener = TcpListener::bind(config.listen).await.with_context(|| {
-        format!("bind HTTP listener of region {} on {}", config.region, config.listen)
-    })?;
-    let http_addr = listener.local_addr().context("read the bound address")?;
-    span.in_scope(|| tracing::info!(%http_addr, "serving the Workers KV API"));
+    let replication = {
+        let _entered = span.enter();
+        spawn_replication(
+            config.replication.clone(),
+            Arc::clone(&store),
+            faults,
+            replication_metrics,
+            grpc,
+            shutdown.clone(),
+        )
+        .with_context(|| format!("start replication of region {}", config.region))?
+    };
+    span.in_scope(|| {
+        tracing::info!(
+            %http_addr,
+            %grpc_addr,
+            peers = config.replication.peers.len(),
+            delay = %config.replication.delays.default_model(),
+            seed = config.replication.seed,
+            "serving"
+        )
+    });
 
+    let router = app(state).merge(admin::router(admin));
     let server = {
-        let shutdown = shutdown.clone();
         let serve =
-            axum::serve(listener, app(state)).with_graceful_shutdown(shutdown.cancelled_owned());
+            axum::serve(http, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         tokio::spawn(async move { serve.await }.instrument(span.clone()))
     };
     let purger = tokio::spawn(purge_loop(Arc::clone(&store), shutdown).instrument(span));
-    Ok(RunningRegion { config, http_addr, store, server, purger })
+    Ok(RunningRegion { config, http_addr, grpc_addr, store, replication, registry, server, purger })
+}
+
+/// Binds and starts several regions that replicate with each other, on loopback or wherever
+/// their configs say. Each config's peer list is replaced by the other regions' bound gRPC
+/// addresses.
+pub async fn start_cluster(
+    configs: Vec<RegionConfig>,
+    faults: Arc<Faults>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Vec<RunningRegion>> {
+    let mut bound = Vec::new();
+    for config in configs {
+        bound.push(bind(config).await?);
+    }
+    let addresses: Vec<PeerConfig> = bound
+        .iter()
+        .map(|b| PeerConfig {
+            name: b.config.region,
+            url: edgekv_replication::grpc_url(b.grpc_addr),
+        })
+        .collect();
+    let mut running = Vec::new();
+    for mut region in bound {
+        region.config.replication.peers =
+            addresses.iter().filter(|p| p.name != region.config.region).cloned().collect();
+        match start(region, Arc::clone(&faults), shutdown.clone()) {
+            Ok(r) => running.push(r),
+            Err(err) => {
+                shutdown.cancel();
+                return Err(err);
+            }
+        }
+    }
+    Ok(running)
 }
 
 /// Purges expired entries and old tombstones until shutdown.
@@ -99,9 +209,6 @@ async fn purge_loop(store: Arc<Store>, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => loop {
-                // No peer to deliver to: the outbox has nothing to keep.
-                store.compact_outbox(Timestamp(u64::MAX));
-                store.mature();
                 let stats = store.purge(PURGE_BATCH);
                 if stats.expired + stats.collected > 0 {
                     tracing::debug!(expired = stats.expired, collected = stats.collected, "purged");

@@ -3,14 +3,19 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use edgekv_node::config::{
-    parse_duration, parse_region, resolve_tokens, FileConfig, DEFAULT_LISTEN,
-    DEFAULT_TOMBSTONE_GRACE,
+    latency_matrix, parse_duration, parse_peer, parse_region, resolve_secret, resolve_tokens,
+    FileConfig, DEFAULT_ANTI_ENTROPY_INTERVAL, DEFAULT_LISTEN, DEFAULT_TOMBSTONE_GRACE,
+    DEV_ADMIN_TOKEN, DEV_CLUSTER_SECRET,
 };
-use edgekv_node::{init_tracing, shutdown_signal, start_region, RegionConfig, RunningRegion};
+use edgekv_node::{
+    bind, init_tracing, shutdown_signal, start, start_cluster, RegionConfig, RunningRegion,
+};
+use edgekv_replication::{Faults, ReplicationConfig};
 use tokio_util::sync::CancellationToken;
 
 /// EdgeKV: an eventually consistent, multi-region key-value store that speaks the Cloudflare
@@ -26,7 +31,8 @@ struct Cli {
 enum Command {
     /// Run one regional node.
     Node(NodeArgs),
-    /// Run one node per region in this process, region i on port PORT+i.
+    /// Run one node per region in this process, replicating with each other; region i serves
+    /// HTTP on PORT+i and gRPC on GRPC_PORT+i.
     Cluster(ClusterArgs),
 }
 
@@ -45,9 +51,36 @@ struct CommonArgs {
         hide_env_values = true
     )]
     api_tokens: Option<Vec<String>>,
+    /// Admin API tokens, comma-separated; on loopback `edgekv-dev-admin-token` by default.
+    #[arg(
+        long = "admin-token",
+        env = "EDGEKV_ADMIN_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    admin_tokens: Option<Vec<String>>,
+    /// Secret regions present to each other; on loopback a development default.
+    #[arg(long, env = "EDGEKV_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: Option<String>,
+    /// Propagation delay of every link: 5s, uniform(1s,5s), normal(3s,1s), lognormal(p50,p99),
+    /// exponential(mean), pareto(scale,shape) or mix(w:model,...); at most 60 s [default: 0s].
+    #[arg(long, env = "EDGEKV_DELAY")]
+    delay: Option<String>,
+    /// Delay of one link, overriding --delay: ORIGIN->DESTINATION=MODEL (repeatable).
+    #[arg(long = "link-delay", env = "EDGEKV_LINK_DELAYS", value_delimiter = ';')]
+    link_delays: Option<Vec<String>>,
+    /// Seed of every sampled delay and fault decision, so a run replays [default: 0].
+    #[arg(long, env = "EDGEKV_SEED")]
+    seed: Option<u64>,
     /// How long deletes and expiries are remembered as tombstones (e.g. 24h, 30m).
     #[arg(long, env = "EDGEKV_TOMBSTONE_GRACE")]
     tombstone_grace: Option<String>,
+    /// Mean interval between anti-entropy rounds with each peer [default: 30s].
+    #[arg(long, env = "EDGEKV_ANTI_ENTROPY_INTERVAL")]
+    anti_entropy_interval: Option<String>,
+    /// Largest lead of a peer's timestamp over the local clock that is accepted [default: 500ms].
+    #[arg(long, env = "EDGEKV_MAX_CLOCK_SKEW")]
+    max_clock_skew: Option<String>,
     /// Keep all data in memory. Today this is the only storage mode.
     #[arg(long, env = "EDGEKV_IN_MEMORY")]
     in_memory: bool,
@@ -61,6 +94,12 @@ struct NodeArgs {
     /// HTTP listen address [default: 127.0.0.1:8787].
     #[arg(long, env = "EDGEKV_LISTEN")]
     listen: Option<SocketAddr>,
+    /// gRPC listen address for peers [default: the HTTP address with port + 1000].
+    #[arg(long, env = "EDGEKV_GRPC_LISTEN")]
+    grpc_listen: Option<SocketAddr>,
+    /// A peer region: NAME=http://HOST:PORT (its gRPC address; repeatable).
+    #[arg(long = "peer", env = "EDGEKV_PEERS", value_delimiter = ',')]
+    peers: Option<Vec<String>>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -74,6 +113,9 @@ struct ClusterArgs {
     /// [default: 8787].
     #[arg(long, env = "EDGEKV_PORT")]
     port: Option<u16>,
+    /// gRPC port of the first region [default: PORT+1000, or free ports when PORT is 0].
+    #[arg(long, env = "EDGEKV_GRPC_PORT")]
+    grpc_port: Option<u16>,
     /// Address every region binds to [default: 127.0.0.1].
     #[arg(long, env = "EDGEKV_HOST")]
     host: Option<IpAddr>,
@@ -107,11 +149,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// The settings every region of one invocation shares.
+/// The settings every region of one invocation shares, resolved from file, environment and
+/// flags.
 struct Shared {
     file: FileConfig,
     api_tokens: Vec<String>,
+    admin_tokens: Vec<String>,
+    cluster_secret: Option<String>,
     tombstone_grace: std::time::Duration,
+    delays: edgekv_core::LatencyMatrix,
+    seed: u64,
+    anti_entropy_interval: std::time::Duration,
+    max_clock_skew: std::time::Duration,
 }
 
 fn shared(common: CommonArgs) -> anyhow::Result<Shared> {
@@ -119,15 +168,99 @@ fn shared(common: CommonArgs) -> anyhow::Result<Shared> {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
-    let grace = match common.tombstone_grace.as_deref().or(file.tombstone_grace.as_deref()) {
-        Some(text) => parse_duration(text).context("tombstone grace")?,
-        None => DEFAULT_TOMBSTONE_GRACE,
+    let duration = |flag: Option<&str>, file: Option<&str>, default, what: &str| match flag.or(file)
+    {
+        Some(text) => parse_duration(text).with_context(|| what.to_owned()),
+        None => Ok(default),
     };
-    let api_tokens = common.api_tokens.or_else(|| file.api_tokens.clone()).unwrap_or_default();
+    let tombstone_grace = duration(
+        common.tombstone_grace.as_deref(),
+        file.tombstone_grace.as_deref(),
+        DEFAULT_TOMBSTONE_GRACE,
+        "tombstone grace",
+    )?;
+    let anti_entropy_interval = duration(
+        common.anti_entropy_interval.as_deref(),
+        file.anti_entropy_interval.as_deref(),
+        DEFAULT_ANTI_ENTROPY_INTERVAL,
+        "anti-entropy interval",
+    )?;
+    if anti_entropy_interval.is_zero() {
+        bail!("the anti-entropy interval must be longer than zero");
+    }
+    let max_clock_skew = duration(
+        common.max_clock_skew.as_deref(),
+        file.max_clock_skew.as_deref(),
+        edgekv_core::Hlc::DEFAULT_MAX_DELTA,
+        "max clock skew",
+    )?;
+    let links = common.link_delays.or_else(|| file.link_delays.clone()).unwrap_or_default();
+    let delays = latency_matrix(common.delay.as_deref().or(file.delay.as_deref()), &links)?;
     if common.in_memory || file.in_memory.unwrap_or(false) {
         tracing::debug!("in-memory storage requested (the only mode so far)");
     }
-    Ok(Shared { file, api_tokens, tombstone_grace: grace })
+    Ok(Shared {
+        api_tokens: common.api_tokens.or_else(|| file.api_tokens.clone()).unwrap_or_default(),
+        admin_tokens: common.admin_tokens.or_else(|| file.admin_tokens.clone()).unwrap_or_default(),
+        cluster_secret: common.cluster_secret.or_else(|| file.cluster_secret.clone()),
+        seed: common.seed.or(file.seed).unwrap_or(0),
+        file,
+        tombstone_grace,
+        delays,
+        anti_entropy_interval,
+        max_clock_skew,
+    })
+}
+
+impl Shared {
+    fn region_config(
+        &self,
+        region: edgekv_core::RegionId,
+        listen: SocketAddr,
+        grpc_listen: SocketAddr,
+        peers: Vec<edgekv_replication::PeerConfig>,
+    ) -> anyhow::Result<RegionConfig> {
+        let api_tokens = resolve_tokens(self.api_tokens.clone(), listen)?;
+        let secret = resolve_secret(
+            self.cluster_secret.clone(),
+            grpc_listen,
+            DEV_CLUSTER_SECRET,
+            "cluster secret",
+            "EDGEKV_CLUSTER_SECRET",
+        )?;
+        let admin = resolve_secret(
+            (!self.admin_tokens.is_empty()).then(|| self.admin_tokens.join(",")),
+            listen,
+            DEV_ADMIN_TOKEN,
+            "admin token",
+            "EDGEKV_ADMIN_TOKEN",
+        )?;
+        let mut replication = ReplicationConfig::new(region, peers, secret);
+        replication.delays = self.delays.clone();
+        replication.seed = self.seed;
+        replication.anti_entropy_interval = self.anti_entropy_interval;
+        Ok(RegionConfig {
+            region,
+            listen,
+            grpc_listen,
+            api_tokens,
+            admin_tokens: admin.split(',').map(str::to_owned).collect(),
+            tombstone_grace: self.tombstone_grace,
+            replication,
+            max_clock_skew: self.max_clock_skew,
+        })
+    }
+}
+
+/// The gRPC address next to an HTTP address: same host, port + 1000 (0 stays 0).
+fn grpc_beside(http: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let port = match http.port() {
+        0 => 0,
+        p => p
+            .checked_add(1000)
+            .context("the HTTP port is too high to put gRPC at port + 1000; set --grpc-listen")?,
+    };
+    Ok(SocketAddr::new(http.ip(), port))
 }
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
@@ -135,19 +268,34 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let region = args.region.or_else(|| shared.file.region.clone()).context(
         "no region given: pass --region NAME, set EDGEKV_REGION, or set region in the config file",
     )?;
+    let region = parse_region(&region)?;
     let listen = match args.listen.or(shared.file.listen) {
         Some(addr) => addr,
         None => DEFAULT_LISTEN.parse().context("default listen address")?,
     };
-    let config = RegionConfig {
-        region: parse_region(&region)?,
-        listen,
-        api_tokens: resolve_tokens(shared.api_tokens, listen)?,
-        tombstone_grace: shared.tombstone_grace,
+    let grpc_listen = match args.grpc_listen.or(shared.file.grpc_listen) {
+        Some(addr) => addr,
+        None => grpc_beside(listen)?,
     };
+    let peers = match args.peers {
+        Some(list) => list.iter().map(|p| parse_peer(p)).collect::<anyhow::Result<Vec<_>>>()?,
+        None => shared
+            .file
+            .peers
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, url)| parse_peer(&format!("{name}={url}")))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    };
+    if peers.iter().any(|p| p.name == region) {
+        bail!("region {region} lists itself as a peer");
+    }
+    let config = shared.region_config(region, listen, grpc_listen, peers)?;
     let shutdown = CancellationToken::new();
-    let running = start_region(config, shutdown.clone()).await?;
-    print_table(std::slice::from_ref(&running));
+    let faults = Arc::new(Faults::new(shared.seed));
+    let running = start(bind(config).await?, faults, shutdown.clone())?;
+    print_table(std::slice::from_ref(&running), &shared);
     serve_until_signal(vec![running], shutdown).await
 }
 
@@ -159,43 +307,35 @@ async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| vec!["wnam".into(), "enam".into(), "weur".into()]);
     let host = args.host.or(shared.file.host).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let base_port = args.port.or(shared.file.port).unwrap_or(8787);
-    let mut regions = Vec::new();
-    for name in &names {
+    let grpc_base = match args.grpc_port.or(shared.file.grpc_port) {
+        Some(port) => port,
+        None => grpc_beside(SocketAddr::new(host, base_port))?.port(),
+    };
+    let port_of = |base: u16, i: usize| -> anyhow::Result<u16> {
+        if base == 0 {
+            return Ok(0);
+        }
+        let offset = u16::try_from(i).context("too many regions")?;
+        base.checked_add(offset).context("region ports run past 65535")
+    };
+    let mut configs: Vec<RegionConfig> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
         let region = parse_region(name)?;
-        if regions.iter().any(|r: &RegionConfig| r.region == region) {
+        if configs.iter().any(|r| r.region == region) {
             bail!("region {region} is listed twice");
         }
-        let offset = u16::try_from(regions.len()).context("too many regions")?;
-        let port = if base_port == 0 {
-            0
-        } else {
-            base_port.checked_add(offset).context("region ports run past 65535")?
-        };
-        let listen = SocketAddr::new(host, port);
-        regions.push(RegionConfig {
-            region,
-            listen,
-            api_tokens: resolve_tokens(shared.api_tokens.clone(), listen)?,
-            tombstone_grace: shared.tombstone_grace,
-        });
+        let listen = SocketAddr::new(host, port_of(base_port, i)?);
+        let grpc = SocketAddr::new(host, port_of(grpc_base, i)?);
+        configs.push(shared.region_config(region, listen, grpc, Vec::new())?);
     }
-    if regions.is_empty() {
+    if configs.is_empty() {
         bail!("--regions needs at least one region name");
     }
-
     let shutdown = CancellationToken::new();
-    let mut running = Vec::new();
-    for config in regions {
-        match start_region(config, shutdown.clone()).await {
-            Ok(region) => running.push(region),
-            Err(err) => {
-                shutdown.cancel();
-                return Err(err);
-            }
-        }
-    }
-    print_table(&running);
-    println!("Regions are independent until replication is enabled. Ctrl-C stops the cluster.");
+    let faults = Arc::new(Faults::new(shared.seed));
+    let running = start_cluster(configs, faults, shutdown.clone()).await?;
+    print_table(&running, &shared);
+    println!("Ctrl-C stops the cluster.");
     serve_until_signal(running, shutdown).await
 }
 
@@ -203,16 +343,34 @@ fn base_url(addr: SocketAddr) -> String {
     format!("http://{addr}/client/v4")
 }
 
-/// Prints where each region listens, once every listener is bound (so a script that has read the
-/// table can connect at once). Scripts parse it: one header line, then one line per region with
-/// the columns REGION, URL, TOKEN separated by whitespace.
-fn print_table(regions: &[RunningRegion]) {
-    println!("{:<8} {:<40} TOKEN", "REGION", "URL");
+/// Prints where each region listens, once every listener is bound (so a script that has read
+/// the table can connect at once). Scripts parse it: one header line, then one line per region
+/// with the columns REGION, URL, GRPC, TOKEN separated by whitespace.
+fn print_table(regions: &[RunningRegion], shared: &Shared) {
+    println!("{:<8} {:<40} {:<26} TOKEN", "REGION", "URL", "GRPC");
     for region in regions {
         let token = region.config.api_tokens.first().map(String::as_str).unwrap_or("");
         let shown = if token == edgekv_api::DEV_TOKEN { token } else { "(configured)" };
-        println!("{:<8} {:<40} {}", region.config.region, base_url(region.http_addr), shown);
+        let grpc = edgekv_replication::grpc_url(region.grpc_addr);
+        println!(
+            "{:<8} {:<40} {:<26} {}",
+            region.config.region,
+            base_url(region.http_addr),
+            grpc,
+            shown
+        );
     }
+    let admin = regions
+        .first()
+        .and_then(|r| r.config.admin_tokens.first())
+        .map(|t| if t == DEV_ADMIN_TOKEN { t.as_str() } else { "(configured)" })
+        .unwrap_or("");
+    println!(
+        "delay {} (max {:?}), seed {}, admin token {admin}",
+        shared.delays.default_model(),
+        shared.delays.max(),
+        shared.seed
+    );
 }
 
 async fn serve_until_signal(

@@ -100,9 +100,13 @@ impl TryFrom<pb::Write> for ReplicatedWrite {
                 {
                     return Err(invalid("value", format!("{len} bytes, limit {MAX_VALUE_BYTES}")));
                 }
-                if let Some(len) = k.metadata.as_ref().map(String::len).filter(|l| *l > MAX_METADATA_BYTES)
+                if let Some(len) =
+                    k.metadata.as_ref().map(String::len).filter(|l| *l > MAX_METADATA_BYTES)
                 {
-                    return Err(invalid("metadata", format!("{len} bytes, limit {MAX_METADATA_BYTES}")));
+                    return Err(invalid(
+                        "metadata",
+                        format!("{len} bytes, limit {MAX_METADATA_BYTES}"),
+                    ));
                 }
                 let entry = Entry {
                     value: k.value,

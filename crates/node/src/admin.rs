@@ -1,0 +1,125 @@
+//! The admin HTTP API: faults, status and metrics, on the region's HTTP listener.
+//!
+//! `/admin/*` is protected by its own token (`EDGEKV_ADMIN_TOKEN`), separate from the API
+//! tokens: a client of the KV API must not be able to partition the cluster. `/metrics` is open,
+//! as Prometheus scrapes it.
+//!
+//! - `GET /admin/faults`: the faults in force.
+//! - `POST /admin/faults` with a fault as JSON (`{"kind": "partition", "a": [...], "b": [...]}`,
+//!   see `edgekv_replication::Fault`): adds it, answers its id.
+//! - `DELETE /admin/faults`: clears every fault. `DELETE /admin/faults/{id}`: removes one.
+//! - `GET /admin/status`: region, peers, outbox and digest figures.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use edgekv_metrics::Registry;
+use edgekv_replication::{Fault, Faults};
+use edgekv_store::Store;
+use serde_json::json;
+
+/// What the admin routes need.
+pub(crate) struct AdminState {
+    pub(crate) tokens: Vec<String>,
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) peers: Vec<String>,
+}
+
+/// The admin and metrics routes.
+pub(crate) fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/admin/faults", get(list).post(add).delete(clear))
+        .route("/admin/faults/{id}", axum::routing::delete(remove))
+        .route("/admin/status", get(status))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    token.is_some_and(|t| state.tokens.iter().any(|ok| ok == t))
+}
+
+fn denied() -> Response {
+    error(StatusCode::FORBIDDEN, "missing or wrong admin token")
+}
+
+async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
+    state.store.mature();
+    let body = state.registry.render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn list(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return denied();
+    }
+    Json(json!({ "faults": state.faults.list() })).into_response()
+}
+
+async fn add(State(state): State<Arc<AdminState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&state, &headers) {
+        return denied();
+    }
+    let fault: Fault = match serde_json::from_slice(&body) {
+        Ok(fault) => fault,
+        Err(err) => return error(StatusCode::BAD_REQUEST, format!("invalid fault: {err}")),
+    };
+    match state.faults.add(fault) {
+        Ok(id) => Json(json!({ "id": id })).into_response(),
+        Err(err) => error(StatusCode::BAD_REQUEST, err.to_string()),
+    }
+}
+
+async fn clear(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return denied();
+    }
+    state.faults.clear();
+    Json(json!({ "faults": [] })).into_response()
+}
+
+async fn remove(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return denied();
+    }
+    match id.parse::<u64>() {
+        Ok(id) if state.faults.remove(id) => Json(json!({ "removed": id })).into_response(),
+        _ => error(StatusCode::NOT_FOUND, format!("no fault {id}")),
+    }
+}
+
+async fn status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return denied();
+    }
+    let store = &state.store;
+    Json(json!({
+        "region": store.region().as_str(),
+        "peers": state.peers,
+        "outbox": store.outbox_len(),
+        "digest": { "items": store.digest_len(), "root": format!("{:016x}", store.digest_root()) },
+        "digest_horizon_ms": store.digest_horizon().as_millis() as u64,
+        "faults": state.faults.list().len(),
+    }))
+    .into_response()
+}

@@ -1,0 +1,443 @@
+//! Message-level faults: what chaos experiments do to the links between regions, without root,
+//! Docker or a proxy.
+//!
+//! A fault names links by region (`*` matches any region). Each node enforces the faults on the
+//! links it is an end of: its sender consults them before delivering to a peer, and its gRPC
+//! service before accepting a peer's message. So a partition set on one node alone already cuts
+//! both directions of its links, and `edgekv cluster`, which sets faults on every region, gets
+//! the same result from both ends.
+//!
+//! Random decisions (loss, duplication) come from a generator seeded by the run's seed, the
+//! link and a per-link message counter, so a run with the same seed and the same traffic makes
+//! the same decisions.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgekv_core::{DelayModel, OffsetClock, RegionId};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+/// The region wildcard in a fault's link.
+pub const ANY: &str = "*";
+
+/// One fault, as the admin API takes and lists it (`{"kind": "partition", ...}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// No message crosses between a region of `a` and a region of `b`, either way.
+    Partition {
+        /// One side.
+        a: Vec<String>,
+        /// The other side.
+        b: Vec<String>,
+    },
+    /// Messages from `from` to `to` are cut; the other direction still works.
+    OneWay {
+        /// Sending region (or `*`).
+        from: String,
+        /// Receiving region (or `*`).
+        to: String,
+    },
+    /// Deliveries from `from` to `to` wait an extra delay, sampled from a delay model.
+    Delay {
+        /// Sending region (or `*`).
+        from: String,
+        /// Receiving region (or `*`).
+        to: String,
+        /// Extra delay model, e.g. `"2s"` or `"uniform(1s,5s)"`.
+        extra: String,
+    },
+    /// A fraction of the deliveries from `from` to `to` is lost; anti-entropy repairs them.
+    Loss {
+        /// Sending region (or `*`).
+        from: String,
+        /// Receiving region (or `*`).
+        to: String,
+        /// Probability that a delivery is lost, 0 to 1.
+        rate: f64,
+    },
+    /// A fraction of the deliveries from `from` to `to` is sent twice.
+    Duplicate {
+        /// Sending region (or `*`).
+        from: String,
+        /// Receiving region (or `*`).
+        to: String,
+        /// Probability that a delivery is duplicated, 0 to 1.
+        rate: f64,
+    },
+    /// Replication from `from` to `to` is paused: the outbox keeps the writes until resumed.
+    Pause {
+        /// Sending region (or `*`).
+        from: String,
+        /// Receiving region (or `*`).
+        to: String,
+    },
+    /// The physical clock of `region`'s hybrid logical clock runs `offset_ms` ahead (negative:
+    /// behind).
+    ClockOffset {
+        /// The region whose clock is skewed.
+        region: String,
+        /// Offset in milliseconds.
+        offset_ms: i64,
+    },
+}
+
+impl Fault {
+    /// The fault's kind, as in the JSON `kind` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Partition { .. } => "partition",
+            Fault::OneWay { .. } => "one_way",
+            Fault::Delay { .. } => "delay",
+            Fault::Loss { .. } => "loss",
+            Fault::Duplicate { .. } => "duplicate",
+            Fault::Pause { .. } => "pause",
+            Fault::ClockOffset { .. } => "clock_offset",
+        }
+    }
+
+    /// Checks the fault's parameters.
+    pub fn validate(&self) -> Result<(), FaultError> {
+        let region = |name: &str| -> Result<(), FaultError> {
+            if name == ANY || name.parse::<RegionId>().is_ok() {
+                Ok(())
+            } else {
+                Err(FaultError(format!("invalid region {name:?}: use a region name or \"*\"")))
+            }
+        };
+        let rate = |r: f64| -> Result<(), FaultError> {
+            if (0.0..=1.0).contains(&r) {
+                Ok(())
+            } else {
+                Err(FaultError(format!("rate {r} is not between 0 and 1")))
+            }
+        };
+        match self {
+            Fault::Partition { a, b } => {
+                if a.is_empty() || b.is_empty() {
+                    return Err(FaultError("a partition needs regions on both sides".into()));
+                }
+                a.iter().chain(b).try_for_each(|r| region(r))
+            }
+            Fault::OneWay { from, to } | Fault::Pause { from, to } => {
+                region(from)?;
+                region(to)
+            }
+            Fault::Delay { from, to, extra } => {
+                region(from)?;
+                region(to)?;
+                extra.parse::<DelayModel>().map(|_| ()).map_err(|e| FaultError(e.to_string()))
+            }
+            Fault::Loss { from, to, rate: r } | Fault::Duplicate { from, to, rate: r } => {
+                region(from)?;
+                region(to)?;
+                rate(*r)
+            }
+            Fault::ClockOffset { region: r, .. } => region(r),
+        }
+    }
+}
+
+/// A fault the admin API refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FaultError(pub String);
+
+/// A fault with the id the admin API lists and removes it by.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ActiveFault {
+    /// Id, unique on this node.
+    pub id: u64,
+    /// The fault.
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+/// The faults in force, shared by a node's sender, service and admin API; `edgekv cluster`
+/// shares one set between all its regions.
+#[derive(Debug)]
+pub struct Faults {
+    seed: u64,
+    active: RwLock<Vec<(ActiveFault, Option<DelayModel>)>>,
+    next_id: AtomicU64,
+    rolls: AtomicU64,
+    /// The clock of each region served here, which clock-offset faults adjust.
+    clocks: RwLock<Vec<(RegionId, Arc<OffsetClock>)>>,
+}
+
+fn matches(pattern: &str, region: &str) -> bool {
+    pattern == ANY || pattern == region
+}
+
+impl Faults {
+    /// No faults, with random decisions seeded by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Faults {
+            seed,
+            active: RwLock::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            rolls: AtomicU64::new(0),
+            clocks: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Registers the clock of `region`, for clock-offset faults.
+    pub fn register_clock(&self, region: RegionId, clock: Arc<OffsetClock>) {
+        self.clocks.write().push((region, clock));
+        self.apply_clock();
+    }
+
+    /// Adds a fault after validating it; returns its id.
+    pub fn add(&self, fault: Fault) -> Result<u64, FaultError> {
+        fault.validate()?;
+        let model = match &fault {
+            Fault::Delay { extra, .. } => Some(
+                extra
+                    .parse()
+                    .map_err(|e: edgekv_core::ParseDelayError| FaultError(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(id, kind = fault.kind(), fault = ?fault, "fault added");
+        self.active.write().push((ActiveFault { id, fault }, model));
+        self.apply_clock();
+        Ok(id)
+    }
+
+    /// Removes fault `id`; returns whether it existed.
+    pub fn remove(&self, id: u64) -> bool {
+        let removed = {
+            let mut active = self.active.write();
+            let before = active.len();
+            active.retain(|(f, _)| f.id != id);
+            active.len() != before
+        };
+        if removed {
+            tracing::info!(id, "fault removed");
+            self.apply_clock();
+        }
+        removed
+    }
+
+    /// Removes every fault.
+    pub fn clear(&self) {
+        self.active.write().clear();
+        tracing::info!("all faults cleared");
+        self.apply_clock();
+    }
+
+    /// The faults in force.
+    pub fn list(&self) -> Vec<ActiveFault> {
+        self.active.read().iter().map(|(f, _)| f.clone()).collect()
+    }
+
+    fn apply_clock(&self) {
+        let active = self.active.read();
+        for (region, clock) in self.clocks.read().iter() {
+            let offset = active
+                .iter()
+                .filter_map(|(f, _)| match &f.fault {
+                    Fault::ClockOffset { region: r, offset_ms } if matches(r, region.as_str()) => {
+                        Some(*offset_ms)
+                    }
+                    _ => None,
+                })
+                .sum();
+            clock.set_offset_ms(offset);
+        }
+    }
+
+    fn any(&self, mut pred: impl FnMut(&Fault) -> bool) -> bool {
+        self.active.read().iter().any(|(f, _)| pred(&f.fault))
+    }
+
+    /// Whether messages from `from` to `to` are cut (a partition or a one-way fault).
+    pub fn blocked(&self, from: &str, to: &str) -> bool {
+        self.any(|f| match f {
+            Fault::Partition { a, b } => {
+                let side = |set: &[String], r: &str| set.iter().any(|p| matches(p, r));
+                (side(a, from) && side(b, to)) || (side(b, from) && side(a, to))
+            }
+            Fault::OneWay { from: f, to: t } => matches(f, from) && matches(t, to),
+            _ => false,
+        })
+    }
+
+    /// Whether deliveries from `from` to `to` are paused.
+    pub fn paused(&self, from: &str, to: &str) -> bool {
+        self.any(
+            |f| matches!(f, Fault::Pause { from: f, to: t } if matches(f, from) && matches(t, to)),
+        )
+    }
+
+    /// The extra delay on the link for the write with timestamp `seq`.
+    pub fn extra_delay(&self, from: &str, to: &str, seq: u64) -> Duration {
+        self.active
+            .read()
+            .iter()
+            .filter_map(|(f, model)| match (&f.fault, model) {
+                (Fault::Delay { from: a, to: b, .. }, Some(m))
+                    if matches(a, from) && matches(b, to) =>
+                {
+                    Some(m.sample(self.seed ^ f.id, from, seq, to))
+                }
+                _ => None,
+            })
+            .sum()
+    }
+
+    /// The largest extra delay the link can currently get.
+    pub fn max_extra_delay(&self, from: &str, to: &str) -> Duration {
+        self.active
+            .read()
+            .iter()
+            .filter_map(|(f, model)| match (&f.fault, model) {
+                (Fault::Delay { from: a, to: b, .. }, Some(m))
+                    if matches(a, from) && matches(b, to) =>
+                {
+                    Some(m.max())
+                }
+                _ => None,
+            })
+            .sum()
+    }
+
+    fn rate(&self, from: &str, to: &str, loss: bool) -> f64 {
+        self.active
+            .read()
+            .iter()
+            .filter_map(|(f, _)| match &f.fault {
+                Fault::Loss { from: a, to: b, rate }
+                    if loss && matches(a, from) && matches(b, to) =>
+                {
+                    Some(*rate)
+                }
+                Fault::Duplicate { from: a, to: b, rate }
+                    if !loss && matches(a, from) && matches(b, to) =>
+                {
+                    Some(*rate)
+                }
+                _ => None,
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// Decides whether one delivery on the link is lost.
+    pub fn roll_loss(&self, from: &str, to: &str) -> bool {
+        self.roll(self.rate(from, to, true))
+    }
+
+    /// Decides whether one delivery on the link is duplicated.
+    pub fn roll_duplicate(&self, from: &str, to: &str) -> bool {
+        self.roll(self.rate(from, to, false))
+    }
+
+    fn roll(&self, rate: f64) -> bool {
+        if rate <= 0.0 {
+            return false;
+        }
+        let n = self.rolls.fetch_add(1, Ordering::Relaxed);
+        // SplitMix64 of (seed, n): uniform in [0, 1).
+        let mut z = self.seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((z >> 11) as f64 / (1u64 << 53) as f64) < rate
+    }
+
+    /// How many faults of each kind are in force, for metrics.
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
+        let mut counts: Vec<(&'static str, usize)> = Vec::new();
+        for (f, _) in self.active.read().iter() {
+            match counts.iter_mut().find(|(k, _)| *k == f.fault.kind()) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((f.fault.kind(), 1)),
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgekv_core::ManualClock;
+
+    fn faults() -> Faults {
+        Faults::new(42)
+    }
+
+    fn parse(json: &str) -> Fault {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn partitions_cut_both_ways_between_the_sides_only() {
+        let f = faults();
+        f.add(parse(r#"{"kind":"partition","a":["wnam"],"b":["enam","weur"]}"#)).unwrap();
+        assert!(f.blocked("wnam", "enam") && f.blocked("weur", "wnam"));
+        assert!(!f.blocked("enam", "weur"));
+        assert!(!f.blocked("wnam", "apac"));
+    }
+
+    #[test]
+    fn one_way_faults_cut_one_direction_and_wildcards_match_any_region() {
+        let f = faults();
+        let id = f.add(parse(r#"{"kind":"one_way","from":"wnam","to":"*"}"#)).unwrap();
+        assert!(f.blocked("wnam", "enam") && f.blocked("wnam", "apac"));
+        assert!(!f.blocked("enam", "wnam"));
+        assert!(f.remove(id));
+        assert!(!f.blocked("wnam", "enam"));
+        assert!(!f.remove(id));
+    }
+
+    #[test]
+    fn bad_faults_are_refused() {
+        let f = faults();
+        for bad in [
+            r#"{"kind":"loss","from":"wnam","to":"enam","rate":1.5}"#,
+            r#"{"kind":"delay","from":"wnam","to":"enam","extra":"90s"}"#,
+            r#"{"kind":"partition","a":[],"b":["enam"]}"#,
+            r#"{"kind":"one_way","from":"NOT VALID","to":"enam"}"#,
+        ] {
+            assert!(f.add(parse(bad)).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<Fault>(r#"{"kind":"meteor"}"#).is_err());
+        assert!(f.list().is_empty());
+    }
+
+    #[test]
+    fn loss_decisions_follow_the_rate_and_the_seed() {
+        let count = |f: &Faults| (0..10_000).filter(|_| f.roll_loss("wnam", "enam")).count();
+        let a = faults();
+        a.add(parse(r#"{"kind":"loss","from":"*","to":"enam","rate":0.25}"#)).unwrap();
+        let lost = count(&a);
+        assert!((2_300..2_700).contains(&lost), "{lost}");
+        let b = faults();
+        b.add(parse(r#"{"kind":"loss","from":"*","to":"enam","rate":0.25}"#)).unwrap();
+        assert_eq!(count(&b), lost, "same seed, same decisions");
+        assert!(!a.roll_loss("enam", "wnam"), "other links are untouched");
+    }
+
+    #[test]
+    fn extra_delay_and_clock_offset() {
+        let base = ManualClock::new(1_000_000);
+        let clock = Arc::new(OffsetClock::new(Arc::new(base)));
+        let f = Faults::new(7);
+        f.register_clock("wnam".parse().unwrap(), Arc::clone(&clock));
+        f.add(parse(r#"{"kind":"delay","from":"wnam","to":"enam","extra":"2s"}"#)).unwrap();
+        assert_eq!(f.extra_delay("wnam", "enam", 1), Duration::from_secs(2));
+        assert_eq!(f.extra_delay("enam", "wnam", 1), Duration::ZERO);
+        assert_eq!(f.max_extra_delay("wnam", "enam"), Duration::from_secs(2));
+        let id =
+            f.add(parse(r#"{"kind":"clock_offset","region":"wnam","offset_ms":-5000}"#)).unwrap();
+        f.add(parse(r#"{"kind":"clock_offset","region":"enam","offset_ms":9000}"#)).unwrap();
+        assert_eq!(clock.offset_ms(), -5000, "only this region's offset applies");
+        f.remove(id);
+        assert_eq!(clock.offset_ms(), 0);
+        assert_eq!(f.counts(), vec![("delay", 1), ("clock_offset", 1)]);
+    }
+}
