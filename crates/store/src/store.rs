@@ -30,7 +30,10 @@ const LIST_SKIP_BUDGET: usize = 100_000;
 
 /// How long a tombstone whose delete has not yet reached every region waits before collection
 /// is tried again.
+/// A short grace period (experiments) retries sooner, but not more often than the floor.
 const COLLECT_RETRY: Duration = Duration::from_secs(10);
+/// See [`COLLECT_RETRY`].
+const MIN_COLLECT_RETRY: Duration = Duration::from_millis(100);
 
 /// Settings of a [`Store`].
 #[derive(Clone, Debug)]
@@ -718,7 +721,9 @@ impl Store {
                 PurgeKind::Collect => {
                     // Some region may not have the delete yet: forgetting it now could let an
                     // older value come back from there. Try again later.
-                    let retry = now.saturating_add(COLLECT_RETRY.as_millis() as u64);
+                    let wait =
+                        COLLECT_RETRY.min(self.config.tombstone_grace).max(MIN_COLLECT_RETRY);
+                    let retry = now.saturating_add(wait.as_millis() as u64);
                     follow_ups.push(Due { at_ms: retry, ..item });
                 }
             }
