@@ -110,6 +110,8 @@ pub(crate) async fn read_value_body(
         }
         match field.name() {
             Some("value") => value = Some(buf.freeze()),
+            // The Python SDK sends `metadata=None` as an empty part: no metadata.
+            _ if buf.iter().all(u8::is_ascii_whitespace) => metadata = None,
             _ => metadata = canonical_metadata(&buf)?,
         }
     }

@@ -478,6 +478,22 @@ async fn multipart_values_carry_metadata_as_the_python_sdk_sends_them() {
     assert_eq!(&api.get(&format!("{ns}/values/t")).await.body[..], b"text value");
     assert_eq!(api.get(&format!("{ns}/metadata/t")).await.must_succeed(), Value::Null);
 
+    // The Python SDK sends metadata=None as an empty part.
+    let form =
+        multipart(&[("value", None, "text/plain", b"v"), ("metadata", None, "text/plain", b"")]);
+    api.put_form(&format!("{ns}/values/empty-meta"), form).await.must_succeed();
+    assert_eq!(api.get(&format!("{ns}/metadata/empty-meta")).await.must_succeed(), Value::Null);
+    // Metadata keeps the writer's key order, as JSON.stringify would.
+    let form = multipart(&[
+        ("value", None, "text/plain", b"v"),
+        ("metadata", None, "application/json", br#"{"z": 1, "a": 2}"#),
+    ]);
+    api.put_form(&format!("{ns}/values/ordered"), form).await.must_succeed();
+    assert_eq!(
+        &api.get(&format!("{ns}/metadata/ordered")).await.body[..],
+        br#"{"success":true,"errors":[],"messages":[],"result":{"z":1,"a":2}}"#
+    );
+
     let form = multipart(&[("metadata", None, "application/json", b"{}")]);
     api.put_form(&format!("{ns}/values/none"), form).await.must_fail(400, 10001);
     let form = multipart(&[

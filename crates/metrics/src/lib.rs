@@ -83,6 +83,28 @@ impl Histogram {
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
+
+    /// The `q` quantile (0 to 1), interpolated linearly within its bucket, as Prometheus'
+    /// `histogram_quantile` does; `None` with no observation or past the last bound.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * total as f64;
+        let mut below = 0u64;
+        let mut lower = 0.0;
+        for (bound, bucket) in self.bounds.iter().zip(self.buckets.iter()) {
+            let n = bucket.load(Ordering::Relaxed);
+            if n > 0 && (below + n) as f64 >= rank {
+                let within = (rank - below as f64) / n as f64;
+                return Some(lower + (bound - lower) * within);
+            }
+            below += n;
+            lower = *bound;
+        }
+        None
+    }
 }
 
 /// A named family of series of one type, distinguished by label values.
@@ -245,6 +267,20 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_interpolate_within_buckets() {
+        let h = Histogram::new(Arc::from(&[1.0, 2.0, 4.0][..]));
+        assert_eq!(h.quantile(0.5), None);
+        for v in [0.5, 1.5, 1.5, 3.0] {
+            h.observe(v);
+        }
+        assert_eq!(h.quantile(0.25), Some(1.0));
+        assert_eq!(h.quantile(0.5), Some(1.5));
+        assert_eq!(h.quantile(1.0), Some(4.0));
+        h.observe(10.0);
+        assert_eq!(h.quantile(1.0), None, "past the last bound");
+    }
 
     #[test]
     fn renders_the_text_exposition_format() {

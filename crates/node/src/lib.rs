@@ -76,6 +76,8 @@ pub struct RunningRegion {
     pub replication: ReplicationHandle,
     /// Its metrics.
     pub registry: Arc<Registry>,
+    /// Its replication series, for tests and benchmarks that read them directly.
+    pub replication_metrics: Arc<ReplicationMetrics>,
     server: JoinHandle<std::io::Result<()>>,
     purger: JoinHandle<()>,
 }
@@ -140,7 +142,7 @@ pub fn start(
             config.replication.clone(),
             Arc::clone(&store),
             faults,
-            replication_metrics,
+            Arc::clone(&replication_metrics),
             grpc,
             shutdown.clone(),
         )
@@ -164,7 +166,17 @@ pub fn start(
         tokio::spawn(async move { serve.await }.instrument(span.clone()))
     };
     let purger = tokio::spawn(purge_loop(Arc::clone(&store), shutdown).instrument(span));
-    Ok(RunningRegion { config, http_addr, grpc_addr, store, replication, registry, server, purger })
+    Ok(RunningRegion {
+        config,
+        http_addr,
+        grpc_addr,
+        store,
+        replication,
+        registry,
+        replication_metrics,
+        server,
+        purger,
+    })
 }
 
 /// Binds and starts several regions that replicate with each other, on loopback or wherever

@@ -7,8 +7,8 @@ use edgekv_metrics::{Counter, Family, Gauge, Histogram, Registry};
 /// Buckets of the lag histogram, in seconds: fine below a second (delay-0 fidelity), then up
 /// to past the 60 s propagation window.
 const LAG_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0,
-    60.0, 90.0, 120.0, 300.0,
+    0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0,
 ];
 
 /// Every replication series of a node.

@@ -23,10 +23,12 @@ use crate::expiry::{Due, PurgeKind, PurgeQueue};
 use crate::replicated::{Outbox, Watermarks};
 use crate::{AccountId, ItemId, NamespaceId, NamespaceOrder, NamespaceRecord, ReplicatedWrite};
 
-/// How many keys a listing may step over (tombstones, expired entries) beyond the page it
-/// returns. Past this budget the page is cut short and the cursor resumes the walk, which bounds
-/// one request's work even in a namespace that is mostly tombstones.
-const LIST_SKIP_BUDGET: usize = 100_000;
+/// How many keys a listing may step over (tombstones, expired entries) once its page holds at
+/// least one key. Past this budget the page is cut short and the cursor resumes the walk, which
+/// bounds one request's work in a namespace that is mostly tombstones. An empty page is only
+/// ever the last one (tombstones are forgotten after their grace period, which bounds the walk
+/// to the first live key).
+pub(crate) const LIST_SKIP_BUDGET: usize = 100_000;
 
 /// How long a tombstone whose delete has not yet reached every region waits before collection
 /// is tried again.
@@ -657,8 +659,10 @@ impl Store {
         for (name, entry) in range.take_while(|(name, _)| name.starts_with(prefix)) {
             if !entry.is_live(now) {
                 skipped += 1;
-                if skipped > LIST_SKIP_BUDGET {
-                    // Out of budget: resume from here rather than scan on.
+                // Out of budget: resume from here rather than scan on, but never with an empty
+                // page: the official SDKs stop paginating at the first empty page, so one would
+                // hide every key after it.
+                if skipped > LIST_SKIP_BUDGET && !page.keys.is_empty() {
                     page.resume_after = Some(name.clone());
                     return Ok(page);
                 }

@@ -398,3 +398,14 @@ fn current_returns_tombstones_and_records() {
     );
     assert_eq!(f.store.current(&item(Some("missing"))), None);
 }
+
+/// More tombstones than the skip budget before the first live key: the page still holds that
+/// key, because an empty page with a cursor would end an SDK's pagination early.
+#[test]
+fn a_listing_never_returns_an_empty_page_before_the_end() {
+    let f = fixture();
+    let dead: Vec<WriteOp> = (0..LIST_SKIP_BUDGET + 5).map(|i| del(&format!("a{i:07}"))).collect();
+    f.write(dead);
+    f.write(vec![put("b-live", "v"), put("c-live", "v")]);
+    assert_eq!(f.names("", None, 10), (vec!["b-live".to_string(), "c-live".into()], None));
+}

@@ -1,0 +1,203 @@
+//! Replication benchmarks; they print figures and assert nothing about speed.
+//!
+//! 1. Throughput: puts/s at one region while it replicates to 3 peers at delay 0, next to the
+//!    same load on a region with no peer (the baseline), in one run; the outbox backlog each
+//!    second (it must not grow); and the visibility lag (origin write to apply at the peer) at
+//!    p50 and p99 under that load.
+//! 2. Anti-entropy cost between two regions holding N keys (default 1,000,000), with 0 and then
+//!    100 differing entries: round trips, bytes and time.
+//!
+//! Run: `cargo bench -p edgekv-testkit --bench replication`. `EDGEKV_BENCH_SECS` sets the
+//! measured time of each throughput case (default 5), `EDGEKV_BENCH_AE_KEYS` the key count.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use edgekv_core::{Entry, Timestamp, Version};
+use edgekv_replication::Fault;
+use edgekv_store::{NamespaceRecord, ReplicatedWrite, WriteOp};
+use edgekv_testkit::TestCluster;
+
+const WRITERS: usize = 8;
+const VALUE: &[u8] = &[b'v'; 100];
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs WRITERS tasks writing 100-byte values in the first region for `secs`; returns puts/s
+/// and the outbox depth sampled every second.
+async fn write_load(cluster: &TestCluster, secs: u64) -> (f64, Vec<usize>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let store = Arc::clone(&cluster.regions[0].store);
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let (store, stop, count) = (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&count));
+        let (account, ns) = (cluster.account.clone(), cluster.namespace.clone());
+        writers.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let op = WriteOp {
+                    key: format!("w{w}-{}", i % 10_000),
+                    value: Some(Bytes::from_static(VALUE)),
+                    metadata: None,
+                    expiration: None,
+                };
+                store.write(&account, &ns, vec![op]).expect("write");
+                count.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let started = Instant::now();
+    let mut depths = Vec::new();
+    for _ in 0..secs {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        depths.push(store.outbox_len());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    (count.load(Ordering::Relaxed) as f64 / elapsed, depths)
+}
+
+async fn throughput(secs: u64) {
+    println!(
+        "== Replication throughput, {WRITERS} writers, 100-byte values, delay 0, {secs} s per case"
+    );
+    println!("{:<22} {:>10}   outbox depth each second", "case", "puts/s");
+    let alone = TestCluster::builder().regions(&["wnam"]).start().await;
+    let (baseline, depths) = write_load(&alone, secs).await;
+    println!("{:<22} {:>10.0}   {depths:?}", "1 region (baseline)", baseline);
+    drop(alone);
+
+    let cluster = TestCluster::builder()
+        .regions(&["wnam", "enam", "weur", "apac"])
+        .anti_entropy_interval(Duration::from_secs(3600))
+        .start()
+        .await;
+    let (rps, depths) = write_load(&cluster, secs).await;
+    println!("{:<22} {:>10.0}   {depths:?}", "4 regions, 3 peers", rps);
+    println!(
+        "replicating costs {:.0} % of the baseline's throughput",
+        (1.0 - rps / baseline) * 100.0
+    );
+    let drained = Instant::now();
+    while cluster.regions[0].store.outbox_len() > 0 && drained.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("backlog drained {:?} after the load stopped", drained.elapsed());
+    for region in &cluster.regions[1..] {
+        let lag = region.replication_metrics.lag.with(&["wnam"]);
+        let ms = |q: f64| lag.quantile(q).map_or("-".into(), |s| format!("{:.2} ms", s * 1000.0));
+        println!(
+            "visibility lag wnam -> {}: p50 {}, p99 {} over {} writes (target p99 <= 5 ms)",
+            region.config.region,
+            ms(0.5),
+            ms(0.99),
+            lag.count()
+        );
+    }
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+async fn anti_entropy(keys: u64) {
+    println!();
+    println!("== Anti-entropy cost, 2 regions holding {keys} keys");
+    let cluster = TestCluster::builder().regions(&["wnam", "enam"]).start().await;
+    // Stop delivery and periodic anti-entropy: the rounds below are the only traffic.
+    for (from, to) in [("wnam", "enam"), ("enam", "wnam")] {
+        cluster.must_fault(Fault::Pause { from: from.into(), to: to.into() });
+    }
+    let (wnam, enam) = (cluster.store("wnam"), cluster.store("enam"));
+    let origin = "xsrc".parse().expect("region");
+    // Versions an hour old are past the digest horizon, so they enter the digests at once.
+    let base = Timestamp::from_physical_ms(wall_ms() - 3_600_000).0;
+    let account = cluster.account.clone();
+    let ns = cluster.store("wnam").create_namespace(&account, "bench").expect("namespace");
+    let record = ReplicatedWrite::Namespace(NamespaceRecord {
+        version: Version::new(Timestamp(base), origin),
+        ..ns.clone()
+    });
+    wnam.mature();
+    enam.mature();
+    enam.apply_replicated(record.clone()).expect("namespace");
+    wnam.apply_replicated(record).expect("namespace");
+    let write = |i: u64| ReplicatedWrite::Key {
+        account: account.clone(),
+        namespace: ns.id.clone(),
+        key: format!("key-{i:08}"),
+        entry: Entry {
+            value: Some(Bytes::from_static(VALUE)),
+            metadata: None,
+            expiration: None,
+            version: Version::new(Timestamp(base + 1 + i), origin),
+        },
+    };
+    let loading = Instant::now();
+    for i in 0..keys {
+        let w = write(i);
+        wnam.apply_replicated(w.clone()).expect("load");
+        enam.apply_replicated(w).expect("load");
+    }
+    println!("loaded {keys} keys into both regions in {:.1} s", loading.elapsed().as_secs_f64());
+    let handle = &cluster.region("wnam").replication;
+    let peer = "enam".parse().expect("region");
+    println!(
+        "{:<12} {:>11} {:>12} {:>10} {:>8} {:>8}",
+        "differing", "round trips", "bytes", "time", "pulled", "pushed"
+    );
+    for differing in [0u64, 100] {
+        for i in 0..differing {
+            // New keys on one side only, and as many changed versions on the other.
+            if i % 2 == 0 {
+                wnam.apply_replicated(write(keys + i)).expect("diff");
+            } else {
+                let ReplicatedWrite::Key { entry, .. } = write(i) else { unreachable!() };
+                let newer = Entry {
+                    version: Version::new(Timestamp(base + keys + 1000 + i), origin),
+                    ..entry
+                };
+                let w = ReplicatedWrite::Key {
+                    account: account.clone(),
+                    namespace: ns.id.clone(),
+                    key: format!("key-{i:08}"),
+                    entry: newer,
+                };
+                enam.apply_replicated(w).expect("diff");
+            }
+        }
+        let started = Instant::now();
+        let report = handle.anti_entropy_round(peer).await.expect("round");
+        let time = started.elapsed();
+        println!(
+            "{differing:<12} {:>11} {:>12} {:>8.1}ms {:>8} {:>8}",
+            report.round_trips,
+            report.bytes,
+            time.as_secs_f64() * 1000.0,
+            report.pulled,
+            report.pushed
+        );
+    }
+    let after = handle.anti_entropy_round(peer).await.expect("round");
+    println!(
+        "a round right after the repair: {} round trip(s), roots equal: {}",
+        after.round_trips,
+        wnam.digest_root() == enam.digest_root()
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    throughput(env_number("EDGEKV_BENCH_SECS", 5)).await;
+    anti_entropy(env_number("EDGEKV_BENCH_AE_KEYS", 1_000_000)).await;
+}

@@ -1,0 +1,94 @@
+//! The replication service facing a peer that breaks the rules: no secret, malformed messages.
+//! Each is refused with a gRPC error, counted, and leaves the node serving.
+
+use edgekv_proto::pb;
+use edgekv_proto::pb::replication_client::ReplicationClient;
+use edgekv_testkit::TestCluster;
+use tonic::Code;
+
+fn rejected(cluster: &TestCluster, region: &str, reason: &str) -> u64 {
+    let prefix = format!("edgekv_replication_rejected_total{{reason=\"{reason}\"}} ");
+    cluster
+        .region(region)
+        .registry
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn client(
+    cluster: &TestCluster,
+    region: &str,
+) -> ReplicationClient<tonic::transport::Channel> {
+    let url = edgekv_replication::grpc_url(cluster.region(region).grpc_addr);
+    ReplicationClient::connect(url).await.expect("connect")
+}
+
+fn with_secret<T>(message: T, secret: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {secret}").parse().unwrap());
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_the_cluster_secret_is_refused_and_counted() {
+    let cluster = TestCluster::builder().start().await;
+    let mut client = client(&cluster, "wnam").await;
+    let digest = pb::DigestRequest { sender: "enam".into(), ..Default::default() };
+    let err = client.digest(digest.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = client.digest(with_secret(digest.clone(), "wrong")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(rejected(&cluster, "wnam", "auth"), 2);
+    let ok = client.digest(with_secret(digest, edgekv_node::config::DEV_CLUSTER_SECRET)).await;
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_are_refused_without_harm() {
+    let cluster = TestCluster::builder().start().await;
+    let mut client = client(&cluster, "wnam").await;
+    let secret = edgekv_node::config::DEV_CLUSTER_SECRET;
+    let key_write = |key: &str, namespace: &str, origin: &str| pb::Write {
+        kind: Some(pb::write::Kind::Key(pb::KeyWrite {
+            account: "acct".into(),
+            namespace: namespace.into(),
+            key: key.into(),
+            value: Some(b"evil".to_vec().into()),
+            metadata: None,
+            expiration: None,
+            version: Some(pb::Version { timestamp: 1 << 40, origin: origin.into() }),
+        })),
+    };
+    let ns = cluster.namespace.to_string();
+    for (write, what) in [
+        (key_write("", &ns, "enam"), "empty key"),
+        (key_write(&"k".repeat(513), &ns, "enam"), "long key"),
+        (key_write("k", "not-a-namespace", "enam"), "bad namespace"),
+        (key_write("k", &ns, "NOT A REGION"), "bad origin"),
+        (pb::Write { kind: None }, "empty write"),
+    ] {
+        let push =
+            pb::PushRequest { sender: "enam".into(), writes: vec![write], replicated_through: 0 };
+        let err = client.push(with_secret(push, secret)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{what}");
+    }
+    let push =
+        pb::PushRequest { sender: "bad sender!".into(), writes: Vec::new(), replicated_through: 0 };
+    assert_eq!(
+        client.push(with_secret(push, secret)).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let reconcile =
+        pb::ReconcileRequest { sender: "enam".into(), leaves: vec![70_000], items: Vec::new() };
+    assert_eq!(
+        client.reconcile(with_secret(reconcile, secret)).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(rejected(&cluster, "wnam", "malformed"), 7);
+    assert_eq!(cluster.get("wnam", "k"), None, "nothing of it was stored");
+    // The node still replicates.
+    cluster.must_put("enam", "after", "ok");
+    cluster.wait_for_value("wnam", "after", Some("ok"), std::time::Duration::from_secs(10)).await;
+}
