@@ -2,7 +2,7 @@
 
 The node is the release binary (`EDGEKV_BIN`, default `<repo>/target/release/edgekv`), started
 as `edgekv cluster --regions wnam --port 0`, which binds a free port and prints a table
-`REGION URL TOKEN` on stdout; the URL of the `wnam` line is the API base URL. The node accepts
+`REGION URL GRPC TOKEN` on stdout; the URL of the `wnam` line is the API base URL. The node accepts
 only the tokens in `EDGEKV_API_TOKEN`, set here to a random test token, so tests can also present
 wrong credentials. Every test gets its own account id, so tests never see each other's data.
 """
@@ -19,8 +19,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cloudflare
 import pytest
@@ -62,29 +62,36 @@ def edgekv_bin() -> Path:
     return path
 
 
-def _read_base_url(proc: subprocess.Popen[str], deadline: float) -> str:
-    """Reads the cluster table from stdout until the line of REGION, and returns its URL."""
+def _read_base_url(proc: subprocess.Popen[bytes], deadline: float) -> str:
+    """Reads the cluster table from stdout until the line of REGION, and returns its URL.
+
+    Reads the raw file descriptor rather than a buffered file object, so that select() never
+    waits for lines already sitting in a Python buffer.
+    """
     assert proc.stdout is not None
-    seen: list[str] = []
+    fd = proc.stdout.fileno()
+    output = b""
     with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
+        sel.register(fd, selectors.EVENT_READ)
         while time.monotonic() < deadline:
             if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
                 break
-            line = proc.stdout.readline()
-            if not line:  # EOF: the process exited
+            chunk = os.read(fd, 4096)
+            if not chunk:  # EOF: the process exited
                 break
-            seen.append(line)
-            fields = line.split()
-            if len(fields) >= 2 and fields[0] == REGION:
-                return fields[1]
+            output += chunk
+            *complete_lines, _partial = output.split(b"\n")
+            for line in complete_lines[1:]:  # the first line is the table header
+                fields = line.decode(errors="replace").split()
+                if len(fields) >= 2 and fields[0] == REGION:
+                    return fields[1]
     raise RuntimeError(
         f"edgekv printed no URL for region {REGION} (exit code {proc.poll()}); stdout was:\n"
-        + "".join(seen)
+        + output.decode(errors="replace")
     )
 
 
-def _wait_healthy(origin: str, proc: subprocess.Popen[str], deadline: float) -> None:
+def _wait_healthy(origin: str, proc: subprocess.Popen[bytes], deadline: float) -> None:
     """Polls GET /healthz until it answers 200, the process dies, or the deadline passes."""
     last_error: object = None
     while time.monotonic() < deadline:
@@ -101,7 +108,7 @@ def _wait_healthy(origin: str, proc: subprocess.Popen[str], deadline: float) -> 
     raise RuntimeError(f"edgekv did not become healthy at {origin}/healthz: {last_error}")
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -115,7 +122,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def node() -> Iterator[Node]:
     """Starts one node for the whole session and stops it at the end."""
     token = f"edgekv-test-{uuid.uuid4().hex}"
-    env = {**os.environ, "EDGEKV_API_TOKEN": token, "EDGEKV_LOG": "warn"}
+    # Only the settings given here: an EDGEKV_CONFIG or EDGEKV_HOST of the caller's shell must not
+    # change the node under test.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+    env.update(EDGEKV_API_TOKEN=token, EDGEKV_LOG="warn")
     # Logs go to a file, never to an undrained pipe that could fill up and stall the node.
     with tempfile.TemporaryFile(mode="w+", prefix="edgekv-stderr-") as stderr:
         proc = subprocess.Popen(
@@ -124,7 +134,6 @@ def node() -> Iterator[Node]:
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=env,
-            text=True,
         )
         try:
             deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -133,10 +142,10 @@ def node() -> Iterator[Node]:
                 origin = url.removesuffix("/client/v4")
                 assert origin != url, f"unexpected base URL {url!r}"
                 _wait_healthy(origin, proc, deadline)
-            except Exception:
+            except Exception as err:
                 _stop(proc)
                 stderr.seek(0)
-                raise RuntimeError(f"edgekv failed to start; its stderr:\n{stderr.read()}")
+                raise RuntimeError(f"{err}\nedgekv's stderr:\n{stderr.read()}") from err
             yield Node(url=url, origin=origin, token=token)
         finally:
             _stop(proc)
