@@ -201,6 +201,14 @@ pub fn must_run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
     }
 }
 
+/// A loopback port that was free a moment ago, for processes that must know each other's
+/// addresses before they start (two `edgekv node`s peering). The OS does not hand out a port it
+/// just gave to a listener that closed, for a while, so the window for a collision is tiny.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
 /// An HTTP response.
 #[derive(Debug)]
 pub struct Response {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use edgekv_tests::{http, must_run, read_response, write_head, Edgekv};
+use edgekv_tests::{free_port, http, must_run, read_response, write_head, Edgekv};
 
 const TOKEN: &str = "blackbox-token";
 
@@ -177,4 +177,49 @@ fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
     let status = node.wait_for_exit(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");
     assert!(TcpStream::connect(&addr).is_err(), "the listener is closed");
+}
+
+/// Two regions as two processes (`edgekv node --peer ...`), as in a multi-host deployment:
+/// a write in one reaches the other after the configured delay, with its origin's version.
+#[test]
+fn two_node_processes_replicate_to_each_other() {
+    let grpc = [free_port(), free_port()];
+    let start = |region: &str, grpc_port: u16, peer: &str, peer_port: u16| {
+        let grpc_listen = format!("127.0.0.1:{grpc_port}");
+        let peer = format!("{peer}=http://127.0.0.1:{peer_port}");
+        let args = [
+            "node",
+            "--region",
+            region,
+            "--listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            &grpc_listen,
+            "--peer",
+            &peer,
+            "--delay",
+            "200ms",
+        ];
+        Edgekv::must_start(&args, &[("EDGEKV_API_TOKEN", TOKEN)])
+    };
+    let wnam = start("wnam", grpc[0], "enam", grpc[1]);
+    let enam = start("enam", grpc[1], "wnam", grpc[0]);
+    let (w, e) = (wnam.region("wnam").addr.clone(), enam.region("enam").addr.clone());
+    let ns = must_create_namespace(&w, "shared");
+    let path = format!("{}/{ns}/values/k", namespaces_path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    // The namespace and then the key reach enam.
+    loop {
+        let put = http(&w, "PUT", &path, &auth(), b"from wnam");
+        assert_eq!(put.status, 200);
+        let got = http(&e, "GET", &path, &auth(), b"");
+        if got.status == 200 {
+            assert_eq!(got.body, b"from wnam");
+            assert!(got.headers["edgekv-version"].ends_with("-wnam"), "{:?}", got.headers);
+            assert_eq!(got.headers["edgekv-region"], "enam");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the write never reached enam");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
