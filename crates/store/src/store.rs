@@ -471,6 +471,11 @@ impl Store {
         let mut effects = Effects::default();
         {
             let mut keys = ns.keys.write();
+            // Checked again under the keys lock: a namespace deleted since the lookup above has
+            // had its keys dropped, and must not take new ones.
+            if !is_live(&ns.record.read()) {
+                return Err(StoreError::NamespaceNotFound);
+            }
             for op in ops {
                 let write = self.stamp_and_log(|version| ReplicatedWrite::Key {
                     account: account.clone(),
@@ -774,29 +779,30 @@ impl Store {
         let now = self.now_ms();
         let due = self.maturing.lock().pop_due(now);
         for item in due {
-            let Some(current) = self.current_version(&item.item) else { continue };
-            if current == (item.version, false) {
-                let mut digest = self.digest.lock();
-                if digest.member(&item.item) != Some(item.version) {
-                    digest.insert(item.item, item.version);
+            let Some(ns) = self.namespaces.get(&item.item.namespace).map(|ns| Arc::clone(&ns))
+            else {
+                continue;
+            };
+            // The item's lock is held while the digest changes, so a concurrent write cannot
+            // replace the version between the check and the insert and leave a stale member.
+            match &item.item.key {
+                None => {
+                    let record = ns.record.read();
+                    if record.version == item.version {
+                        self.digest.lock().insert(item.item.clone(), item.version);
+                    }
+                }
+                Some(key) => {
+                    let keys = ns.keys.read();
+                    if keys.get(key).is_some_and(|e| e.version == item.version && !e.is_tombstone())
+                    {
+                        self.digest.lock().insert(item.item.clone(), item.version);
+                    }
                 }
             }
         }
         let mut digest = self.digest.lock();
         digest.matured_through_ms = digest.matured_through_ms.max(now);
-    }
-
-    /// The version of an item and whether it is a tombstone (a deleted namespace record counts
-    /// as present), or `None` when the store has nothing for it.
-    fn current_version(&self, item: &ItemId) -> Option<(Version, bool)> {
-        let ns = self.namespaces.get(&item.namespace).map(|ns| Arc::clone(&ns))?;
-        match &item.key {
-            None => {
-                let record = ns.record.read();
-                (!is_placeholder(&record)).then_some((record.version, false))
-            }
-            Some(key) => ns.keys.read().get(key).map(|e| (e.version, e.is_tombstone())),
-        }
     }
 
     /// The current state of an item as a replicated write, tombstones included, or `None`.
@@ -842,6 +848,34 @@ impl Store {
                 digest.members_of(*leaf).map(|(i, v)| (i.clone(), v)).collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    /// The root a digest built from scratch over the current contents would have: every live
+    /// key and namespace record whose version is older than the horizon at the last maturing.
+    /// Equal to [`Store::digest_root`] unless the incremental digest has drifted; it costs a
+    /// full scan, so it is for checks, not for the request path.
+    pub fn rebuilt_digest_root(&self) -> u64 {
+        use edgekv_core::digest::item_hash;
+        let horizon = self.config.digest_horizon.as_millis() as u64;
+        let cutoff = self.digest.lock().matured_through_ms;
+        let mature = |v: Version| v.ts.physical_ms().saturating_add(horizon) <= cutoff;
+        let mut root = 0;
+        for ns in self.namespaces.iter() {
+            let record = ns.record.read();
+            if is_placeholder(&record) {
+                continue;
+            }
+            let (account, id) = (record.account.as_str(), record.id.as_str());
+            if mature(record.version) {
+                root ^= item_hash(account, id, None, record.version);
+            }
+            for (key, entry) in ns.keys.read().iter() {
+                if !entry.is_tombstone() && mature(entry.version) {
+                    root ^= item_hash(account, id, Some(key), entry.version);
+                }
+            }
+        }
+        root
     }
 
     /// How many items the digest holds.
