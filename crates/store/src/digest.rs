@@ -78,11 +78,6 @@ impl Digest {
         }
     }
 
-    /// The version of `item` in the tree, if any.
-    pub(crate) fn member(&self, item: &ItemId) -> Option<Version> {
-        self.members.get(&(leaf(item), item.clone())).copied()
-    }
-
     /// Every item in the tree under `leaf_id`.
     pub(crate) fn members_of(&self, leaf_id: LeafId) -> impl Iterator<Item = (&ItemId, Version)> {
         self.members
