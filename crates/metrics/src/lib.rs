@@ -6,7 +6,6 @@
 //! server and a dependency tree. Series are created on first use and live as long as the
 //! registry; label sets here are small and bounded (status codes, peer regions, fault kinds).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -113,7 +112,9 @@ pub struct Family<M> {
     name: &'static str,
     help: &'static str,
     label_names: &'static [&'static str],
-    series: RwLock<BTreeMap<Labels, Arc<M>>>,
+    /// Few series per family (label values are bounded), so a vector searched by borrowed
+    /// label values beats a map that needs an owned key for every lookup on the hot path.
+    series: RwLock<Vec<(Labels, Arc<M>)>>,
     make: fn(&Family<M>) -> M,
     bounds: Arc<[f64]>,
 }
@@ -122,12 +123,18 @@ impl<M> Family<M> {
     /// The series for `labels` (one value per label name), created on first use.
     pub fn with(&self, labels: &[&str]) -> Arc<M> {
         debug_assert_eq!(labels.len(), self.label_names.len(), "{}: label count", self.name);
-        let key: Labels = labels.iter().map(|l| (*l).to_owned()).collect();
-        if let Some(m) = self.series.read().get(&key) {
+        let matches = |key: &Labels| key.iter().map(String::as_str).eq(labels.iter().copied());
+        if let Some((_, m)) = self.series.read().iter().find(|(key, _)| matches(key)) {
+            return Arc::clone(m);
+        }
+        let mut series = self.series.write();
+        if let Some((_, m)) = series.iter().find(|(key, _)| matches(key)) {
             return Arc::clone(m);
         }
         let made = Arc::new((self.make)(self));
-        Arc::clone(self.series.write().entry(key).or_insert(made))
+        series.push((labels.iter().map(|l| (*l).to_owned()).collect(), Arc::clone(&made)));
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        made
     }
 
     /// Removes every series (for gauges describing a set that changed, like active faults).
@@ -239,7 +246,7 @@ fn family<M>(
     bounds: Arc<[f64]>,
     make: fn(&Family<M>) -> M,
 ) -> Family<M> {
-    Family { name, help, label_names, series: RwLock::new(BTreeMap::new()), make, bounds }
+    Family { name, help, label_names, series: RwLock::new(Vec::new()), make, bounds }
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {

@@ -260,6 +260,9 @@ pub fn spawn_replication(
         peers.push((state, client));
     }
 
+    if peers.is_empty() {
+        store.disable_outbox();
+    }
     let wakers: Vec<Arc<PeerState>> = peers.iter().map(|(p, _)| Arc::clone(p)).collect();
     store.on_write(Arc::new(move || {
         for peer in &wakers {
@@ -282,7 +285,10 @@ pub fn spawn_replication(
     tasks.push(tokio::spawn(hub(Arc::clone(&shared), states, shutdown.clone())));
 
     let server = service::server(Arc::clone(&shared));
-    let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener);
+    // Small responses must not wait for Nagle's algorithm to meet the peer's delayed ACK: that
+    // adds tens of milliseconds to the tail of every delivery.
+    let incoming =
+        tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     let region = config.region;
     tasks.push(tokio::spawn(async move {
         let served = tonic::transport::Server::builder()

@@ -66,6 +66,9 @@ impl Sender {
     /// Runs until `shutdown`.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         loop {
+            // Let writers that woke us finish their burst, so one Push carries it whole rather
+            // than one RPC per write: the wait is one scheduler turn, far below a millisecond.
+            tokio::task::yield_now().await;
             self.refill();
             let now = self.shared.store.hlc().physical_now_ms();
             if !self.paused() {

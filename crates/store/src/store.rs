@@ -178,6 +178,8 @@ pub struct Store {
     digest: Mutex<Digest>,
     maturing: Mutex<MaturityQueue>,
     listener: RwLock<Option<WriteListener>>,
+    /// Whether local writes are logged for peers: a region without peers keeps no outbox.
+    logging: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -210,7 +212,15 @@ impl Store {
             digest: Mutex::new(Digest::default()),
             maturing: Mutex::new(MaturityQueue::default()),
             listener: RwLock::new(None),
+            logging: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Stops logging local writes to the outbox, for a region that has no peer to send them
+    /// to (and so nothing that would ever compact the log).
+    pub fn disable_outbox(&self) {
+        self.logging.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.outbox.lock().compact_through(Timestamp(u64::MAX));
     }
 
     /// The region this store writes as.
@@ -248,7 +258,9 @@ impl Store {
     fn stamp_and_log(&self, make: impl FnOnce(Version) -> ReplicatedWrite) -> ReplicatedWrite {
         let mut outbox = self.outbox.lock();
         let write = make(Version::new(self.hlc.now(), self.config.region));
-        outbox.append(write.clone());
+        if self.logging.load(std::sync::atomic::Ordering::Relaxed) {
+            outbox.append(write.clone());
+        }
         write
     }
 
@@ -535,19 +547,24 @@ impl Store {
         account: &AccountId,
         id: &NamespaceId,
     ) -> Result<Arc<Namespace>, StoreError> {
-        let ns = self
-            .namespaces
-            .entry(id.clone())
-            .or_insert_with(|| {
-                Arc::new(Namespace::new(NamespaceRecord {
-                    account: account.clone(),
-                    id: id.clone(),
-                    title: String::new(),
-                    deleted: false,
-                    version: Version::new(Timestamp(0), self.config.region),
-                }))
-            })
-            .clone();
+        // Look up under the shard's read lock first: the namespace nearly always exists.
+        let existing = self.namespaces.get(id).map(|ns| Arc::clone(&ns));
+        let ns = match existing {
+            Some(ns) => ns,
+            None => self
+                .namespaces
+                .entry(id.clone())
+                .or_insert_with(|| {
+                    Arc::new(Namespace::new(NamespaceRecord {
+                        account: account.clone(),
+                        id: id.clone(),
+                        title: String::new(),
+                        deleted: false,
+                        version: Version::new(Timestamp(0), self.config.region),
+                    }))
+                })
+                .clone(),
+        };
         if ns.record.read().account != *account {
             return Err(StoreError::AccountMismatch(id.clone()));
         }
