@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::body::{read_limited, value_too_large};
-use crate::handlers::raw_json;
+use crate::handlers::{raw_json, require_namespace};
 use crate::{envelope, ApiError, AppState};
 
 /// The result of a bulk write or delete.
@@ -86,7 +86,7 @@ pub(crate) async fn write(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state.store.get_namespace(account, ns).map_err(|err| ApiError::from_store("bulk put", err))?;
+    require_namespace(state, account, ns, "bulk put")?;
     let bytes = read_bulk_body(headers, body).await?;
     let items: Vec<BulkItem> = parse_json(&bytes, "an array of {key, value, ...} objects")?;
     check_item_count(items.len())?;
@@ -145,10 +145,7 @@ pub(crate) async fn delete(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    state
-        .store
-        .get_namespace(account, ns)
-        .map_err(|err| ApiError::from_store("bulk remove keys", err))?;
+    require_namespace(state, account, ns, "bulk remove keys")?;
     let bytes = read_bulk_body(headers, body).await?;
     let keys: Vec<String> = parse_json(&bytes, "an array of key names")?;
     check_item_count(keys.len())?;

@@ -50,6 +50,16 @@ pub(crate) async fn handle(
 
 // ---- namespaces -----------------------------------------------------------------------------
 
+/// The live namespace `ns` of `account`, or the not-found error of operation `op`.
+pub(crate) fn require_namespace(
+    state: &AppState,
+    account: &AccountId,
+    ns: &NamespaceId,
+    op: &'static str,
+) -> Result<NamespaceRecord, ApiError> {
+    state.store.get_namespace(account, ns).map_err(|err| ApiError::from_store(op, err))
+}
+
 /// The namespace object of the API.
 #[derive(Serialize)]
 struct NamespaceJson<'a> {
@@ -138,10 +148,7 @@ fn get_namespace(
     account: &AccountId,
     ns: &NamespaceId,
 ) -> Result<Response, ApiError> {
-    let record = state
-        .store
-        .get_namespace(account, ns)
-        .map_err(|err| ApiError::from_store("get namespace", err))?;
+    let record = require_namespace(state, account, ns, "get namespace")?;
     Ok(envelope::ok(NamespaceJson::from(&record)))
 }
 
@@ -153,10 +160,7 @@ async fn rename_namespace(
     body: Body,
 ) -> Result<Response, ApiError> {
     // Check the namespace first so a missing one is a 404 whatever the body holds.
-    state
-        .store
-        .get_namespace(account, ns)
-        .map_err(|err| ApiError::from_store("rename namespace", err))?;
+    require_namespace(state, account, ns, "rename namespace")?;
     let title = read_title(headers, body).await?;
     let record = state
         .store
@@ -298,7 +302,7 @@ async fn put_value(
     let expiration =
         resolve_expiration(query.get("expiration"), query.get("expiration_ttl"), now_ms)?;
     // Refuse a write to a missing namespace before reading up to 25 MiB of body.
-    state.store.get_namespace(account, ns).map_err(|err| ApiError::from_store("put", err))?;
+    require_namespace(state, account, ns, "put")?;
     let body = read_value_body(headers, body).await?;
     let op = WriteOp {
         key,

@@ -273,8 +273,13 @@ impl Faults {
         )
     }
 
-    /// The extra delay on the link for the write with timestamp `seq`.
-    pub fn extra_delay(&self, from: &str, to: &str, seq: u64) -> Duration {
+    /// Sums `each(fault id, model)` over the extra-delay faults on the link.
+    fn sum_delays(
+        &self,
+        from: &str,
+        to: &str,
+        each: impl Fn(u64, &DelayModel) -> Duration,
+    ) -> Duration {
         self.active
             .read()
             .iter()
@@ -282,27 +287,21 @@ impl Faults {
                 (Fault::Delay { from: a, to: b, .. }, Some(m))
                     if matches(a, from) && matches(b, to) =>
                 {
-                    Some(m.sample(self.seed ^ f.id, from, seq, to))
+                    Some(each(f.id, m))
                 }
                 _ => None,
             })
             .sum()
     }
 
+    /// The extra delay on the link for the write with timestamp `seq`.
+    pub fn extra_delay(&self, from: &str, to: &str, seq: u64) -> Duration {
+        self.sum_delays(from, to, |id, m| m.sample(self.seed ^ id, from, seq, to))
+    }
+
     /// The largest extra delay the link can currently get.
     pub fn max_extra_delay(&self, from: &str, to: &str) -> Duration {
-        self.active
-            .read()
-            .iter()
-            .filter_map(|(f, model)| match (&f.fault, model) {
-                (Fault::Delay { from: a, to: b, .. }, Some(m))
-                    if matches(a, from) && matches(b, to) =>
-                {
-                    Some(m.max())
-                }
-                _ => None,
-            })
-            .sum()
+        self.sum_delays(from, to, |_, m| m.max())
     }
 
     fn rate(&self, from: &str, to: &str, loss: bool) -> f64 {
