@@ -109,6 +109,8 @@ async fn start_edgekv() -> Target {
     let hlc = Arc::new(Hlc::new(Arc::new(SystemClock), Hlc::DEFAULT_MAX_DELTA));
     let config = StoreConfig::for_test("bench");
     let store = Arc::new(Store::new(config, hlc));
+    // As in a node without peers: nothing would ever drain an outbox.
+    store.disable_outbox();
     let account = AccountId::parse("bench").expect("account");
     let ns = store.create_namespace(&account, "bench").expect("namespace").id;
     let ops = (0..KEYS)
