@@ -223,3 +223,80 @@ fn two_node_processes_replicate_to_each_other() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Waits until `condition` holds, polling, or panics after `timeout` naming `what`.
+fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The admin API of `edgekv cluster`: its own token, faults added through one region apply to
+/// the cluster, they show in /metrics, and removing them heals the link.
+#[test]
+fn faults_through_the_admin_api_cut_and_heal_replication() {
+    let cluster = Edgekv::must_start(
+        &["cluster", "--regions", "wnam,enam", "--port", "0"],
+        &[("EDGEKV_API_TOKEN", TOKEN), ("EDGEKV_ADMIN_TOKEN", "admin-secret")],
+    );
+    let (w, e) = (cluster.region("wnam").addr.clone(), cluster.region("enam").addr.clone());
+    let admin = [("Authorization", "Bearer admin-secret")];
+    let partition = br#"{"kind":"partition","a":["wnam"],"b":["enam"]}"#;
+
+    // The API token is not an admin token.
+    assert_eq!(http(&w, "POST", "/admin/faults", &auth(), partition).status, 403);
+    let bad = http(
+        &w,
+        "POST",
+        "/admin/faults",
+        &admin,
+        br#"{"kind":"loss","from":"*","to":"*","rate":2}"#,
+    );
+    assert_eq!(bad.status, 400);
+    assert!(
+        String::from_utf8_lossy(&bad.body).contains("rate"),
+        "{}",
+        String::from_utf8_lossy(&bad.body)
+    );
+
+    let ns = must_create_namespace(&w, "t");
+    let path = format!("{}/{ns}/values/k", namespaces_path());
+    wait_until(Duration::from_secs(10), "the namespace in enam", || {
+        http(&e, "GET", &format!("{}/{ns}", namespaces_path()), &auth(), b"").status == 200
+    });
+    let added = http(&w, "POST", "/admin/faults", &admin, partition);
+    assert_eq!(added.status, 200);
+    let id = added.json()["id"].as_u64().expect("an id");
+    let listed = http(&e, "GET", "/admin/faults", &admin, b"");
+    assert_eq!(
+        listed.json()["faults"][0]["kind"],
+        "partition",
+        "one fault set for the whole cluster"
+    );
+    wait_until(Duration::from_secs(10), "the fault gauge", || {
+        let metrics = http(&w, "GET", "/metrics", &[], b"");
+        String::from_utf8_lossy(&metrics.body)
+            .contains("edgekv_faults_active{kind=\"partition\"} 1")
+    });
+
+    assert_eq!(http(&w, "PUT", &path, &auth(), b"across").status, 200);
+    // wnam's sender keeps failing against the partition and says so in its metrics.
+    wait_until(Duration::from_secs(10), "blocked deliveries", || {
+        let metrics =
+            String::from_utf8_lossy(&http(&w, "GET", "/metrics", &[], b"").body).into_owned();
+        metrics.contains("edgekv_fault_effects_total{peer=\"enam\",effect=\"blocked\"}")
+    });
+    assert_eq!(http(&e, "GET", &path, &auth(), b"").status, 404, "the write crossed the partition");
+
+    let removed = http(&w, "DELETE", &format!("/admin/faults/{id}"), &admin, b"");
+    assert_eq!(removed.status, 200);
+    assert_eq!(http(&w, "DELETE", &format!("/admin/faults/{id}"), &admin, b"").status, 404);
+    wait_until(Duration::from_secs(15), "the write to reach enam after the heal", || {
+        http(&e, "GET", &path, &auth(), b"").status == 200
+    });
+    let status = http(&w, "GET", "/admin/status", &admin, b"").json();
+    assert_eq!(status["region"], "wnam");
+    assert_eq!(status["peers"], serde_json::json!(["enam"]));
+}
