@@ -92,3 +92,35 @@ async fn malformed_messages_are_refused_without_harm() {
     cluster.must_put("enam", "after", "ok");
     cluster.wait_for_value("wnam", "after", Some("ok"), std::time::Duration::from_secs(10)).await;
 }
+
+/// A value over the 25 MiB limit, and a message over the 64 MiB frame limit, are refused; the
+/// node keeps serving and stores nothing of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_are_refused_without_harm() {
+    let cluster = TestCluster::builder().start().await;
+    let mut client = client(&cluster, "wnam").await.max_encoding_message_size(usize::MAX);
+    let secret = edgekv_node::config::DEV_CLUSTER_SECRET;
+    let write = |len: usize| pb::Write {
+        kind: Some(pb::write::Kind::Key(pb::KeyWrite {
+            account: "acct".into(),
+            namespace: cluster.namespace.to_string(),
+            key: "big".into(),
+            value: Some(vec![0u8; len].into()),
+            metadata: None,
+            expiration: None,
+            version: Some(pb::Version { timestamp: 1 << 40, origin: "enam".into() }),
+        })),
+    };
+    for (len, code) in [(30 << 20, Code::InvalidArgument), (65 << 20, Code::OutOfRange)] {
+        let push = pb::PushRequest {
+            sender: "enam".into(),
+            writes: vec![write(len)],
+            replicated_through: 0,
+        };
+        let err = client.push(with_secret(push, secret)).await.unwrap_err();
+        assert_eq!(err.code(), code, "{len} bytes: {err}");
+    }
+    assert_eq!(cluster.get("wnam", "big"), None);
+    cluster.must_put("enam", "after", "ok");
+    cluster.wait_for_value("wnam", "after", Some("ok"), std::time::Duration::from_secs(10)).await;
+}
