@@ -4,6 +4,8 @@
 //!    same load on a region with no peer (the baseline), in one run; the outbox backlog each
 //!    second (it must not grow); and the visibility lag (origin write to apply at the peer) at
 //!    p50 and p99 under that load.
+//!    The same through the HTTP API: 32 keep-alive connections PUTting to the region, with and
+//!    without 3 peers, and the visibility lag under that load.
 //! 2. Anti-entropy cost between two regions holding N keys (default 1,000,000), with 0 and then
 //!    100 differing entries: round trips, bytes and time.
 //!
@@ -270,8 +272,79 @@ async fn anti_entropy(keys: u64) {
     );
 }
 
+/// Connections of the HTTP case.
+const CONNECTIONS: usize = 32;
+
+/// One keep-alive connection PUTting 100-byte values back to back until `until`; returns how
+/// many succeeded. Any other status fails the benchmark.
+async fn put_loop(addr: std::net::SocketAddr, base: String, first: usize, until: Instant) -> u64 {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let mut done = 0u64;
+    let mut i = first;
+    while Instant::now() < until {
+        let request = hyper::Request::put(format!("{base}/h{}", i % 10_000))
+            .header("authorization", "Bearer edgekv-dev-token")
+            .body(Full::new(Bytes::from_static(VALUE)))
+            .expect("request");
+        let response = sender.send_request(request).await.expect("send");
+        let status = response.status();
+        let _ = response.into_body().collect().await.expect("body");
+        assert_eq!(status, 200, "PUT failed");
+        done += 1;
+        i += 1;
+    }
+    done
+}
+
+/// PUTs through the first region's HTTP API for `secs` from [`CONNECTIONS`] connections.
+async fn http_load(cluster: &TestCluster, secs: u64) -> f64 {
+    let region = &cluster.regions[0];
+    let base = format!(
+        "/client/v4/accounts/{}/storage/kv/namespaces/{}/values",
+        cluster.account, cluster.namespace
+    );
+    let started = Instant::now();
+    let until = started + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|c| tokio::spawn(put_loop(region.http_addr, base.clone(), c * 1000, until)))
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.expect("load task");
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn http_throughput(secs: u64) {
+    println!();
+    println!("== Through the HTTP API: {CONNECTIONS} keep-alive connections PUTting 100-byte values, delay 0, {secs} s");
+    let alone = TestCluster::builder().regions(&["wnam"]).start().await;
+    let baseline = http_load(&alone, secs).await;
+    drop(alone);
+    let cluster = TestCluster::builder()
+        .regions(&["wnam", "enam", "weur", "apac"])
+        .anti_entropy_interval(Duration::from_secs(3600))
+        .start()
+        .await;
+    let rps = http_load(&cluster, secs).await;
+    println!("1 region (baseline)    {baseline:>10.0} PUT/s");
+    println!(
+        "4 regions, 3 peers     {rps:>10.0} PUT/s ({:.0} % of the baseline)",
+        rps / baseline * 100.0
+    );
+    print_lag(&cluster, "under that HTTP load");
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     throughput(env_number("EDGEKV_BENCH_SECS", 5)).await;
+    http_throughput(env_number("EDGEKV_BENCH_SECS", 5)).await;
     anti_entropy(env_number("EDGEKV_BENCH_AE_KEYS", 1_000_000)).await;
 }
