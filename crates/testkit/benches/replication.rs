@@ -79,11 +79,7 @@ async fn throughput(secs: u64) {
     println!("{:<22} {:>10.0}   {depths:?}", "1 region (baseline)", baseline);
     drop(alone);
 
-    let cluster = TestCluster::builder()
-        .regions(&["wnam", "enam", "weur", "apac"])
-        .anti_entropy_interval(Duration::from_secs(3600))
-        .start()
-        .await;
+    let cluster = four_regions().await;
     let (rps, depths) = write_load(&cluster, secs).await;
     println!("{:<22} {:>10.0}   {depths:?}", "4 regions, 3 peers", rps);
     println!(
@@ -106,11 +102,7 @@ async fn throughput(secs: u64) {
     );
     for fraction in [0.05, 0.1, 0.25, 0.5] {
         let rate = ((rps * fraction) as u64).max(1000);
-        let cluster = TestCluster::builder()
-            .regions(&["wnam", "enam", "weur", "apac"])
-            .anti_entropy_interval(Duration::from_secs(3600))
-            .start()
-            .await;
+        let cluster = four_regions().await;
         let (achieved, depths) = paced_load(&cluster, rate, secs).await;
         let lags: Vec<(f64, f64)> = cluster.regions[1..]
             .iter()
@@ -272,6 +264,16 @@ async fn anti_entropy(keys: u64) {
     );
 }
 
+/// Four regions replicating at delay 0, with anti-entropy out of the way: the load's own
+/// traffic is all there is.
+async fn four_regions() -> TestCluster {
+    TestCluster::builder()
+        .regions(&["wnam", "enam", "weur", "apac"])
+        .anti_entropy_interval(Duration::from_secs(3600))
+        .start()
+        .await
+}
+
 /// Connections of the HTTP case.
 const CONNECTIONS: usize = 32;
 
@@ -328,11 +330,7 @@ async fn http_throughput(secs: u64) {
     let alone = TestCluster::builder().regions(&["wnam"]).start().await;
     let baseline = http_load(&alone, secs).await;
     drop(alone);
-    let cluster = TestCluster::builder()
-        .regions(&["wnam", "enam", "weur", "apac"])
-        .anti_entropy_interval(Duration::from_secs(3600))
-        .start()
-        .await;
+    let cluster = four_regions().await;
     let rps = http_load(&cluster, secs).await;
     println!("1 region (baseline)    {baseline:>10.0} PUT/s");
     println!(
