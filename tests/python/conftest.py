@@ -127,9 +127,12 @@ def node() -> Iterator[Node]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
     env.update(EDGEKV_API_TOKEN=token, EDGEKV_LOG="warn")
     # Logs go to a file, never to an undrained pipe that could fill up and stall the node.
-    with tempfile.TemporaryFile(mode="w+", prefix="edgekv-stderr-") as stderr:
+    # The default durable store (fsync mode), in a directory of its own.
+    with tempfile.TemporaryFile(mode="w+", prefix="edgekv-stderr-") as stderr, \
+            tempfile.TemporaryDirectory(prefix="edgekv-data-") as data_dir:
         proc = subprocess.Popen(
-            [str(edgekv_bin()), "cluster", "--regions", REGION, "--port", "0"],
+            [str(edgekv_bin()), "cluster", "--regions", REGION, "--port", "0",
+             "--data-dir", data_dir],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,

@@ -50,6 +50,8 @@ pub struct RegionRow {
 /// A running `edgekv` process, killed when dropped.
 pub struct Edgekv {
     child: Child,
+    /// The data directory the harness gave it when the test gave none; removed on drop.
+    _data: Option<tempfile::TempDir>,
     /// The regions it printed.
     pub regions: Vec<RegionRow>,
     stderr_rx: mpsc::Receiver<String>,
@@ -67,8 +69,19 @@ impl Edgekv {
             "EDGEKV_CONFIG",
             "EDGEKV_CLUSTER_SECRET",
             "EDGEKV_ADMIN_TOKEN",
+            "EDGEKV_DATA_DIR",
+            "EDGEKV_DURABILITY",
+            "EDGEKV_IN_MEMORY",
+            "EDGEKV_CLOCK_OFFSET",
         ] {
             command.env_remove(var);
+        }
+        // A test that names no storage gets a fresh data directory of its own, never ./data.
+        let named = args.iter().any(|a| a.starts_with("--data-dir") || *a == "--in-memory")
+            || env.iter().any(|(k, _)| *k == "EDGEKV_DATA_DIR" || *k == "EDGEKV_IN_MEMORY");
+        let data = (!named).then(|| tempfile::tempdir().expect("create a data directory"));
+        if let Some(dir) = &data {
+            command.env("EDGEKV_DATA_DIR", dir.path());
         }
         command.env("EDGEKV_LOG", "info").envs(env.iter().copied());
         let mut child = command.spawn().expect("spawn edgekv");
@@ -114,7 +127,7 @@ impl Edgekv {
                 break;
             }
         }
-        Edgekv { child, regions, stderr_rx }
+        Edgekv { child, _data: data, regions, stderr_rx }
     }
 
     /// The region called `name`.
@@ -184,6 +197,8 @@ pub fn must_run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
     for var in ["EDGEKV_API_TOKEN", "EDGEKV_CLUSTER_SECRET", "EDGEKV_ADMIN_TOKEN"] {
         command.env_remove(var);
     }
+    // Should one start after all, it must not leave a ./data behind.
+    command.env("EDGEKV_IN_MEMORY", "true").env_remove("EDGEKV_DATA_DIR");
     command.envs(env.iter().copied());
     let mut child = command.spawn().expect("spawn edgekv");
     let mut stderr = String::new();

@@ -786,7 +786,7 @@ fn main() -> Res<()> {
     println!("{WRITE_RULE}");
     for (round, &n) in clients.iter().enumerate() {
         for &(a, b) in &pairs {
-            let order = if round % 2 == 0 { [a, b] } else { [b, a] };
+            let order = if round.is_multiple_of(2) { [a, b] } else { [b, a] };
             for v in order {
                 if only.as_ref().is_some_and(|o| !o.contains(&v)) {
                     continue;

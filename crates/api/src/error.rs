@@ -51,6 +51,10 @@ pub enum ApiError {
     /// The client's body stream failed before it was complete. Nothing of it was stored.
     #[error("failed to read request body: {0}")]
     BodyRead(String),
+    /// The store could not commit or make the write durable. It was not acknowledged; a
+    /// client may retry it.
+    #[error("internal storage error: {0}")]
+    Storage(String),
 }
 
 impl ApiError {
@@ -71,6 +75,7 @@ impl ApiError {
             | ApiError::Validation(_)
             | ApiError::BadRequest(_)
             | ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -88,6 +93,8 @@ impl ApiError {
             | ApiError::BadRequest(_)
             | ApiError::TooLarge(_)
             | ApiError::BodyRead(_) => VALIDATION_CODE,
+            // The local simulator's internal error code (docs/api.md).
+            ApiError::Storage(_) => 10000,
         }
     }
 
@@ -100,6 +107,7 @@ impl ApiError {
             }
             StoreError::DuplicateTitle => ApiError::DuplicateTitle,
             StoreError::TooManyNamespaces => ApiError::TooManyNamespaces(err.to_string()),
+            StoreError::Storage(message) => ApiError::Storage(message),
         }
     }
 }
@@ -116,8 +124,10 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        // The Python SDK retries some statuses; none of ours gets better by retrying.
-        response.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
+        // The Python SDK retries some statuses; only a storage failure may get better by
+        // retrying.
+        let retry = if matches!(self, ApiError::Storage(_)) { "true" } else { "false" };
+        response.headers_mut().insert("x-should-retry", HeaderValue::from_static(retry));
         response
     }
 }

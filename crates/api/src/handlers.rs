@@ -27,7 +27,8 @@ pub(crate) async fn handle(
     query: &Query,
     body: Body,
 ) -> Result<Response, ApiError> {
-    match route {
+    let (op, writes) = (route.op(), route.writes());
+    let response = match route {
         Route::ListNamespaces(account) => list_namespaces(state, &account, query),
         Route::CreateNamespace(account) => create_namespace(state, &account, headers, body).await,
         Route::GetNamespace(account, ns) => get_namespace(state, &account, &ns),
@@ -45,7 +46,12 @@ pub(crate) async fn handle(
         Route::BulkWrite(account, ns) => bulk::write(state, &account, &ns, headers, body).await,
         Route::BulkDelete(account, ns) => bulk::delete(state, &account, &ns, headers, body).await,
         Route::BulkGet(account, ns) => bulk::get(state, &account, &ns, headers, body).await,
+    }?;
+    if writes {
+        // The ack follows the group commit's fsync (in the durable store's default mode).
+        state.store.flushed().await.map_err(|err| ApiError::from_store(op, err))?;
     }
+    Ok(response)
 }
 
 // ---- namespaces -----------------------------------------------------------------------------

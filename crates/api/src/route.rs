@@ -65,6 +65,20 @@ impl Route {
             Route::BulkGet(..) => "bulk_get",
         }
     }
+
+    /// Whether the operation changes state, and so is acknowledged only once durable.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Route::CreateNamespace(..)
+                | Route::RenameNamespace(..)
+                | Route::DeleteNamespace(..)
+                | Route::PutValue(..)
+                | Route::DeleteValue(..)
+                | Route::BulkWrite(..)
+                | Route::BulkDelete(..)
+        )
+    }
 }
 
 /// The raw key segment of a path. It is decoded and validated by the handler, after

@@ -362,7 +362,7 @@ impl fmt::Display for Canonical {
         let ns = self.0.as_nanos();
         let (unit_ns, digits, unit) = match ns {
             0 => return f.write_str("0s"),
-            _ if ns % 60_000_000_000 == 0 => (60_000_000_000, 0, "m"),
+            _ if ns.is_multiple_of(60_000_000_000) => (60_000_000_000, 0, "m"),
             1_000_000_000.. => (1_000_000_000, 9, "s"),
             _ => (1_000_000, 6, "ms"),
         };

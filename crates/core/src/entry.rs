@@ -83,13 +83,13 @@ mod tests {
     fn arb_entry() -> impl Strategy<Value = Entry> {
         (0u64..6, 0usize..REGIONS.len()).prop_map(|(ts, region)| {
             let version = Version::new(Timestamp(ts), REGIONS[region].parse::<RegionId>().unwrap());
-            if (ts as usize + region) % 3 == 0 {
+            if (ts as usize + region).is_multiple_of(3) {
                 Entry::tombstone(version)
             } else {
                 Entry {
                     value: Some(Bytes::from(version.to_string())),
                     metadata: None,
-                    expiration: (ts % 2 == 0).then_some(ts),
+                    expiration: ts.is_multiple_of(2).then_some(ts),
                     version,
                 }
             }

@@ -18,7 +18,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use edgekv_metrics::Registry;
+use edgekv_metrics::{Counter, Family, Gauge, Registry};
 use edgekv_replication::{Fault, Faults};
 use edgekv_store::Store;
 use serde_json::json;
@@ -29,6 +29,7 @@ pub(crate) struct AdminState {
     pub(crate) faults: Arc<Faults>,
     pub(crate) store: Arc<Store>,
     pub(crate) registry: Arc<Registry>,
+    pub(crate) store_metrics: StoreMetrics,
     pub(crate) peers: Vec<String>,
 }
 
@@ -59,8 +60,45 @@ fn denied() -> Response {
     error(StatusCode::FORBIDDEN, "missing or wrong admin token")
 }
 
+/// The store's series, refreshed from the store when `/metrics` is scraped.
+pub(crate) struct StoreMetrics {
+    fsyncs: Arc<Family<Counter>>,
+    outbox: Arc<Family<Gauge>>,
+}
+
+impl StoreMetrics {
+    pub(crate) fn register(registry: &Registry, store: &Store) -> Self {
+        let mode = registry.gauge(
+            "edgekv_store_durability",
+            "The storage mode this region runs with (1 for the mode in effect).",
+            &["mode"],
+        );
+        let shown = store.durability().map_or_else(|| "in-memory".to_owned(), |d| d.to_string());
+        mode.with(&[shown.as_str()]).set(1);
+        StoreMetrics {
+            fsyncs: registry.counter(
+                "edgekv_store_fsyncs_total",
+                "Group-commit fsyncs of the journal.",
+                &[],
+            ),
+            outbox: registry.gauge(
+                "edgekv_store_outbox_writes",
+                "Writes of this region kept until every peer has them.",
+                &[],
+            ),
+        }
+    }
+
+    fn refresh(&self, store: &Store) {
+        let counter = self.fsyncs.with(&[]);
+        counter.add(store.fsyncs().saturating_sub(counter.get()));
+        self.outbox.with(&[]).set(store.outbox_len() as i64);
+    }
+}
+
 async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     state.store.mature();
+    state.store_metrics.refresh(&state.store);
     let body = state.registry.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -120,6 +158,10 @@ async fn status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Res
         "digest": { "items": store.digest_len(), "root": format!("{:016x}", store.digest_root()) },
         "digest_horizon_ms": store.digest_horizon().as_millis() as u64,
         "faults": state.faults.list().len(),
+        "storage": {
+            "mode": store.durability().map_or_else(|| "in-memory".to_owned(), |d| d.to_string()),
+            "data_dir": store.data_dir().map(|d| d.display().to_string()),
+        },
     }))
     .into_response()
 }

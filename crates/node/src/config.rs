@@ -18,6 +18,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 /// Default time a tombstone is kept before it is forgotten.
 pub const DEFAULT_TOMBSTONE_GRACE: Duration = Duration::from_secs(24 * 3600);
 
+/// Where data lives when no directory is given: `./data/REGION` for each region.
+pub const DEFAULT_DATA_DIR: &str = "data";
+
 /// The TOML configuration file. Every field is optional; see `deploy/edgekv.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,8 +37,15 @@ pub struct FileConfig {
     pub host: Option<std::net::IpAddr>,
     /// Accepted API tokens.
     pub api_tokens: Option<Vec<String>>,
-    /// Keep all data in memory (today the only storage mode).
+    /// Keep all data in memory instead of in `data_dir`.
     pub in_memory: Option<bool>,
+    /// Data directory: the region's own for `edgekv node`, one subdirectory per region for
+    /// `edgekv cluster`.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `fsync` (default), `periodic(MS)` or `none`.
+    pub durability: Option<String>,
+    /// Offset added to the wall clock, e.g. `"-1h"` (experiments only).
+    pub clock_offset: Option<String>,
     /// How long tombstones are kept, e.g. `"24h"`.
     pub tombstone_grace: Option<String>,
     /// gRPC listen address of `edgekv node`, for peers.
@@ -97,6 +107,34 @@ pub struct RegionConfig {
     pub replication: edgekv_replication::ReplicationConfig,
     /// Largest accepted lead of a peer's timestamp over the local clock.
     pub max_clock_skew: Duration,
+    /// Where the region keeps its data.
+    pub storage: Storage,
+    /// A fixed offset added to the wall clock, in milliseconds (negative: behind). For
+    /// experiments and tests of clock skew and of a clock set back across a restart.
+    pub clock_offset_ms: i64,
+}
+
+/// Where a region keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// Nothing survives a restart; for tests and quick experiments.
+    InMemory,
+    /// The durable store in `dir`.
+    Disk {
+        /// The region's data directory.
+        dir: std::path::PathBuf,
+        /// When an acknowledged write reaches the disk.
+        durability: edgekv_store::Durability,
+    },
+}
+
+impl std::fmt::Display for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::InMemory => f.write_str("in-memory"),
+            Storage::Disk { dir, durability } => write!(f, "{} ({durability})", dir.display()),
+        }
+    }
 }
 
 impl RegionConfig {
@@ -119,6 +157,8 @@ impl RegionConfig {
             tombstone_grace: Duration::from_secs(60),
             replication,
             max_clock_skew: edgekv_core::Hlc::DEFAULT_MAX_DELTA,
+            storage: Storage::InMemory,
+            clock_offset_ms: 0,
         }
     }
 }

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub use config::RegionConfig;
+pub use config::{RegionConfig, Storage};
 
 /// How often expired entries and old tombstones are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(1);
@@ -99,6 +99,8 @@ impl RunningRegion {
             .with_context(|| format!("HTTP server of region {region}"))?;
         self.purger.await.context("purge task panicked")?;
         self.replication.stopped().await;
+        // Last: replication saved its delivery positions on its way out.
+        self.store.close().with_context(|| format!("flush the store of region {region}"))?;
         Ok(())
     }
 }
@@ -112,7 +114,11 @@ pub fn start(
 ) -> anyhow::Result<RunningRegion> {
     let BoundRegion { config, http_addr, grpc_addr, http, grpc } = bound;
     let span = tracing::info_span!("region", region = %config.region);
-    let clock = Arc::new(OffsetClock::new(Arc::new(SystemClock)));
+    // Two layers: the configured offset below, the clock_offset fault (which resets its own
+    // layer when cleared) on top.
+    let skewed = OffsetClock::new(Arc::new(SystemClock));
+    skewed.set_offset_ms(config.clock_offset_ms);
+    let clock = Arc::new(OffsetClock::new(Arc::new(skewed)));
     faults.register_clock(config.region, Arc::clone(&clock));
     let hlc = Arc::new(Hlc::new(clock, config.max_clock_skew));
     let store_config = StoreConfig {
@@ -120,7 +126,7 @@ pub fn start(
         tombstone_grace: config.tombstone_grace,
         digest_horizon: digest_horizon(&config.replication.delays),
     };
-    let store = Arc::new(Store::new(store_config, hlc));
+    let store = Arc::new(open_store(&config, store_config, hlc)?);
     let registry = Arc::new(Registry::default());
     let replication_metrics = Arc::new(ReplicationMetrics::register(&registry));
     let state = Arc::new(AppState {
@@ -132,6 +138,7 @@ pub fn start(
         tokens: config.admin_tokens.clone(),
         faults: Arc::clone(&faults),
         store: Arc::clone(&store),
+        store_metrics: admin::StoreMetrics::register(&registry, &store),
         registry: Arc::clone(&registry),
         peers: config.replication.peers.iter().map(|p| p.name.to_string()).collect(),
     });
@@ -177,6 +184,32 @@ pub fn start(
         server,
         purger,
     })
+}
+
+/// Opens the region's store: recovers the durable one from its data directory.
+fn open_store(
+    config: &RegionConfig,
+    store_config: StoreConfig,
+    hlc: Arc<Hlc>,
+) -> anyhow::Result<Store> {
+    let (dir, durability) = match &config.storage {
+        Storage::InMemory => return Ok(Store::new(store_config, hlc)),
+        Storage::Disk { dir, durability } => (dir, *durability),
+    };
+    let started = std::time::Instant::now();
+    let (store, recovered) = Store::open(store_config, hlc, dir, durability)
+        .with_context(|| format!("open the store of region {}", config.region))?;
+    tracing::info!(
+        region = %config.region,
+        dir = %dir.display(),
+        %durability,
+        namespaces = recovered.namespaces,
+        keys = recovered.keys,
+        clock_floor = recovered.clock_floor.0,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "store opened"
+    );
+    Ok(store)
 }
 
 /// Binds and starts several regions that replicate with each other, on loopback or wherever

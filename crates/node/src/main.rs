@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use edgekv_node::config::{
     latency_matrix, parse_duration, parse_peer, parse_region, resolve_secret, resolve_tokens,
-    FileConfig, DEFAULT_ANTI_ENTROPY_INTERVAL, DEFAULT_LISTEN, DEFAULT_TOMBSTONE_GRACE,
-    DEV_ADMIN_TOKEN, DEV_CLUSTER_SECRET,
+    FileConfig, Storage, DEFAULT_ANTI_ENTROPY_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
+    DEFAULT_TOMBSTONE_GRACE, DEV_ADMIN_TOKEN, DEV_CLUSTER_SECRET,
 };
 use edgekv_node::{
     bind, init_tracing, shutdown_signal, start, start_cluster, RegionConfig, RunningRegion,
@@ -81,9 +81,21 @@ struct CommonArgs {
     /// Largest lead of a peer's timestamp over the local clock that is accepted [default: 500ms].
     #[arg(long, env = "EDGEKV_MAX_CLOCK_SKEW")]
     max_clock_skew: Option<String>,
-    /// Keep all data in memory. Today this is the only storage mode.
-    #[arg(long, env = "EDGEKV_IN_MEMORY")]
+    /// Keep all data in memory: nothing survives a restart (tests, quick experiments).
+    #[arg(long, env = "EDGEKV_IN_MEMORY", conflicts_with = "data_dir")]
     in_memory: bool,
+    /// Data directory. `node`: the region's own [default: ./data/REGION]; `cluster`: one
+    /// subdirectory per region under it [default: ./data].
+    #[arg(long, env = "EDGEKV_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// When a write is acknowledged: fsync (after the group commit's fsync), periodic(MS)
+    /// (fsync every MS milliseconds, ack before it) or none (the OS flushes) [default: fsync].
+    #[arg(long, env = "EDGEKV_DURABILITY")]
+    durability: Option<String>,
+    /// Offset added to the wall clock, e.g. -1h or 30s: starts the node with a skewed clock
+    /// (experiments; the HLC still never goes back) [default: 0s].
+    #[arg(long, env = "EDGEKV_CLOCK_OFFSET", allow_hyphen_values = true)]
+    clock_offset: Option<String>,
 }
 
 #[derive(Args)]
@@ -161,6 +173,10 @@ struct Shared {
     seed: u64,
     anti_entropy_interval: std::time::Duration,
     max_clock_skew: std::time::Duration,
+    /// The data directory (`None`: in memory) and the durability mode.
+    data_dir: Option<PathBuf>,
+    durability: edgekv_store::Durability,
+    clock_offset_ms: i64,
 }
 
 fn shared(common: CommonArgs) -> anyhow::Result<Shared> {
@@ -196,10 +212,24 @@ fn shared(common: CommonArgs) -> anyhow::Result<Shared> {
     )?;
     let links = common.link_delays.or_else(|| file.link_delays.clone()).unwrap_or_default();
     let delays = latency_matrix(common.delay.as_deref().or(file.delay.as_deref()), &links)?;
-    if common.in_memory || file.in_memory.unwrap_or(false) {
-        tracing::debug!("in-memory storage requested (the only mode so far)");
-    }
+    let in_memory = common.in_memory || file.in_memory.unwrap_or(false);
+    let data_dir = match common.data_dir.clone().or_else(|| file.data_dir.clone()) {
+        _ if in_memory => None,
+        Some(dir) => Some(dir),
+        None => Some(PathBuf::from(DEFAULT_DATA_DIR)),
+    };
+    let durability = match common.durability.as_deref().or(file.durability.as_deref()) {
+        Some(text) => text.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+        None => edgekv_store::Durability::default(),
+    };
+    let clock_offset_ms = match common.clock_offset.as_deref().or(file.clock_offset.as_deref()) {
+        Some(text) => signed_millis(text).context("clock offset")?,
+        None => 0,
+    };
     Ok(Shared {
+        data_dir,
+        durability,
+        clock_offset_ms,
         api_tokens: common.api_tokens.or_else(|| file.api_tokens.clone()).unwrap_or_default(),
         admin_tokens: common.admin_tokens.or_else(|| file.admin_tokens.clone()).unwrap_or_default(),
         cluster_secret: common.cluster_secret.or_else(|| file.cluster_secret.clone()),
@@ -219,6 +249,7 @@ impl Shared {
         listen: SocketAddr,
         grpc_listen: SocketAddr,
         peers: Vec<edgekv_replication::PeerConfig>,
+        dir: impl FnOnce(&std::path::Path) -> PathBuf,
     ) -> anyhow::Result<RegionConfig> {
         let api_tokens = resolve_tokens(self.api_tokens.clone(), listen)?;
         let secret = resolve_secret(
@@ -248,8 +279,29 @@ impl Shared {
             tombstone_grace: self.tombstone_grace,
             replication,
             max_clock_skew: self.max_clock_skew,
+            storage: self.storage(dir),
+            clock_offset_ms: self.clock_offset_ms,
         })
     }
+
+    /// Where a region keeps its data: `dir` under the data directory, or in memory.
+    fn storage(&self, dir: impl FnOnce(&std::path::Path) -> PathBuf) -> Storage {
+        match &self.data_dir {
+            None => Storage::InMemory,
+            Some(root) => Storage::Disk { dir: dir(root), durability: self.durability },
+        }
+    }
+}
+
+/// Parses a signed duration such as `-1h`, `+30s` or `250ms` into milliseconds.
+fn signed_millis(text: &str) -> anyhow::Result<i64> {
+    let text = text.trim();
+    let (negative, magnitude) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let ms = i64::try_from(parse_duration(magnitude)?.as_millis()).context("offset too large")?;
+    Ok(if negative { -ms } else { ms })
 }
 
 /// The gRPC address next to an HTTP address: same host, port + 1000 (0 stays 0).
@@ -264,6 +316,7 @@ fn grpc_beside(http: SocketAddr) -> anyhow::Result<SocketAddr> {
 }
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    let flag_dir = args.common.data_dir.is_some();
     let shared = shared(args.common)?;
     let region = args.region.or_else(|| shared.file.region.clone()).context(
         "no region given: pass --region NAME, set EDGEKV_REGION, or set region in the config file",
@@ -291,7 +344,16 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     if peers.iter().any(|p| p.name == region) {
         bail!("region {region} lists itself as a peer");
     }
-    let config = shared.region_config(region, listen, grpc_listen, peers)?;
+    // An explicit directory is the region's own; the default keeps the cluster's layout, so
+    // `edgekv node --region wnam` finds the data `edgekv cluster` wrote for wnam.
+    let explicit = flag_dir || shared.file.data_dir.is_some();
+    let config = shared.region_config(region, listen, grpc_listen, peers, |root| {
+        if explicit {
+            root.to_path_buf()
+        } else {
+            root.join(region.as_str())
+        }
+    })?;
     let shutdown = CancellationToken::new();
     let faults = Arc::new(Faults::new(shared.seed));
     let running = start(bind(config).await?, faults, shutdown.clone())?;
@@ -326,7 +388,11 @@ async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
         }
         let listen = SocketAddr::new(host, port_of(base_port, i)?);
         let grpc = SocketAddr::new(host, port_of(grpc_base, i)?);
-        configs.push(shared.region_config(region, listen, grpc, Vec::new())?);
+        configs.push(
+            shared.region_config(region, listen, grpc, Vec::new(), |root| {
+                root.join(region.as_str())
+            })?,
+        );
     }
     if configs.is_empty() {
         bail!("--regions needs at least one region name");
@@ -365,8 +431,12 @@ fn print_table(regions: &[RunningRegion], shared: &Shared) {
         .and_then(|r| r.config.admin_tokens.first())
         .map(|t| if t == DEV_ADMIN_TOKEN { t.as_str() } else { "(configured)" })
         .unwrap_or("");
+    let storage = match &shared.data_dir {
+        None => "in memory".to_owned(),
+        Some(dir) => format!("{} ({})", dir.display(), shared.durability),
+    };
     println!(
-        "delay {} (max {:?}), seed {}, admin token {admin}",
+        "delay {} (max {:?}), seed {}, admin token {admin}, storage {storage}",
         shared.delays.default_model(),
         shared.delays.max(),
         shared.seed

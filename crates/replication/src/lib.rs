@@ -255,7 +255,8 @@ pub fn spawn_replication(
             wake: Notify::new(),
             ae_now: Notify::new(),
             pending: Mutex::new(sender::Pending::default()),
-            acked_through: AtomicU64::new(0),
+            // A restarted region resumes each peer where the last run left it.
+            acked_through: AtomicU64::new(store.delivery_position(peer.name.as_str()).0),
         });
         peers.push((state, client));
     }
@@ -309,11 +310,15 @@ async fn hub(shared: Arc<Shared>, peers: Vec<Arc<PeerState>>, shutdown: Cancella
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                save_positions(&shared, &peers);
+                return;
+            }
             _ = tick.tick() => {}
         }
         let through =
             peers.iter().map(|p| p.acked_through.load(Ordering::Relaxed)).min().unwrap_or(u64::MAX);
+        save_positions(&shared, &peers);
         shared.replicated_through.store(through, Ordering::Relaxed);
         shared.store.raise_watermark(shared.region, Timestamp(through));
         shared.store.compact_outbox(Timestamp(through));
@@ -322,6 +327,14 @@ async fn hub(shared: Arc<Shared>, peers: Vec<Arc<PeerState>>, shutdown: Cancella
         for (kind, n) in shared.faults.counts() {
             shared.metrics.faults_active.with(&[kind]).set(n as i64);
         }
+    }
+}
+
+/// Saves each peer's delivery position, so a restart resumes delivery where this run left it.
+fn save_positions(shared: &Shared, peers: &[Arc<PeerState>]) {
+    for peer in peers {
+        let acked = Timestamp(peer.acked_through.load(Ordering::Relaxed));
+        shared.store.save_delivery_position(peer.name.as_str(), acked);
     }
 }
 

@@ -51,11 +51,14 @@ pub(crate) struct Sender {
 
 impl Sender {
     pub(crate) fn new(shared: Arc<Shared>, peer: Arc<PeerState>, client: PeerClient) -> Self {
+        // Everything at or below the peer's saved position is there; the sender resumes
+        // after it, and each write keeps the due time its timestamp and the seed give it.
+        let cursor = Timestamp(peer.acked_through.load(Ordering::Relaxed));
         Sender {
             shared,
             peer,
             client,
-            cursor: Timestamp(0),
+            cursor,
             queue: BinaryHeap::new(),
             writes: HashMap::new(),
             backoff: FIRST_BACKOFF,

@@ -113,6 +113,9 @@ impl Replication for Service {
             }
         }
         self.0.raise_watermark(&request.sender, request.replicated_through);
+        // The sender forgets what it has delivered once acknowledged: acknowledge only what
+        // is durable here.
+        self.0.store.flushed().await.map_err(|err| Status::unavailable(err.to_string()))?;
         Ok(Response::new(response))
     }
 

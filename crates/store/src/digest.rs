@@ -1,4 +1,4 @@
-//! The store's anti-entropy digest: which items are in the tree, and when young items mature.
+//! The store's anti-entropy digest and the queue of young versions waiting to enter it.
 //!
 //! An item enters the digest only once it is older than the horizon (the longest propagation
 //! delay a link may have, plus a margin). Anti-entropy compares digests, so it only ever sees
@@ -6,30 +6,34 @@
 //! publishing a write in a region before the emulated delay has passed. Tombstones are never in
 //! the digest; reconciliation looks them up in the store, which keeps deletes winning without
 //! a collected tombstone ever reappearing as a difference.
+//!
+//! Which items the tree holds is recorded on the items themselves (a flag next to each key's
+//! version in the store's index), not in a second map: a membership map costs a copy of every
+//! key, and anti-entropy asks for a leaf's members only when digests differ.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
+use std::sync::Arc;
 
-use edgekv_core::digest::{item_hash, leaf_of, DigestTree, LeafId};
+use edgekv_core::digest::DigestTree;
 use edgekv_core::Version;
 
-use crate::ItemId;
+use crate::NamespaceId;
 
-/// The digest and its membership. `members` is the authority on what the tree holds, so a
-/// removal always undoes exactly one earlier insertion.
+/// The digest tree, and how far maturing has got.
 #[derive(Debug, Default)]
 pub(crate) struct Digest {
     pub(crate) tree: DigestTree,
-    members: BTreeMap<(LeafId, ItemId), Version>,
     /// Every item with a `mature_at` at or below this has been considered for the tree.
     pub(crate) matured_through_ms: u64,
 }
 
-/// An item version waiting to mature.
+/// An item version waiting to mature: a key of `namespace`, or its record when `key` is `None`.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Maturing {
     pub(crate) mature_at_ms: u64,
-    pub(crate) item: ItemId,
+    pub(crate) namespace: NamespaceId,
+    pub(crate) key: Option<Arc<str>>,
     pub(crate) version: Version,
 }
 
@@ -50,46 +54,5 @@ impl MaturityQueue {
             }
         }
         due
-    }
-}
-
-fn leaf(item: &ItemId) -> LeafId {
-    leaf_of(item.account.as_str(), item.namespace.as_str(), item.key.as_deref())
-}
-
-fn hash(item: &ItemId, version: Version) -> u64 {
-    item_hash(item.account.as_str(), item.namespace.as_str(), item.key.as_deref(), version)
-}
-
-impl Digest {
-    /// Puts `version` of `item` in the tree, replacing whatever version of it was there.
-    pub(crate) fn insert(&mut self, item: ItemId, version: Version) {
-        self.remove(&item);
-        let leaf = leaf(&item);
-        self.tree.insert(leaf, hash(&item, version));
-        self.members.insert((leaf, item), version);
-    }
-
-    /// Takes `item` out of the tree if it is in it.
-    pub(crate) fn remove(&mut self, item: &ItemId) {
-        let leaf = leaf(item);
-        if let Some(version) = self.members.remove(&(leaf, item.clone())) {
-            self.tree.remove(leaf, hash(item, version));
-        }
-    }
-
-    /// Every item in the tree under `leaf_id`.
-    pub(crate) fn members_of(&self, leaf_id: LeafId) -> impl Iterator<Item = (&ItemId, Version)> {
-        self.members
-            .range((leaf_id, ItemId::min())..)
-            .take_while(move |((l, _), _)| *l == leaf_id)
-            .map(|((_, item), version)| (item, *version))
-    }
-}
-
-impl ItemId {
-    /// The smallest identity, to start a range scan of a leaf.
-    fn min() -> Self {
-        ItemId { account: crate::AccountId::min(), namespace: crate::NamespaceId::min(), key: None }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use edgekv_core::Version;
 
@@ -26,7 +27,7 @@ pub(crate) struct Due {
     pub(crate) at_ms: u64,
     pub(crate) kind: PurgeKind,
     pub(crate) namespace: NamespaceId,
-    pub(crate) key: String,
+    pub(crate) key: Arc<str>,
     pub(crate) version: Version,
 }
 

@@ -15,7 +15,11 @@
 //! across an `.await` (this crate has no async at all), so a plain blocking lock is the right
 //! tool and cheaper than an async one.
 //!
-//! This is the in-memory backend; values live in memory and nothing survives a restart.
+//! # Durability
+//! [`Store::open`] keeps the data in a fjall database in the region's data directory (see
+//! `disk`): values stay on disk and the index in memory holds only versions, expiry and
+//! metadata, so memory grows with the number of keys. [`Store::new`] is the in-memory store
+//! (values in the index, nothing survives a restart) for tests and quick experiments.
 //!
 //! # Replication state
 //! Besides the data, the store keeps what replication needs, updated in the same critical
@@ -24,15 +28,19 @@
 //! every item older than the digest horizon), and per-origin watermarks that say which
 //! tombstones every region has, and so which can be forgotten.
 
+mod codec;
 mod digest;
+mod disk;
 mod expiry;
 mod namespace;
 mod replicated;
 mod store;
 
+pub use codec::DecodeError;
+pub use disk::{Durability, Flushed, OpenError};
 pub use namespace::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord};
 pub use replicated::{ItemId, ReplicatedWrite};
 pub use store::{
-    KeyPage, ListedKey, PurgeStats, Store, StoreConfig, StoreError, WriteListener, WriteOp,
-    WriteResult,
+    KeyPage, ListedKey, PurgeStats, Recovered, Store, StoreConfig, StoreError, WriteListener,
+    WriteOp, WriteResult,
 };

@@ -1,13 +1,14 @@
 //! Accounts, namespace identities and the replicated namespace record.
 
 use std::fmt;
+use std::sync::Arc;
 
 use edgekv_core::{Version, Versioned};
 
 /// An account id as it appears in the API path. Accounts are isolated: every namespace belongs
 /// to exactly one, and no request on one account sees another's namespaces.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct AccountId(String);
+pub struct AccountId(Arc<str>);
 
 impl AccountId {
     /// Longest accepted account id. Cloudflare's are 32 hex digits; local tools often use
@@ -19,17 +20,12 @@ impl AccountId {
         let ok = !raw.is_empty()
             && raw.len() <= Self::MAX_LEN
             && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        ok.then(|| AccountId(raw.to_owned()))
+        ok.then(|| AccountId(Arc::from(raw)))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// The smallest id in the derived order, for range scans.
-    pub(crate) fn min() -> Self {
-        AccountId(String::new())
     }
 }
 
@@ -42,28 +38,23 @@ impl fmt::Display for AccountId {
 /// A namespace id: 32 lowercase hex digits, random, so regions can create namespaces
 /// independently without ever colliding.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct NamespaceId(String);
+pub struct NamespaceId(Arc<str>);
 
 impl NamespaceId {
     /// A fresh random id.
     pub fn random() -> Self {
-        NamespaceId(uuid::Uuid::new_v4().simple().to_string())
+        NamespaceId(Arc::from(uuid::Uuid::new_v4().simple().to_string()))
     }
 
     /// Parses an id from a path: exactly 32 hex digits (either case; stored lowercase).
     pub fn parse(raw: &str) -> Option<Self> {
         (raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| NamespaceId(raw.to_ascii_lowercase()))
+            .then(|| NamespaceId(Arc::from(raw.to_ascii_lowercase())))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// The smallest id in the derived order, for range scans.
-    pub(crate) fn min() -> Self {
-        NamespaceId(String::new())
     }
 }
 

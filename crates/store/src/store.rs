@@ -5,20 +5,30 @@
 //! Locks are taken in one order only: the catalog, then a namespace's keys (or record), then
 //! the outbox, the digest, the maturity queue, the purge queue. None is held across a call out
 //! of the store (the write listener runs with nothing locked).
+//!
+//! # Durability
+//! In the durable store every change commits to disk under the same locks that guard its
+//! in-memory state, before that state changes: memory and disk see changes to a key in the
+//! same order, and a change the disk refused is not applied. Commits reach the OS at once
+//! and the disk at the next group fsync; callers acknowledge a write only once
+//! [`Store::flushed`] resolves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use edgekv_core::digest::LeafId;
+use edgekv_core::digest::{item_hash, leaf_of, LeafId};
 use edgekv_core::limits::MAX_NAMESPACES_PER_ACCOUNT;
 use edgekv_core::{Entry, Hlc, RegionId, Timestamp, Version};
 use parking_lot::{Mutex, RwLock};
 
 use crate::digest::{Digest, Maturing, MaturityQueue};
+use crate::disk::{Disk, Durability, Flushed, Meta, OpenError};
 use crate::expiry::{Due, PurgeKind, PurgeQueue};
 use crate::replicated::{Outbox, Watermarks};
 use crate::{AccountId, ItemId, NamespaceId, NamespaceOrder, NamespaceRecord, ReplicatedWrite};
@@ -76,6 +86,10 @@ pub enum StoreError {
     /// A replicated write names a namespace that belongs to another account here.
     #[error("namespace {0} belongs to another account")]
     AccountMismatch(NamespaceId),
+    /// The durable store could not commit, fsync or read: the write was not applied (or, for
+    /// a failed fsync, not acknowledged).
+    #[error("storage error: {0}")]
+    Storage(String),
 }
 
 /// One write of a batch: a put when `value` is `Some`, a delete when it is `None`.
@@ -127,16 +141,58 @@ pub struct PurgeStats {
     pub collected: usize,
 }
 
+/// What the index keeps of a key: its version and what listing needs, and its value only in
+/// the in-memory store. The durable store reads values from disk, so memory grows with the
+/// number of keys, not with the bytes stored.
+#[derive(Clone, Debug)]
+struct Slot {
+    version: Version,
+    expiration: Option<u64>,
+    metadata: Option<Bytes>,
+    value: Value,
+    /// The key's digest leaf, computed once.
+    leaf: LeafId,
+    /// Whether this version is in the digest tree.
+    digested: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Value {
+    Tombstone,
+    Memory(Bytes),
+    /// In the durable store's `items` keyspace.
+    Disk,
+}
+
+impl Slot {
+    fn is_tombstone(&self) -> bool {
+        matches!(self.value, Value::Tombstone)
+    }
+
+    fn is_live(&self, now_ms: u64) -> bool {
+        !self.is_tombstone()
+            && self.expiration.is_none_or(|secs| now_ms < secs.saturating_mul(1000))
+    }
+}
+
+type Keys = BTreeMap<Arc<str>, Slot>;
+
 /// A namespace's record and keys.
 #[derive(Debug)]
 struct Namespace {
     record: RwLock<NamespaceRecord>,
-    keys: RwLock<BTreeMap<String, Entry>>,
+    /// Whether the record's version is in the digest tree; changed under `record`'s write lock.
+    record_digested: AtomicBool,
+    keys: RwLock<Keys>,
 }
 
 impl Namespace {
     fn new(record: NamespaceRecord) -> Self {
-        Namespace { record: RwLock::new(record), keys: RwLock::new(BTreeMap::new()) }
+        Namespace {
+            record: RwLock::new(record),
+            record_digested: AtomicBool::new(false),
+            keys: RwLock::new(BTreeMap::new()),
+        }
     }
 }
 
@@ -161,7 +217,7 @@ fn takes_keys(record: &NamespaceRecord) -> bool {
 pub type WriteListener = Arc<dyn Fn() + Send + Sync>;
 
 /// The versioned store of one region. Shared as `Arc<Store>`; every method is synchronous and
-/// short.
+/// short, except that a durable write is acknowledged only once [`Store::flushed`] resolves.
 pub struct Store {
     config: StoreConfig,
     hlc: Arc<Hlc>,
@@ -170,16 +226,20 @@ pub struct Store {
     /// title-uniqueness check. They are rare; key operations never take this lock.
     catalog: Mutex<()>,
     purge_queue: Mutex<PurgeQueue>,
-    /// This region's own writes until every peer has them. Locked while a local write takes its
-    /// timestamp and appends, so the log fills in timestamp order: a reader that has seen
-    /// timestamp `t` never later finds a smaller one appear.
+    /// This region's own writes until every peer has them (in the durable store, on disk and
+    /// this stays empty). Locked while a local write takes its timestamp and appends (commits),
+    /// so the log fills in timestamp order: a reader that has seen timestamp `t` never later
+    /// finds a smaller one appear.
     outbox: Mutex<Outbox>,
     watermarks: RwLock<Watermarks>,
     digest: Mutex<Digest>,
     maturing: Mutex<MaturityQueue>,
     listener: RwLock<Option<WriteListener>>,
     /// Whether local writes are logged for peers: a region without peers keeps no outbox.
-    logging: std::sync::atomic::AtomicBool,
+    logging: AtomicBool,
+    /// Each peer's delivery position: every write of this region at or below it is there.
+    positions: Mutex<HashMap<String, Timestamp>>,
+    disk: Option<Disk>,
 }
 
 impl std::fmt::Debug for Store {
@@ -187,6 +247,7 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("config", &self.config)
             .field("namespaces", &self.namespaces.len())
+            .field("disk", &self.disk)
             .finish_non_exhaustive()
     }
 }
@@ -198,9 +259,27 @@ struct Effects {
     maturing: Vec<Maturing>,
 }
 
+/// What a durable store found when it opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Namespace records, placeholders and deleted ones included.
+    pub namespaces: usize,
+    /// Keys, tombstones included.
+    pub keys: usize,
+    /// Writes still waiting in the outbox for some peer.
+    pub outbox_last: Option<Timestamp>,
+    /// The clock floor the store set: no version at or below it will be issued again.
+    pub clock_floor: Timestamp,
+}
+
 impl Store {
-    /// An empty store for `config.region`, stamping versions from `hlc`.
+    /// An empty in-memory store for `config.region`, stamping versions from `hlc`. Nothing
+    /// survives a restart.
     pub fn new(config: StoreConfig, hlc: Arc<Hlc>) -> Self {
+        Self::with_disk(config, hlc, None)
+    }
+
+    fn with_disk(config: StoreConfig, hlc: Arc<Hlc>, disk: Option<Disk>) -> Self {
         Store {
             config,
             hlc,
@@ -212,14 +291,95 @@ impl Store {
             digest: Mutex::new(Digest::default()),
             maturing: Mutex::new(MaturityQueue::default()),
             listener: RwLock::new(None),
-            logging: std::sync::atomic::AtomicBool::new(true),
+            logging: AtomicBool::new(true),
+            positions: Mutex::new(HashMap::new()),
+            disk,
         }
+    }
+
+    /// Opens the durable store in `dir` (creating it if needed) and recovers its state: every
+    /// committed entry and namespace, the outbox, each peer's delivery position, and a clock
+    /// floor above every version this region issued or stored, so versions keep increasing even
+    /// if the wall clock went back while the node was down.
+    pub fn open(
+        config: StoreConfig,
+        hlc: Arc<Hlc>,
+        dir: &Path,
+        durability: Durability,
+    ) -> Result<(Self, Recovered), OpenError> {
+        let (disk, meta) = Disk::open(dir, config.region, durability)?;
+        let store = Self::with_disk(config, hlc, Some(disk));
+        let recovered = store.recover(meta)?;
+        Ok((store, recovered))
+    }
+
+    fn recover(&self, meta: Meta) -> Result<Recovered, OpenError> {
+        let Some(disk) = &self.disk else { return Ok(Recovered::default()) };
+        let mut recovered = Recovered::default();
+        let mut floor = meta.hlc_bound;
+        // Everything old enough goes straight into the digest; the rest matures as usual.
+        self.digest.lock().matured_through_ms = self.now_ms();
+        let mut effects = Effects::default();
+        for record in disk.records()? {
+            floor = floor.max(record.version.ts);
+            let ns = Arc::new(Namespace::new(record.clone()));
+            if !is_placeholder(&record) {
+                self.track_record(&ns, &record, &mut effects);
+            }
+            self.namespaces.insert(record.id.clone(), ns);
+            recovered.namespaces += 1;
+        }
+        // Keys of a namespace deleted just before a crash (the record committed, the key
+        // removal not yet): removed now, as the delete would have.
+        let mut orphans = Vec::new();
+        let mut current: Option<(NamespaceId, Arc<Namespace>, AccountId)> = None;
+        disk.scan_entries(|ns_id, key, entry| {
+            floor = floor.max(entry.version.ts);
+            if current.as_ref().is_none_or(|(id, _, _)| *id != ns_id) {
+                current = self.namespaces.get(&ns_id).map(|ns| {
+                    let account = ns.record.read().account.clone();
+                    (ns_id.clone(), Arc::clone(&ns), account)
+                });
+            }
+            let Some((id, ns, account)) = &current else {
+                orphans.push((ns_id, key.to_owned()));
+                return;
+            };
+            if !takes_keys(&ns.record.read()) {
+                orphans.push((id.clone(), key.to_owned()));
+                return;
+            }
+            let key: Arc<str> = Arc::from(key);
+            let slot = self.new_slot(account, id, &key, &entry, Value::Disk);
+            let mut keys = ns.keys.write();
+            self.place(&mut keys, account, id, key, slot, &mut effects);
+            recovered.keys += 1;
+        })?;
+        if !orphans.is_empty() {
+            let mut batch = disk.batch();
+            for (ns, key) in &orphans {
+                disk.remove_entry(&mut batch, ns, key);
+            }
+            disk.commit(batch).map_err(|e| OpenError::Engine {
+                dir: disk.dir().to_path_buf(),
+                message: e.to_string(),
+            })?;
+        }
+        recovered.outbox_last = disk.outbox_last()?;
+        if let Some(last) = recovered.outbox_last {
+            floor = floor.max(last);
+        }
+        self.hlc.raise_floor(floor);
+        recovered.clock_floor = floor;
+        self.positions.lock().extend(meta.positions);
+        self.finish(effects);
+        Ok(recovered)
     }
 
     /// Stops logging local writes to the outbox, for a region that has no peer to send them
     /// to (and so nothing that would ever compact the log).
     pub fn disable_outbox(&self) {
-        self.logging.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.logging.store(false, Ordering::Relaxed);
         self.outbox.lock().compact_through(Timestamp(u64::MAX));
     }
 
@@ -238,6 +398,38 @@ impl Store {
         self.config.digest_horizon
     }
 
+    /// The durability mode, or `None` for the in-memory store.
+    pub fn durability(&self) -> Option<Durability> {
+        self.disk.as_ref().map(Disk::durability)
+    }
+
+    /// The data directory, or `None` for the in-memory store.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.disk.as_ref().map(Disk::dir)
+    }
+
+    /// How many group-commit fsyncs the store has done.
+    pub fn fsyncs(&self) -> u64 {
+        self.disk.as_ref().map_or(0, Disk::fsyncs)
+    }
+
+    /// Resolves once every write that returned before this call is as durable as the mode
+    /// promises. A write is acknowledged only after this.
+    pub fn flushed(&self) -> Flushed {
+        match &self.disk {
+            Some(disk) => disk.flushed(),
+            None => Flushed::ready(),
+        }
+    }
+
+    /// Flushes everything to disk and stops the syncer. Call once, at shutdown.
+    pub fn close(&self) -> Result<(), StoreError> {
+        match &self.disk {
+            Some(disk) => disk.close(),
+            None => Ok(()),
+        }
+    }
+
     /// Registers the function called after each local write (replacing any earlier one).
     pub fn on_write(&self, listener: WriteListener) {
         *self.listener.write() = Some(listener);
@@ -254,14 +446,69 @@ impl Store {
         self.hlc.physical_now_ms()
     }
 
-    /// Takes a fresh version and appends the write it stamps to the outbox, atomically.
-    fn stamp_and_log(&self, make: impl FnOnce(Version) -> ReplicatedWrite) -> ReplicatedWrite {
+    /// Stamps local writes with fresh versions and logs them for the peers. The versions are
+    /// taken and the log appended under the outbox lock, so the log fills in timestamp order;
+    /// in the durable store the same batch carries the new states and the clock bound, so each
+    /// write, its outbox record and the bound commit together or not at all. `extra` adds
+    /// further changes to that batch.
+    fn stamp_and_log(
+        &self,
+        makes: Vec<Box<dyn FnOnce(Version) -> ReplicatedWrite + '_>>,
+    ) -> Result<Vec<ReplicatedWrite>, StoreError> {
         let mut outbox = self.outbox.lock();
-        let write = make(Version::new(self.hlc.now(), self.config.region));
-        if self.logging.load(std::sync::atomic::Ordering::Relaxed) {
-            outbox.append(write.clone());
+        let writes: Vec<ReplicatedWrite> = makes
+            .into_iter()
+            .map(|make| make(Version::new(self.hlc.now(), self.config.region)))
+            .collect();
+        let logging = self.logging.load(Ordering::Relaxed);
+        match &self.disk {
+            None => {
+                if logging {
+                    for write in &writes {
+                        outbox.append(write.clone());
+                    }
+                }
+            }
+            Some(disk) => {
+                let mut batch = disk.batch();
+                for write in &writes {
+                    match write {
+                        ReplicatedWrite::Key { namespace, key, entry, .. } => {
+                            disk.put_entry(&mut batch, namespace, key, entry);
+                        }
+                        ReplicatedWrite::Namespace(record) => disk.put_record(&mut batch, record),
+                    }
+                    if logging {
+                        disk.put_outbox(&mut batch, write);
+                    }
+                }
+                if let Some(last) = writes.last() {
+                    disk.put_clock_bound(&mut batch, last.version().ts);
+                }
+                disk.commit(batch)?;
+            }
         }
-        write
+        Ok(writes)
+    }
+
+    /// Stamps and logs one write; see [`Store::stamp_and_log`].
+    fn stamp_one(
+        &self,
+        make: impl FnOnce(Version) -> ReplicatedWrite,
+    ) -> Result<ReplicatedWrite, StoreError> {
+        let mut writes = self.stamp_and_log(vec![Box::new(make)])?;
+        writes.pop().ok_or_else(|| StoreError::Storage("no write was stamped".into()))
+    }
+
+    /// Commits changes that need no outbox record or timestamp (replicated writes, purges).
+    fn commit_with(
+        &self,
+        fill: impl FnOnce(&Disk, &mut fjall::OwnedWriteBatch),
+    ) -> Result<(), StoreError> {
+        let Some(disk) = &self.disk else { return Ok(()) };
+        let mut batch = disk.batch();
+        fill(disk, &mut batch);
+        disk.commit(batch)
     }
 
     fn finish(&self, effects: Effects) {
@@ -296,7 +543,7 @@ impl Store {
             return Err(StoreError::DuplicateTitle);
         }
         let id = NamespaceId::random();
-        let write = self.stamp_and_log(|version| {
+        let write = self.stamp_one(|version| {
             ReplicatedWrite::Namespace(NamespaceRecord {
                 account: account.clone(),
                 id: id.clone(),
@@ -304,11 +551,12 @@ impl Store {
                 deleted: false,
                 version,
             })
-        });
+        })?;
         let ReplicatedWrite::Namespace(record) = write else { unreachable!("built above") };
         let mut effects = Effects::default();
-        self.namespaces.insert(id, Arc::new(Namespace::new(record.clone())));
-        self.track_record(&record, &mut effects);
+        let ns = Arc::new(Namespace::new(record.clone()));
+        self.track_record(&ns, &record, &mut effects);
+        self.namespaces.insert(id, ns);
         self.finish(effects);
         self.notify();
         Ok(record)
@@ -338,16 +586,17 @@ impl Store {
         let mut effects = Effects::default();
         let record = {
             let mut record = namespace.record.write();
-            let write = self.stamp_and_log(|version| {
+            let write = self.stamp_one(|version| {
                 ReplicatedWrite::Namespace(NamespaceRecord {
                     title: title.to_owned(),
                     version,
                     ..record.clone()
                 })
-            });
+            })?;
             let ReplicatedWrite::Namespace(new) = write else { unreachable!("built above") };
+            self.untrack_record(&namespace, &record);
             *record = new.clone();
-            self.track_record(&new, &mut effects);
+            self.track_record(&namespace, &new, &mut effects);
             new
         };
         self.finish(effects);
@@ -366,38 +615,46 @@ impl Store {
         let mut effects = Effects::default();
         {
             let mut record = namespace.record.write();
-            let write = self.stamp_and_log(|version| {
+            let write = self.stamp_one(|version| {
                 ReplicatedWrite::Namespace(NamespaceRecord {
                     deleted: true,
                     version,
                     ..record.clone()
                 })
-            });
+            })?;
             let ReplicatedWrite::Namespace(new) = write else { unreachable!("built above") };
+            self.untrack_record(&namespace, &record);
             *record = new.clone();
-            self.track_record(&new, &mut effects);
+            self.track_record(&namespace, &new, &mut effects);
         }
-        self.drop_keys(&namespace);
+        self.drop_keys(&namespace)?;
         self.finish(effects);
         self.notify();
         Ok(())
     }
 
-    /// Forgets every key of a deleted namespace, and takes them out of the digest.
-    fn drop_keys(&self, namespace: &Namespace) {
+    /// Forgets every key of a deleted namespace, and takes them out of the digest. On disk the
+    /// removal follows the record's commit; recovery finishes it if a crash comes in between.
+    fn drop_keys(&self, namespace: &Namespace) -> Result<(), StoreError> {
         let (account, id) = {
             let record = namespace.record.read();
             (record.account.clone(), record.id.clone())
         };
-        let keys = std::mem::take(&mut *namespace.keys.write());
+        let mut map = namespace.keys.write();
+        self.commit_with(|disk, batch| {
+            for key in map.keys() {
+                disk.remove_entry(batch, &id, key);
+            }
+        })?;
+        let keys = std::mem::take(&mut *map);
         let mut digest = self.digest.lock();
-        for key in keys.into_keys() {
-            digest.remove(&ItemId {
-                account: account.clone(),
-                namespace: id.clone(),
-                key: Some(key),
-            });
+        for (key, slot) in keys {
+            if slot.digested {
+                let hash = item_hash(account.as_str(), id.as_str(), Some(&key), slot.version);
+                digest.tree.remove(slot.leaf, hash);
+            }
         }
+        Ok(())
     }
 
     /// The live namespaces of `account`, sorted.
@@ -443,6 +700,35 @@ impl Store {
 
     // ---- keys -------------------------------------------------------------------------------
 
+    /// The full entry behind a slot, reading the value from disk if it lives there. Called
+    /// with the namespace's keys locked, so the disk holds exactly the slot's version.
+    fn load(&self, namespace: &NamespaceId, key: &str, slot: &Slot) -> Result<Entry, StoreError> {
+        let value = match &slot.value {
+            Value::Tombstone => return Ok(Entry::tombstone(slot.version)),
+            Value::Memory(value) => value.clone(),
+            Value::Disk => {
+                let stored = match &self.disk {
+                    Some(disk) => disk.entry(namespace, key)?,
+                    None => None,
+                };
+                match stored {
+                    Some(entry) if entry.version == slot.version => return Ok(entry),
+                    _ => {
+                        return Err(StoreError::Storage(format!(
+                            "the value of {key:?} is missing from disk"
+                        )))
+                    }
+                }
+            }
+        };
+        Ok(Entry {
+            value: Some(value),
+            metadata: slot.metadata.clone(),
+            expiration: slot.expiration,
+            version: slot.version,
+        })
+    }
+
     /// The live entry of `key`, or `None` if it is absent, deleted or expired.
     pub fn get(
         &self,
@@ -453,7 +739,10 @@ impl Store {
         let ns = self.namespace(account, namespace)?;
         let now = self.now_ms();
         let keys = ns.keys.read();
-        Ok(keys.get(key).filter(|e| e.is_live(now)).cloned())
+        match keys.get(key).filter(|s| s.is_live(now)) {
+            Some(slot) => self.load(namespace, key, slot).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The live entries of several keys, in the order asked, read under one lock so they are a
@@ -467,11 +756,18 @@ impl Store {
         let ns = self.namespace(account, namespace)?;
         let now = self.now_ms();
         let map = ns.keys.read();
-        Ok(keys.iter().map(|k| map.get(k).filter(|e| e.is_live(now)).cloned()).collect())
+        keys.iter()
+            .map(|k| match map.get(k.as_str()).filter(|s| s.is_live(now)) {
+                Some(slot) => self.load(namespace, k, slot).map(Some),
+                None => Ok(None),
+            })
+            .collect()
     }
 
     /// Applies local writes in order, each stamped with a fresh version and logged for the
-    /// peers. The batch is applied under one lock, so a reader sees all of it or none of it.
+    /// peers. The batch is applied under one lock, so a reader sees all of it or none of it,
+    /// and in the durable store it commits as one unit. Durable once [`Store::flushed`]
+    /// resolves.
     pub fn write(
         &self,
         account: &AccountId,
@@ -479,62 +775,103 @@ impl Store {
         ops: Vec<WriteOp>,
     ) -> Result<Vec<WriteResult>, StoreError> {
         let ns = self.namespace(account, namespace)?;
-        let mut results = Vec::with_capacity(ops.len());
         let mut effects = Effects::default();
-        {
+        let results = {
             let mut keys = ns.keys.write();
             // Checked again under the keys lock: a namespace deleted since the lookup above has
             // had its keys dropped, and must not take new ones.
             if !is_live(&ns.record.read()) {
                 return Err(StoreError::NamespaceNotFound);
             }
-            for op in ops {
-                let write = self.stamp_and_log(|version| ReplicatedWrite::Key {
-                    account: account.clone(),
-                    namespace: namespace.clone(),
-                    key: op.key,
-                    entry: Entry {
-                        value: op.value,
-                        metadata: op.metadata,
-                        expiration: op.expiration,
-                        version,
-                    },
-                });
+            let makes = ops
+                .into_iter()
+                .map(|op| -> Box<dyn FnOnce(Version) -> ReplicatedWrite> {
+                    Box::new(move |version| ReplicatedWrite::Key {
+                        account: account.clone(),
+                        namespace: namespace.clone(),
+                        key: op.key,
+                        entry: Entry {
+                            value: op.value,
+                            metadata: op.metadata,
+                            expiration: op.expiration,
+                            version,
+                        },
+                    })
+                })
+                .collect();
+            let writes = self.stamp_and_log(makes)?;
+            let mut results = Vec::with_capacity(writes.len());
+            for write in writes {
                 let ReplicatedWrite::Key { key, entry, .. } = write else {
                     unreachable!("built above")
                 };
                 results.push(WriteResult { version: entry.version });
-                let item = ItemId {
-                    account: account.clone(),
-                    namespace: namespace.clone(),
-                    key: Some(key),
-                };
-                self.apply_key_locked(&mut keys, item, entry, &mut effects);
+                let key: Arc<str> = Arc::from(key);
+                let value = self.resident(&entry);
+                let slot = self.new_slot(account, namespace, &key, &entry, value);
+                self.place(&mut keys, account, namespace, key, slot, &mut effects);
             }
-        }
+            results
+        };
         self.finish(effects);
         self.notify();
         Ok(results)
     }
 
+    /// What the index keeps of an entry's value.
+    fn resident(&self, entry: &Entry) -> Value {
+        match (&entry.value, &self.disk) {
+            (None, _) => Value::Tombstone,
+            (Some(_), Some(_)) => Value::Disk,
+            (Some(value), None) => Value::Memory(value.clone()),
+        }
+    }
+
+    fn new_slot(
+        &self,
+        account: &AccountId,
+        namespace: &NamespaceId,
+        key: &str,
+        entry: &Entry,
+        value: Value,
+    ) -> Slot {
+        Slot {
+            version: entry.version,
+            expiration: entry.expiration,
+            metadata: entry.metadata.clone(),
+            value,
+            leaf: leaf_of(account.as_str(), namespace.as_str(), Some(key)),
+            digested: false,
+        }
+    }
+
     /// Applies a write from another region by LWW. Returns whether it changed the stored state:
     /// an older or duplicate write changes nothing, so replays and reordering are harmless.
+    /// Durable once [`Store::flushed`] resolves.
     pub fn apply_replicated(&self, write: ReplicatedWrite) -> Result<bool, StoreError> {
         match write {
             ReplicatedWrite::Key { account, namespace, key, entry } => {
                 let ns = self.namespace_for_replica(&account, &namespace)?;
                 let mut effects = Effects::default();
-                let applied = {
+                {
                     let mut keys = ns.keys.write();
                     // Checked under the keys lock: a concurrent delete empties the map under it.
                     if !takes_keys(&ns.record.read()) {
                         return Ok(false);
                     }
-                    let item = ItemId { account, namespace, key: Some(key) };
-                    self.apply_key_locked(&mut keys, item, entry, &mut effects)
-                };
+                    if keys.get(key.as_str()).is_some_and(|s| s.version >= entry.version) {
+                        return Ok(false);
+                    }
+                    self.commit_with(|disk, batch| {
+                        disk.put_entry(batch, &namespace, &key, &entry)
+                    })?;
+                    let key: Arc<str> = Arc::from(key);
+                    let slot =
+                        self.new_slot(&account, &namespace, &key, &entry, self.resident(&entry));
+                    self.place(&mut keys, &account, &namespace, key, slot, &mut effects);
+                }
                 self.finish(effects);
-                Ok(applied)
+                Ok(true)
             }
             ReplicatedWrite::Namespace(record) => self.apply_namespace_record(record),
         }
@@ -551,19 +888,29 @@ impl Store {
         let existing = self.namespaces.get(id).map(|ns| Arc::clone(&ns));
         let ns = match existing {
             Some(ns) => ns,
-            None => self
-                .namespaces
-                .entry(id.clone())
-                .or_insert_with(|| {
-                    Arc::new(Namespace::new(NamespaceRecord {
-                        account: account.clone(),
-                        id: id.clone(),
-                        title: String::new(),
-                        deleted: false,
-                        version: Version::new(Timestamp(0), self.config.region),
-                    }))
-                })
-                .clone(),
+            None => {
+                let placeholder = NamespaceRecord {
+                    account: account.clone(),
+                    id: id.clone(),
+                    title: String::new(),
+                    deleted: false,
+                    version: Version::new(Timestamp(0), self.config.region),
+                };
+                let mut created = false;
+                let ns = self
+                    .namespaces
+                    .entry(id.clone())
+                    .or_insert_with(|| {
+                        created = true;
+                        Arc::new(Namespace::new(placeholder.clone()))
+                    })
+                    .clone();
+                if created {
+                    // Stored so that recovery knows the account of the keys it holds.
+                    self.commit_with(|disk, batch| disk.put_record(batch, &placeholder))?;
+                }
+                ns
+            }
         };
         if ns.record.read().account != *account {
             return Err(StoreError::AccountMismatch(id.clone()));
@@ -580,72 +927,99 @@ impl Store {
             if current.version >= record.version {
                 return Ok(false);
             }
+            self.commit_with(|disk, batch| disk.put_record(batch, &record))?;
+            self.untrack_record(&ns, &current);
             *current = record.clone();
-            self.track_record(&record, &mut effects);
+            self.track_record(&ns, &record, &mut effects);
             record.deleted
         };
         if deleted {
-            self.drop_keys(&ns);
+            self.drop_keys(&ns)?;
         }
         self.finish(effects);
         Ok(true)
     }
 
-    /// The LWW step shared by local and remote key writes: store `entry` if its version is
-    /// greater than the stored one, keep the digest in step, and queue its purge and maturing.
-    fn apply_key_locked(
+    /// The in-memory half of the LWW step shared by local writes, remote writes and recovery:
+    /// `slot` has already won against the stored version (and is on disk in the durable store);
+    /// keep the digest in step, and queue its purge and maturing.
+    fn place(
         &self,
-        keys: &mut BTreeMap<String, Entry>,
-        item: ItemId,
-        entry: Entry,
-        effects: &mut Effects,
-    ) -> bool {
-        let key = item.key.clone().unwrap_or_default();
-        if keys.get(&key).is_some_and(|current| current.version >= entry.version) {
-            return false;
-        }
-        effects.purges.extend(self.purge_for(&item, &entry));
-        self.track_version(&item, entry.version, entry.is_tombstone(), effects);
-        keys.insert(key, entry);
-        true
-    }
-
-    /// Moves the digest to a new version of `item`: the old version leaves at once; the new one
-    /// enters now if it is already old enough, else when it matures. Tombstones never enter.
-    fn track_version(
-        &self,
-        item: &ItemId,
-        version: Version,
-        tombstone: bool,
+        keys: &mut Keys,
+        account: &AccountId,
+        namespace: &NamespaceId,
+        key: Arc<str>,
+        mut slot: Slot,
         effects: &mut Effects,
     ) {
-        let mature_at_ms =
-            version.ts.physical_ms().saturating_add(self.config.digest_horizon.as_millis() as u64);
+        let mature_at_ms = slot
+            .version
+            .ts
+            .physical_ms()
+            .saturating_add(self.config.digest_horizon.as_millis() as u64);
+        {
+            let mut digest = self.digest.lock();
+            if let Some(old) = keys.get(&key).filter(|old| old.digested) {
+                digest.tree.remove(
+                    old.leaf,
+                    item_hash(account.as_str(), namespace.as_str(), Some(&key), old.version),
+                );
+            }
+            if !slot.is_tombstone() {
+                if mature_at_ms <= digest.matured_through_ms {
+                    let hash =
+                        item_hash(account.as_str(), namespace.as_str(), Some(&key), slot.version);
+                    digest.tree.insert(slot.leaf, hash);
+                    slot.digested = true;
+                } else {
+                    effects.maturing.push(Maturing {
+                        mature_at_ms,
+                        namespace: namespace.clone(),
+                        key: Some(Arc::clone(&key)),
+                        version: slot.version,
+                    });
+                }
+            }
+        }
+        effects.purges.extend(self.purge_for(namespace, &key, &slot));
+        keys.insert(key, slot);
+    }
+
+    /// Puts a namespace record's version in the digest (now if old enough, else when it
+    /// matures). Deleted records stay in the digest: they are how a namespace delete reaches a
+    /// region that missed it. Called with the record's write lock held (or before sharing).
+    fn track_record(&self, ns: &Namespace, record: &NamespaceRecord, effects: &mut Effects) {
+        let mature_at_ms = record
+            .version
+            .ts
+            .physical_ms()
+            .saturating_add(self.config.digest_horizon.as_millis() as u64);
         let mut digest = self.digest.lock();
-        digest.remove(item);
-        if tombstone {
-            return;
-        }
         if mature_at_ms <= digest.matured_through_ms {
-            digest.insert(item.clone(), version);
+            digest.tree.insert(record_leaf(record), record_hash(record));
+            ns.record_digested.store(true, Ordering::Relaxed);
         } else {
-            effects.maturing.push(Maturing { mature_at_ms, item: item.clone(), version });
+            effects.maturing.push(Maturing {
+                mature_at_ms,
+                namespace: record.id.clone(),
+                key: None,
+                version: record.version,
+            });
         }
     }
 
-    fn track_record(&self, record: &NamespaceRecord, effects: &mut Effects) {
-        let item =
-            ItemId { account: record.account.clone(), namespace: record.id.clone(), key: None };
-        // Deleted records stay in the digest: they are how a namespace delete reaches a region
-        // that missed it.
-        self.track_version(&item, record.version, false, effects);
+    /// Takes a namespace record's version out of the digest, if it is there.
+    fn untrack_record(&self, ns: &Namespace, record: &NamespaceRecord) {
+        if ns.record_digested.swap(false, Ordering::Relaxed) {
+            self.digest.lock().tree.remove(record_leaf(record), record_hash(record));
+        }
     }
 
-    fn purge_for(&self, item: &ItemId, entry: &Entry) -> Option<Due> {
+    fn purge_for(&self, namespace: &NamespaceId, key: &Arc<str>, slot: &Slot) -> Option<Due> {
         let grace_ms = self.config.tombstone_grace.as_millis() as u64;
-        let (at_ms, kind) = match (entry.is_tombstone(), entry.expiration) {
+        let (at_ms, kind) = match (slot.is_tombstone(), slot.expiration) {
             (true, _) => {
-                (entry.version.ts.physical_ms().saturating_add(grace_ms), PurgeKind::Collect)
+                (slot.version.ts.physical_ms().saturating_add(grace_ms), PurgeKind::Collect)
             }
             (false, Some(secs)) => (secs.saturating_mul(1000), PurgeKind::Expire),
             (false, None) => return None,
@@ -653,9 +1027,9 @@ impl Store {
         Some(Due {
             at_ms,
             kind,
-            namespace: item.namespace.clone(),
-            key: item.key.clone().unwrap_or_default(),
-            version: entry.version,
+            namespace: namespace.clone(),
+            key: Arc::clone(key),
+            version: slot.version,
         })
     }
 
@@ -678,14 +1052,14 @@ impl Store {
         let mut page = KeyPage::default();
         let mut skipped = 0;
         let range = keys.range::<str, _>((start, Bound::Unbounded));
-        for (name, entry) in range.take_while(|(name, _)| name.starts_with(prefix)) {
-            if !entry.is_live(now) {
+        for (name, slot) in range.take_while(|(name, _)| name.starts_with(prefix)) {
+            if !slot.is_live(now) {
                 skipped += 1;
                 // Out of budget: resume from here rather than scan on, but never with an empty
                 // page: the official SDKs stop paginating at the first empty page, so one would
                 // hide every key after it.
                 if skipped > LIST_SKIP_BUDGET && !page.keys.is_empty() {
-                    page.resume_after = Some(name.clone());
+                    page.resume_after = Some(name.to_string());
                     return Ok(page);
                 }
                 continue;
@@ -696,9 +1070,9 @@ impl Store {
                 return Ok(page);
             }
             page.keys.push(ListedKey {
-                name: name.clone(),
-                expiration: entry.expiration,
-                metadata: entry.metadata.clone(),
+                name: name.to_string(),
+                expiration: slot.expiration,
+                metadata: slot.metadata.clone(),
             });
         }
         Ok(page)
@@ -720,18 +1094,39 @@ impl Store {
             };
             let account = ns.record.read().account.clone();
             let mut keys = ns.keys.write();
-            let Some(entry) = keys.get_mut(&item.key) else { continue };
-            if entry.version != item.version {
+            let Some(slot) = keys.get_mut(&item.key) else { continue };
+            if slot.version != item.version {
                 continue; // Rewritten since it was queued; the newer write has its own item.
             }
-            let id =
-                ItemId { account, namespace: item.namespace.clone(), key: Some(item.key.clone()) };
             match item.kind {
                 PurgeKind::Expire => {
                     // Keep the version: an older write of this key arriving later must still
                     // lose to it.
-                    *entry = Entry::tombstone(item.version);
-                    self.digest.lock().remove(&id);
+                    let tombstone = Entry::tombstone(item.version);
+                    let committed = self.commit_with(|disk, batch| {
+                        disk.put_entry(batch, &item.namespace, &item.key, &tombstone)
+                    });
+                    if let Err(error) = committed {
+                        tracing::warn!(%error, "expiry not stored; retried later");
+                        follow_ups.push(Due { at_ms: now.saturating_add(1000), ..item });
+                        continue;
+                    }
+                    if slot.digested {
+                        let hash = item_hash(
+                            account.as_str(),
+                            item.namespace.as_str(),
+                            Some(&item.key),
+                            slot.version,
+                        );
+                        self.digest.lock().tree.remove(slot.leaf, hash);
+                    }
+                    *slot = Slot {
+                        expiration: None,
+                        metadata: None,
+                        value: Value::Tombstone,
+                        digested: false,
+                        ..slot.clone()
+                    };
                     let grace_ms = self.config.tombstone_grace.as_millis() as u64;
                     follow_ups.push(Due {
                         at_ms: item.at_ms.saturating_add(grace_ms),
@@ -741,6 +1136,14 @@ impl Store {
                     stats.expired += 1;
                 }
                 PurgeKind::Collect if self.watermarks.read().covers(item.version) => {
+                    let committed = self.commit_with(|disk, batch| {
+                        disk.remove_entry(batch, &item.namespace, &item.key)
+                    });
+                    if let Err(error) = committed {
+                        tracing::warn!(%error, "tombstone collection not stored; retried later");
+                        follow_ups.push(Due { at_ms: now.saturating_add(1000), ..item });
+                        continue;
+                    }
                     keys.remove(&item.key);
                     stats.collected += 1;
                 }
@@ -772,17 +1175,54 @@ impl Store {
 
     /// Up to `max` of this region's writes with timestamps after `after`, in timestamp order.
     pub fn outbox_after(&self, after: Timestamp, max: usize) -> Vec<ReplicatedWrite> {
-        self.outbox.lock().after(after, max)
+        match &self.disk {
+            None => self.outbox.lock().after(after, max),
+            Some(disk) => disk.outbox_after(after, max).unwrap_or_else(|error| {
+                tracing::error!(%error, "cannot read the outbox");
+                Vec::new()
+            }),
+        }
     }
 
     /// Drops outbox entries at or below `through`: every peer has them.
     pub fn compact_outbox(&self, through: Timestamp) {
-        self.outbox.lock().compact_through(through);
+        match &self.disk {
+            None => self.outbox.lock().compact_through(through),
+            Some(disk) => {
+                if let Err(error) = disk.compact_outbox(through) {
+                    tracing::warn!(%error, "outbox compaction failed; retried next time");
+                }
+            }
+        }
     }
 
-    /// How many writes the outbox holds.
+    /// How many writes the outbox holds (in the durable store, the engine's estimate).
     pub fn outbox_len(&self) -> usize {
-        self.outbox.lock().len()
+        match &self.disk {
+            None => self.outbox.lock().len(),
+            Some(disk) => disk.outbox_len(),
+        }
+    }
+
+    /// Where delivery to `peer` resumes: every write of this region at or below it is there.
+    /// Zero for a peer never delivered to (or for the in-memory store after a restart).
+    pub fn delivery_position(&self, peer: &str) -> Timestamp {
+        self.positions.lock().get(peer).copied().unwrap_or_default()
+    }
+
+    /// Records `peer`'s delivery position (persisted in the durable store, not waited for).
+    pub fn save_delivery_position(&self, peer: &str, through: Timestamp) {
+        let mut positions = self.positions.lock();
+        let known = positions.entry(peer.to_owned()).or_default();
+        if *known == through {
+            return;
+        }
+        *known = through;
+        if let Some(disk) = &self.disk {
+            if let Err(error) = disk.save_position(peer, through) {
+                tracing::warn!(%error, peer, "delivery position not stored");
+            }
+        }
     }
 
     /// Records that every write of `origin` at or below `through` has reached every region,
@@ -796,24 +1236,34 @@ impl Store {
         let now = self.now_ms();
         let due = self.maturing.lock().pop_due(now);
         for item in due {
-            let Some(ns) = self.namespaces.get(&item.item.namespace).map(|ns| Arc::clone(&ns))
-            else {
+            let Some(ns) = self.namespaces.get(&item.namespace).map(|ns| Arc::clone(&ns)) else {
                 continue;
             };
             // The item's lock is held while the digest changes, so a concurrent write cannot
             // replace the version between the check and the insert and leave a stale member.
-            match &item.item.key {
+            match &item.key {
                 None => {
                     let record = ns.record.read();
-                    if record.version == item.version {
-                        self.digest.lock().insert(item.item.clone(), item.version);
+                    if record.version == item.version
+                        && !ns.record_digested.swap(true, Ordering::Relaxed)
+                    {
+                        self.digest.lock().tree.insert(record_leaf(&record), record_hash(&record));
                     }
                 }
                 Some(key) => {
-                    let keys = ns.keys.read();
-                    if keys.get(key).is_some_and(|e| e.version == item.version && !e.is_tombstone())
-                    {
-                        self.digest.lock().insert(item.item.clone(), item.version);
+                    let account = ns.record.read().account.clone();
+                    let mut keys = ns.keys.write();
+                    if let Some(slot) = keys.get_mut(key) {
+                        if slot.version == item.version && !slot.is_tombstone() && !slot.digested {
+                            let hash = item_hash(
+                                account.as_str(),
+                                item.namespace.as_str(),
+                                Some(key),
+                                slot.version,
+                            );
+                            self.digest.lock().tree.insert(slot.leaf, hash);
+                            slot.digested = true;
+                        }
                     }
                 }
             }
@@ -831,12 +1281,20 @@ impl Store {
         }
         match &item.key {
             None => (!is_placeholder(&record)).then_some(ReplicatedWrite::Namespace(record)),
-            Some(key) => ns.keys.read().get(key).map(|entry| ReplicatedWrite::Key {
-                account: record.account.clone(),
-                namespace: record.id.clone(),
-                key: key.clone(),
-                entry: entry.clone(),
-            }),
+            Some(key) => {
+                let keys = ns.keys.read();
+                let slot = keys.get(key.as_str())?;
+                let entry = self
+                    .load(&record.id, key, slot)
+                    .inspect_err(|error| tracing::warn!(%error, "cannot read an item to repair"))
+                    .ok()?;
+                Some(ReplicatedWrite::Key {
+                    account: record.account,
+                    namespace: record.id,
+                    key: key.clone(),
+                    entry,
+                })
+            }
         }
     }
 
@@ -856,15 +1314,36 @@ impl Store {
         branches.iter().map(|b| digest.tree.leaves_of(*b).to_vec()).collect()
     }
 
-    /// The items in the digest under `leaves`, with their versions.
+    /// The items in the digest under `leaves`, with their versions. One pass over the index:
+    /// anti-entropy asks only when digests differ, and a membership map would cost a copy of
+    /// every key.
     pub fn digest_members(&self, leaves: &[LeafId]) -> Vec<(ItemId, Version)> {
-        let digest = self.digest.lock();
-        leaves
-            .iter()
-            .flat_map(|leaf| {
-                digest.members_of(*leaf).map(|(i, v)| (i.clone(), v)).collect::<Vec<_>>()
-            })
-            .collect()
+        let wanted: HashSet<LeafId> = leaves.iter().copied().collect();
+        let mut out = Vec::new();
+        let namespaces: Vec<Arc<Namespace>> =
+            self.namespaces.iter().map(|ns| Arc::clone(&ns)).collect();
+        for ns in namespaces {
+            let record = ns.record.read().clone();
+            if ns.record_digested.load(Ordering::Relaxed) && wanted.contains(&record_leaf(&record))
+            {
+                let item = ItemId {
+                    account: record.account.clone(),
+                    namespace: record.id.clone(),
+                    key: None,
+                };
+                out.push((item, record.version));
+            }
+            let keys = ns.keys.read();
+            for (key, slot) in keys.iter().filter(|(_, s)| s.digested && wanted.contains(&s.leaf)) {
+                let item = ItemId {
+                    account: record.account.clone(),
+                    namespace: record.id.clone(),
+                    key: Some(key.to_string()),
+                };
+                out.push((item, slot.version));
+            }
+        }
+        out
     }
 
     /// The root a digest built from scratch over the current contents would have: every live
@@ -872,7 +1351,6 @@ impl Store {
     /// Equal to [`Store::digest_root`] unless the incremental digest has drifted; it costs a
     /// full scan, so it is for checks, not for the request path.
     pub fn rebuilt_digest_root(&self) -> u64 {
-        use edgekv_core::digest::item_hash;
         let horizon = self.config.digest_horizon.as_millis() as u64;
         let cutoff = self.digest.lock().matured_through_ms;
         let mature = |v: Version| v.ts.physical_ms().saturating_add(horizon) <= cutoff;
@@ -886,9 +1364,9 @@ impl Store {
             if mature(record.version) {
                 root ^= item_hash(account, id, None, record.version);
             }
-            for (key, entry) in ns.keys.read().iter() {
-                if !entry.is_tombstone() && mature(entry.version) {
-                    root ^= item_hash(account, id, Some(key), entry.version);
+            for (key, slot) in ns.keys.read().iter() {
+                if !slot.is_tombstone() && mature(slot.version) {
+                    root ^= item_hash(account, id, Some(key), slot.version);
                 }
             }
         }
@@ -899,6 +1377,14 @@ impl Store {
     pub fn digest_len(&self) -> u64 {
         self.digest.lock().tree.len()
     }
+}
+
+fn record_leaf(record: &NamespaceRecord) -> LeafId {
+    leaf_of(record.account.as_str(), record.id.as_str(), None)
+}
+
+fn record_hash(record: &NamespaceRecord) -> u64 {
+    item_hash(record.account.as_str(), record.id.as_str(), None, record.version)
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ async fn anti_entropy(keys: u64) {
     for differing in [0u64, 100] {
         for i in 0..differing {
             // New keys on one side only, and as many changed versions on the other.
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 wnam.apply_replicated(write(keys + i)).expect("diff");
             } else {
                 let ReplicatedWrite::Key { entry, .. } = write(i) else { unreachable!() };

@@ -425,7 +425,7 @@ fn the_incremental_digest_matches_a_rebuild_under_concurrent_writes() {
                 let mut i = 0u32;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let key = format!("k{}", (i * 7 + t) % 20);
-                    let op = if i % 3 == 0 { del(&key) } else { put(&key, "v") };
+                    let op = if i.is_multiple_of(3) { del(&key) } else { put(&key, "v") };
                     store.write(&account, &ns, vec![op]).unwrap();
                     i += 1;
                 }

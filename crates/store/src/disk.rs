@@ -1,0 +1,586 @@
+//! The durable backend: a fjall database in the region's data directory, and group commit.
+//!
+//! # Layout
+//! Four keyspaces. `items` maps namespace id (32 ASCII bytes) + key to the encoded entry, value
+//! or tombstone, so a namespace is one contiguous range. `namespaces` maps a namespace id to its
+//! record. `outbox` maps a timestamp (8 bytes, big-endian, so byte order is time order) to this
+//! region's write with that timestamp, until every peer has it. `meta` holds the region name the
+//! directory belongs to, the clock's upper bound and each peer's delivery position.
+//!
+//! A local write's entry, its outbox record and the clock bound go into one fjall batch, which
+//! is atomic: after a crash either all of it is there or none of it is. The anti-entropy digest
+//! is not stored; recovery rebuilds it from the entries, so it cannot disagree with them.
+//!
+//! # Group commit
+//! A write commits its batch (to the journal's OS buffer and the memtable) while it holds the
+//! store's locks, then waits on [`Disk::flushed`] outside them. One syncer thread turns every
+//! commit that happened before it woke into one `fsync`, so writers that arrive together share
+//! it: the more concurrent writers, the bigger each group. Under `periodic(ms)` the syncer runs
+//! on a timer and writers do not wait; under `none` only the OS and a clean shutdown flush.
+//! A kill -9 loses nothing committed in any mode (the OS buffers survive the process); the
+//! modes differ on power loss.
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use edgekv_core::{Entry, RegionId, Timestamp};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode};
+use parking_lot::{Condvar, Mutex};
+
+use crate::codec::{self, DecodeError};
+use crate::{NamespaceId, NamespaceRecord, ReplicatedWrite, StoreError};
+
+/// When an acknowledged write reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// The ack follows the fsync of the write's group commit.
+    #[default]
+    Fsync,
+    /// The journal is fsynced every so often; the ack does not wait for it.
+    Periodic(Duration),
+    /// Never fsynced except at shutdown; the OS writes back when it likes.
+    None,
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Durability::Fsync => f.write_str("fsync"),
+            Durability::Periodic(every) => write!(f, "periodic({}ms)", every.as_millis()),
+            Durability::None => f.write_str("none"),
+        }
+    }
+}
+
+impl FromStr for Durability {
+    type Err = String;
+
+    /// `fsync`, `none`, or `periodic(MS)` (`periodic(100)` or `periodic(100ms)`).
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        match raw {
+            "fsync" => return Ok(Durability::Fsync),
+            "none" => return Ok(Durability::None),
+            _ => {}
+        }
+        let bad = || format!("durability {raw:?}: expected fsync, periodic(MS) or none");
+        let inner =
+            raw.strip_prefix("periodic(").and_then(|r| r.strip_suffix(')')).ok_or_else(bad)?;
+        let ms: u64 = inner.trim().trim_end_matches("ms").parse().map_err(|_| bad())?;
+        if !(1..=60_000).contains(&ms) {
+            return Err(format!("durability {raw:?}: the period must be 1 to 60000 ms"));
+        }
+        Ok(Durability::Periodic(Duration::from_millis(ms)))
+    }
+}
+
+/// Why a data directory could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The storage engine refused the directory (I/O error, corrupt file, locked by another
+    /// process).
+    #[error("cannot open the store in {dir}: {message}")]
+    Engine {
+        /// The data directory.
+        dir: PathBuf,
+        /// The engine's explanation.
+        message: String,
+    },
+    /// A record in a file of the store cannot be decoded.
+    #[error("corrupt store: a record in {file} (key {key}) cannot be read: {error}")]
+    Corrupt {
+        /// The keyspace directory holding the record.
+        file: PathBuf,
+        /// The record's key, escaped.
+        key: String,
+        /// What is wrong with it.
+        error: DecodeError,
+    },
+    /// The directory holds another region's data.
+    #[error("{dir} holds the data of region {found}, not {expected}")]
+    WrongRegion {
+        /// The data directory.
+        dir: PathBuf,
+        /// The region this node runs as.
+        expected: RegionId,
+        /// The region the directory belongs to.
+        found: String,
+    },
+}
+
+const META_REGION: &[u8] = b"region";
+const META_HLC: &[u8] = b"hlc";
+const META_PEER: &str = "peer/";
+
+/// Length of a namespace id, the prefix of every item key.
+const NS_LEN: usize = 32;
+
+/// What the syncer and the writers waiting on it share.
+#[derive(Default)]
+struct SyncState {
+    /// Batches committed to the journal so far.
+    committed: AtomicU64,
+    /// Batches known to be on disk.
+    synced: AtomicU64,
+    /// Set when a write is waiting for the syncer.
+    wanted: Mutex<bool>,
+    wake_syncer: Condvar,
+    waiters: Mutex<Vec<Waker>>,
+    stopping: AtomicBool,
+    /// An fsync failed: nothing can be acknowledged as durable any more.
+    failed: AtomicBool,
+    fsyncs: AtomicU64,
+}
+
+/// The open durable store of one region.
+pub(crate) struct Disk {
+    dir: PathBuf,
+    db: Database,
+    pub(crate) items: Keyspace,
+    pub(crate) namespaces: Keyspace,
+    outbox: Keyspace,
+    meta: Keyspace,
+    durability: Durability,
+    sync: Arc<SyncState>,
+    syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Outbox records at or below this are already deleted.
+    compacted_through: Mutex<u64>,
+}
+
+impl fmt::Debug for Disk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Disk")
+            .field("dir", &self.dir)
+            .field("durability", &self.durability)
+            .finish()
+    }
+}
+
+/// What is in the meta keyspace at open.
+pub(crate) struct Meta {
+    pub(crate) hlc_bound: Timestamp,
+    pub(crate) positions: Vec<(String, Timestamp)>,
+}
+
+impl Disk {
+    /// Opens (or creates) the store in `dir` for `region`.
+    pub(crate) fn open(
+        dir: &Path,
+        region: RegionId,
+        durability: Durability,
+    ) -> Result<(Disk, Meta), OpenError> {
+        let engine = |e: &dyn fmt::Display| OpenError::Engine {
+            dir: dir.to_path_buf(),
+            message: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| engine(&e))?;
+        let db = Database::builder(dir)
+            // Bounds what a restart replays: the journal is flushed into tables past this.
+            .max_journaling_size(64 * 1024 * 1024)
+            .cache_size(32 * 1024 * 1024)
+            .open()
+            .map_err(|e| engine(&e))?;
+        // Large values go to blob files, so compaction and the recovery scan do not drag them
+        // through the tree.
+        let separated = || {
+            KeyspaceCreateOptions::default()
+                .with_kv_separation(Some(KvSeparationOptions::default()))
+        };
+        let items = db.keyspace("items", separated).map_err(|e| engine(&e))?;
+        let outbox = db.keyspace("outbox", separated).map_err(|e| engine(&e))?;
+        let namespaces =
+            db.keyspace("namespaces", KeyspaceCreateOptions::default).map_err(|e| engine(&e))?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(|e| engine(&e))?;
+
+        match meta.get(META_REGION).map_err(|e| engine(&e))? {
+            Some(found) if *found != *region.as_str().as_bytes() => {
+                return Err(OpenError::WrongRegion {
+                    dir: dir.to_path_buf(),
+                    expected: region,
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                meta.insert(META_REGION, region.as_str()).map_err(|e| engine(&e))?;
+                db.persist(PersistMode::SyncAll).map_err(|e| engine(&e))?;
+            }
+        }
+        let mut hlc_bound = Timestamp(0);
+        let mut positions = Vec::new();
+        for guard in meta.iter() {
+            let (key, value) = guard.into_inner().map_err(|e| engine(&e))?;
+            let corrupt = |what| OpenError::Corrupt {
+                file: meta.path().to_path_buf(),
+                key: String::from_utf8_lossy(&key).into_owned(),
+                error: DecodeError(what),
+            };
+            if *key == *META_HLC {
+                hlc_bound = Timestamp(read_u64(&value).ok_or_else(|| corrupt("bad clock bound"))?);
+            } else if let Some(peer) = key.strip_prefix(META_PEER.as_bytes()) {
+                let ts = read_u64(&value).ok_or_else(|| corrupt("bad delivery position"))?;
+                positions.push((String::from_utf8_lossy(peer).into_owned(), Timestamp(ts)));
+            }
+        }
+        // Recovery itself may have committed nothing new; start with the counters level.
+        let sync = Arc::new(SyncState::default());
+        let disk = Disk {
+            dir: dir.to_path_buf(),
+            db,
+            items,
+            namespaces,
+            outbox,
+            meta,
+            durability,
+            sync,
+            syncer: Mutex::new(None),
+            compacted_through: Mutex::new(0),
+        };
+        disk.start_syncer();
+        Ok((disk, Meta { hlc_bound, positions }))
+    }
+
+    /// The data directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    fn start_syncer(&self) {
+        let interval = match self.durability {
+            Durability::Fsync => None,
+            Durability::Periodic(every) => Some(every),
+            Durability::None => return,
+        };
+        let sync = Arc::clone(&self.sync);
+        let db = self.db.clone();
+        let handle = std::thread::Builder::new()
+            .name("edgekv-syncer".into())
+            .spawn(move || syncer(&db, &sync, interval))
+            .ok();
+        if handle.is_none() {
+            // No thread, no group commit: mark the store failed rather than hang writers.
+            self.sync.failed.store(true, Ordering::Release);
+        }
+        *self.syncer.lock() = handle;
+    }
+
+    /// Commits `batch` atomically. Visible to readers at once; durable once [`Disk::flushed`]
+    /// resolves.
+    pub(crate) fn commit(&self, batch: fjall::OwnedWriteBatch) -> Result<(), StoreError> {
+        batch.commit().map_err(storage_error)?;
+        self.sync.committed.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    pub(crate) fn batch(&self) -> fjall::OwnedWriteBatch {
+        self.db.batch()
+    }
+
+    /// Resolves once every batch committed before this call is on disk (in `fsync` mode; at
+    /// once in the others).
+    pub(crate) fn flushed(&self) -> Flushed {
+        if self.durability != Durability::Fsync {
+            return Flushed { wait: None };
+        }
+        let target = self.sync.committed.load(Ordering::Acquire);
+        if self.sync.synced.load(Ordering::Acquire) >= target {
+            return Flushed { wait: None };
+        }
+        *self.sync.wanted.lock() = true;
+        self.sync.wake_syncer.notify_one();
+        Flushed { wait: Some((Arc::clone(&self.sync), target)) }
+    }
+
+    /// How many fsyncs the syncer has done.
+    pub(crate) fn fsyncs(&self) -> u64 {
+        self.sync.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Stops the syncer and makes everything committed durable.
+    pub(crate) fn close(&self) -> Result<(), StoreError> {
+        self.sync.stopping.store(true, Ordering::Release);
+        self.sync.wake_syncer.notify_all();
+        if let Some(handle) = self.syncer.lock().take() {
+            let _ = handle.join();
+        }
+        self.db.persist(PersistMode::SyncAll).map_err(storage_error)?;
+        self.sync.synced.store(self.sync.committed.load(Ordering::Acquire), Ordering::Release);
+        wake_all(&self.sync);
+        Ok(())
+    }
+
+    // ---- record keys ------------------------------------------------------------------------
+
+    pub(crate) fn item_key(namespace: &NamespaceId, key: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(NS_LEN + key.len());
+        out.extend_from_slice(namespace.as_str().as_bytes());
+        out.extend_from_slice(key.as_bytes());
+        out
+    }
+
+    pub(crate) fn put_entry(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        namespace: &NamespaceId,
+        key: &str,
+        entry: &Entry,
+    ) {
+        let mut value = Vec::with_capacity(64 + entry.value.as_ref().map_or(0, Bytes::len));
+        codec::encode_entry(entry, &mut value);
+        batch.insert(&self.items, Self::item_key(namespace, key), value);
+    }
+
+    pub(crate) fn remove_entry(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        namespace: &NamespaceId,
+        key: &str,
+    ) {
+        batch.remove(&self.items, Self::item_key(namespace, key));
+    }
+
+    pub(crate) fn put_record(&self, batch: &mut fjall::OwnedWriteBatch, record: &NamespaceRecord) {
+        let mut value = Vec::with_capacity(64 + record.title.len());
+        codec::encode_record(record, &mut value);
+        batch.insert(&self.namespaces, record.id.as_str(), value);
+    }
+
+    pub(crate) fn put_outbox(&self, batch: &mut fjall::OwnedWriteBatch, write: &ReplicatedWrite) {
+        let mut value = Vec::with_capacity(write.size_hint());
+        codec::encode_write(write, &mut value);
+        batch.insert(&self.outbox, write.version().ts.0.to_be_bytes(), value);
+    }
+
+    pub(crate) fn put_clock_bound(&self, batch: &mut fjall::OwnedWriteBatch, bound: Timestamp) {
+        batch.insert(&self.meta, META_HLC, bound.0.to_be_bytes());
+    }
+
+    /// Records how far `peer` has every write of this region. Not waited for: a position that
+    /// is lost in a crash only makes the sender repeat writes the peer already has.
+    pub(crate) fn save_position(&self, peer: &str, through: Timestamp) -> Result<(), StoreError> {
+        let mut batch = self.batch();
+        batch.insert(&self.meta, format!("{META_PEER}{peer}"), through.0.to_be_bytes());
+        self.commit(batch)
+    }
+
+    // ---- reads ------------------------------------------------------------------------------
+
+    /// The stored entry of a key.
+    pub(crate) fn entry(
+        &self,
+        namespace: &NamespaceId,
+        key: &str,
+    ) -> Result<Option<Entry>, StoreError> {
+        let Some(raw) = self.items.get(Self::item_key(namespace, key)).map_err(storage_error)?
+        else {
+            return Ok(None);
+        };
+        codec::decode_entry(&Bytes::from(raw.to_vec()))
+            .map(Some)
+            .map_err(|e| StoreError::Storage(format!("{}: {e}", self.items.path().display())))
+    }
+
+    /// Every stored namespace record.
+    pub(crate) fn records(&self) -> Result<Vec<NamespaceRecord>, OpenError> {
+        let mut out = Vec::new();
+        for guard in self.namespaces.iter() {
+            let (key, value) = guard.into_inner().map_err(|e| self.engine_error(&e))?;
+            let record = codec::decode_record(&value).map_err(|error| OpenError::Corrupt {
+                file: self.namespaces.path().to_path_buf(),
+                key: String::from_utf8_lossy(&key).into_owned(),
+                error,
+            })?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Calls `each` with every stored entry, in key order: namespace id, key, entry.
+    pub(crate) fn scan_entries(
+        &self,
+        mut each: impl FnMut(NamespaceId, &str, Entry),
+    ) -> Result<(), OpenError> {
+        for guard in self.items.iter() {
+            let (key, value) = guard.into_inner().map_err(|e| self.engine_error(&e))?;
+            let corrupt = |error| OpenError::Corrupt {
+                file: self.items.path().to_path_buf(),
+                key: String::from_utf8_lossy(&key).escape_debug().to_string(),
+                error,
+            };
+            let (ns, name) =
+                key.split_at_checked(NS_LEN).ok_or_else(|| corrupt(DecodeError("short key")))?;
+            let ns = std::str::from_utf8(ns)
+                .ok()
+                .and_then(NamespaceId::parse)
+                .ok_or_else(|| corrupt(DecodeError("bad namespace id")))?;
+            let name =
+                std::str::from_utf8(name).map_err(|_| corrupt(DecodeError("key is not UTF-8")))?;
+            let entry = codec::decode_entry(&Bytes::from(value.to_vec())).map_err(corrupt)?;
+            each(ns, name, entry);
+        }
+        Ok(())
+    }
+
+    /// The newest outbox timestamp, if the outbox holds anything.
+    pub(crate) fn outbox_last(&self) -> Result<Option<Timestamp>, OpenError> {
+        match self.outbox.last_key_value() {
+            None => Ok(None),
+            Some(guard) => {
+                let key = guard.key().map_err(|e| self.engine_error(&e))?;
+                Ok(read_u64(&key).map(Timestamp))
+            }
+        }
+    }
+
+    /// Up to `max` outbox writes after `after`, in timestamp order.
+    pub(crate) fn outbox_after(
+        &self,
+        after: Timestamp,
+        max: usize,
+    ) -> Result<Vec<ReplicatedWrite>, StoreError> {
+        let Some(start) = after.0.checked_add(1) else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for guard in self.outbox.range(start.to_be_bytes()..).take(max) {
+            let value = guard.value().map_err(storage_error)?;
+            let write = codec::decode_write(&Bytes::from(value.to_vec())).map_err(|e| {
+                StoreError::Storage(format!("{}: {e}", self.outbox.path().display()))
+            })?;
+            out.push(write);
+        }
+        Ok(out)
+    }
+
+    /// Deletes outbox records at or below `through`.
+    pub(crate) fn compact_outbox(&self, through: Timestamp) -> Result<(), StoreError> {
+        let mut done = self.compacted_through.lock();
+        if through.0 <= *done {
+            return Ok(());
+        }
+        let mut batch = self.batch();
+        let from = done.saturating_add(1);
+        for guard in self.outbox.range(from.to_be_bytes()..=through.0.to_be_bytes()) {
+            batch.remove(&self.outbox, guard.key().map_err(storage_error)?);
+        }
+        if !batch.is_empty() {
+            self.commit(batch)?;
+        }
+        *done = through.0;
+        Ok(())
+    }
+
+    /// How many records the outbox holds (approximate: the engine's estimate).
+    pub(crate) fn outbox_len(&self) -> usize {
+        self.outbox.approximate_len()
+    }
+
+    fn engine_error(&self, e: &dyn fmt::Display) -> OpenError {
+        OpenError::Engine { dir: self.dir.clone(), message: e.to_string() }
+    }
+}
+
+/// The syncer thread: one fsync for every commit that happened before it woke.
+fn syncer(db: &Database, sync: &SyncState, interval: Option<Duration>) {
+    loop {
+        {
+            let mut wanted = sync.wanted.lock();
+            match interval {
+                None => {
+                    while !*wanted && !sync.stopping.load(Ordering::Acquire) {
+                        sync.wake_syncer.wait(&mut wanted);
+                    }
+                }
+                Some(every) => {
+                    if !sync.stopping.load(Ordering::Acquire) {
+                        sync.wake_syncer.wait_for(&mut wanted, every);
+                    }
+                }
+            }
+            *wanted = false;
+        }
+        if sync.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        let target = sync.committed.load(Ordering::Acquire);
+        if sync.synced.load(Ordering::Acquire) >= target {
+            continue;
+        }
+        match db.persist(PersistMode::SyncAll) {
+            Ok(()) => {
+                sync.fsyncs.fetch_add(1, Ordering::Relaxed);
+                sync.synced.store(target, Ordering::Release);
+            }
+            Err(error) => {
+                tracing::error!(%error, "fsync failed; no further write can be acknowledged");
+                sync.failed.store(true, Ordering::Release);
+                wake_all(sync);
+                return;
+            }
+        }
+        wake_all(sync);
+    }
+}
+
+fn wake_all(sync: &SyncState) {
+    for waker in std::mem::take(&mut *sync.waiters.lock()) {
+        waker.wake();
+    }
+}
+
+/// Waits for a group commit's fsync. See [`Disk::flushed`].
+#[must_use = "the write is not durable until this resolves"]
+pub struct Flushed {
+    wait: Option<(Arc<SyncState>, u64)>,
+}
+
+impl Flushed {
+    /// Already durable (the in-memory store, or a mode whose ack does not wait).
+    pub(crate) fn ready() -> Self {
+        Flushed { wait: None }
+    }
+}
+
+impl Future for Flushed {
+    type Output = Result<(), StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some((sync, target)) = &self.wait else { return Poll::Ready(Ok(())) };
+        let check = || {
+            if sync.synced.load(Ordering::Acquire) >= *target {
+                Some(Ok(()))
+            } else if sync.failed.load(Ordering::Acquire) {
+                Some(Err(StoreError::Storage("the store could not fsync its journal".into())))
+            } else {
+                None
+            }
+        };
+        if let Some(done) = check() {
+            return Poll::Ready(done);
+        }
+        sync.waiters.lock().push(cx.waker().clone());
+        // Checked again after registering: the syncer may have finished in between.
+        match check() {
+            Some(done) => Poll::Ready(done),
+            None => Poll::Pending,
+        }
+    }
+}
+
+fn read_u64(raw: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(raw.try_into().ok()?))
+}
+
+fn storage_error(e: fjall::Error) -> StoreError {
+    StoreError::Storage(e.to_string())
+}
