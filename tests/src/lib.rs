@@ -198,7 +198,12 @@ pub fn must_run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
         command.env_remove(var);
     }
     // Should one start after all, it must not leave a ./data behind.
-    command.env("EDGEKV_IN_MEMORY", "true").env_remove("EDGEKV_DATA_DIR");
+    command.env_remove("EDGEKV_DATA_DIR");
+    let named = args.iter().any(|a| a.starts_with("--data-dir"))
+        || env.iter().any(|(k, _)| *k == "EDGEKV_DATA_DIR");
+    if !named {
+        command.env("EDGEKV_IN_MEMORY", "true");
+    }
     command.envs(env.iter().copied());
     let mut child = command.spawn().expect("spawn edgekv");
     let mut stderr = String::new();

@@ -95,8 +95,10 @@ pub enum OpenError {
         message: String,
     },
     /// A record in a file of the store cannot be decoded.
-    #[error("corrupt store: a record in {file} (key {key}) cannot be read: {error}")]
+    #[error("corrupt store: a record of keyspace {keyspace} in {file} (key {key}) cannot be read: {error}")]
     Corrupt {
+        /// The keyspace's name.
+        keyspace: &'static str,
         /// The keyspace directory holding the record.
         file: PathBuf,
         /// The record's key, escaped.
@@ -187,7 +189,28 @@ impl Disk {
             .max_journaling_size(64 * 1024 * 1024)
             .cache_size(32 * 1024 * 1024)
             .open()
-            .map_err(|e| engine(&e))?;
+            .map_err(|e| {
+                // The engine's errors rarely name a file; say which one each kind is about.
+                let message = match e {
+                    fjall::Error::Locked => {
+                        "another process has it open (its lock file is held)".to_owned()
+                    }
+                    fjall::Error::InvalidVersion(_) => format!(
+                        "{} is damaged or not an EdgeKV store's format version file",
+                        dir.join("version").display()
+                    ),
+                    fjall::Error::JournalRecovery(error) => format!(
+                        "a journal file ({}/*.jnl) cannot be recovered: {error:?}",
+                        dir.display()
+                    ),
+                    fjall::Error::Storage(error) => format!(
+                        "a table file under {} cannot be read: {error}",
+                        dir.join("keyspaces").display()
+                    ),
+                    other => other.to_string(),
+                };
+                OpenError::Engine { dir: dir.to_path_buf(), message }
+            })?;
         // Large values go to blob files, so compaction and the recovery scan do not drag them
         // through the tree.
         let separated = || {
@@ -219,6 +242,7 @@ impl Disk {
         for guard in meta.iter() {
             let (key, value) = guard.into_inner().map_err(|e| engine(&e))?;
             let corrupt = |what| OpenError::Corrupt {
+                keyspace: "meta",
                 file: meta.path().to_path_buf(),
                 key: String::from_utf8_lossy(&key).into_owned(),
                 error: DecodeError(what),
@@ -398,6 +422,7 @@ impl Disk {
         for guard in self.namespaces.iter() {
             let (key, value) = guard.into_inner().map_err(|e| self.engine_error(&e))?;
             let record = codec::decode_record(&value).map_err(|error| OpenError::Corrupt {
+                keyspace: "namespaces",
                 file: self.namespaces.path().to_path_buf(),
                 key: String::from_utf8_lossy(&key).into_owned(),
                 error,
@@ -415,6 +440,7 @@ impl Disk {
         for guard in self.items.iter() {
             let (key, value) = guard.into_inner().map_err(|e| self.engine_error(&e))?;
             let corrupt = |error| OpenError::Corrupt {
+                keyspace: "items",
                 file: self.items.path().to_path_buf(),
                 key: String::from_utf8_lossy(&key).escape_debug().to_string(),
                 error,
@@ -487,6 +513,19 @@ impl Disk {
 
     fn engine_error(&self, e: &dyn fmt::Display) -> OpenError {
         OpenError::Engine { dir: self.dir.clone(), message: e.to_string() }
+    }
+}
+
+impl Drop for Disk {
+    /// Stops the syncer, which holds the database open. No flush: a store dropped without
+    /// [`Disk::close`] keeps what it committed, as after a crash of the process.
+    fn drop(&mut self) {
+        self.sync.stopping.store(true, Ordering::Release);
+        self.sync.wake_syncer.notify_all();
+        if let Some(handle) = self.syncer.lock().take() {
+            let _ = handle.join();
+        }
+        wake_all(&self.sync);
     }
 }
 

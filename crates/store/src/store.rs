@@ -350,7 +350,8 @@ impl Store {
                 return;
             }
             let key: Arc<str> = Arc::from(key);
-            let slot = self.new_slot(account, id, &key, &entry, Value::Disk);
+            let value = if entry.is_tombstone() { Value::Tombstone } else { Value::Disk };
+            let slot = self.new_slot(account, id, &key, &entry, value);
             let mut keys = ns.keys.write();
             self.place(&mut keys, account, id, key, slot, &mut effects);
             recovered.keys += 1;
@@ -1389,3 +1390,6 @@ fn record_hash(record: &NamespaceRecord) -> u64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod durable_tests;
