@@ -418,3 +418,30 @@ fn a_corrupt_store_is_a_clear_error_naming_the_file() {
     assert!(!status.success());
     assert!(stderr.contains(&version.display().to_string()), "the error names the file: {stderr}");
 }
+
+/// A restart does not make a write early: it reaches the peer no sooner than its propagation
+/// delay after it was written, although the origin crashed and came back in between.
+#[test]
+fn a_restart_sends_nothing_before_its_due_time() {
+    let root = tempfile::tempdir().expect("a temp dir");
+    let flags = ["--link-delay", "wnam->enam=3s", "--anti-entropy-interval", "1h"];
+    let wnam = RegionSpec::new("wnam", root.path(), &flags);
+    let enam = RegionSpec::new("enam", root.path(), &flags);
+    let origin = wnam.start(&[&enam], &[]);
+    let _peer = enam.start(&[&wnam], &[]);
+    let ns = create_replicated_namespace(&wnam, &enam);
+
+    let written = Instant::now();
+    must_put(&wnam.addr(), &ns, "k", b"delayed");
+    kill_9(origin);
+    let _origin = wnam.start(&[&enam], &[]);
+    wait_until(Duration::from_secs(20), "the write in enam", || {
+        get(&enam.addr(), &ns, "k").is_some()
+    });
+    let arrived = written.elapsed();
+    // The write's version was taken after `written`, and its due time is version + 3 s.
+    assert!(
+        arrived >= Duration::from_secs(3),
+        "the write arrived after {arrived:?}, before its delay"
+    );
+}

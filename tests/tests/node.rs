@@ -152,8 +152,11 @@ fn a_cluster_prints_its_regions_and_each_serves_as_itself() {
 /// SIGTERM stops accepting, lets the request in flight finish, and exits 0.
 #[test]
 fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
+    let data = tempfile::tempdir().expect("a data directory");
+    let dir = data.path().display().to_string();
+    let args = ["node", "--region", "wnam", "--listen", "127.0.0.1:0", "--data-dir", &dir];
     let node = Edgekv::must_start(
-        &["node", "--region", "wnam", "--listen", "127.0.0.1:0"],
+        &args,
         &[("EDGEKV_API_TOKEN", TOKEN), ("EDGEKV_LOG", "info,edgekv_api=debug")],
     );
     let addr = node.region("wnam").addr.clone();
@@ -177,6 +180,36 @@ fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
     let status = node.wait_for_exit(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");
     assert!(TcpStream::connect(&addr).is_err(), "the listener is closed");
+
+    // The write finished during shutdown is on disk: the next start has it.
+    let node = Edgekv::must_start(&args, &[("EDGEKV_API_TOKEN", TOKEN)]);
+    let reply = http(&node.region("wnam").addr, "GET", &path, &auth(), b"");
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"helloworld"[..]));
+}
+
+/// The durability mode is logged at startup and exported in /metrics; a bad one is refused.
+#[test]
+fn the_durability_mode_shows_at_startup_and_in_metrics() {
+    let node = Edgekv::must_start(
+        &["node", "--region", "wnam", "--listen", "127.0.0.1:0", "--durability", "periodic(50)"],
+        &[("EDGEKV_API_TOKEN", TOKEN)],
+    );
+    node.wait_for_log("durability=periodic(50ms)", Duration::from_secs(10));
+    let metrics = http(&node.region("wnam").addr, "GET", "/metrics", &[], b"");
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(text.contains("edgekv_store_durability{mode=\"periodic(50ms)\"} 1"), "{text}");
+
+    let memory = Edgekv::must_start(
+        &["node", "--region", "wnam", "--listen", "127.0.0.1:0", "--in-memory"],
+        &[("EDGEKV_API_TOKEN", TOKEN)],
+    );
+    let metrics = http(&memory.region("wnam").addr, "GET", "/metrics", &[], b"");
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(text.contains("edgekv_store_durability{mode=\"in-memory\"} 1"), "{text}");
+
+    let (status, stderr) = must_run(&["node", "--region", "r", "--durability", "sometimes"], &[]);
+    assert!(!status.success());
+    assert!(stderr.contains("expected fsync, periodic(MS) or none"), "{stderr}");
 }
 
 /// Two regions as two processes (`edgekv node --peer ...`), as in a multi-host deployment:
