@@ -445,3 +445,33 @@ fn a_restart_sends_nothing_before_its_due_time() {
         "the write arrived after {arrived:?}, before its delay"
     );
 }
+
+/// Damage in the middle of the journal (not a torn tail) is refused: dropping the journal from
+/// there on would silently lose acknowledged writes that follow it.
+#[test]
+fn a_damaged_journal_is_refused_naming_the_journal() {
+    let root = tempfile::tempdir().expect("a temp dir");
+    let wnam = RegionSpec::new("wnam", root.path(), &[]);
+    let node = wnam.start(&[], &[]);
+    let ns = create_namespace(&wnam.addr());
+    let mut rng = Rng(11);
+    for i in 0..20 {
+        let value: Vec<u8> = (0..3000).map(|_| rng.next() as u8).collect();
+        must_put(&wnam.addr(), &ns, &format!("k{i}"), &value);
+    }
+    kill_9(node);
+    let journal = newest_journal(&wnam.data_dir);
+    let mut bytes = std::fs::read(&journal).expect("read the journal");
+    let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    bytes[end / 2] ^= 0xff;
+    std::fs::write(&journal, &bytes).expect("damage the journal");
+
+    let args = ["node", "--region", "wnam", "--listen", "127.0.0.1:0"];
+    let dir = wnam.data_dir.display().to_string();
+    let (status, stderr) = edgekv_tests::must_run(&args, &[("EDGEKV_DATA_DIR", dir.as_str())]);
+    assert!(!status.success(), "a damaged journal must not be served");
+    assert!(
+        stderr.contains(&journal.display().to_string()),
+        "the error names the journal: {stderr}"
+    );
+}

@@ -200,8 +200,8 @@ impl Disk {
                         dir.join("version").display()
                     ),
                     fjall::Error::JournalRecovery(error) => format!(
-                        "a journal file ({}/*.jnl) cannot be recovered: {error:?}",
-                        dir.display()
+                        "a journal file ({}) cannot be recovered: {error:?}",
+                        journal_files(dir)
                     ),
                     fjall::Error::Storage(error) => format!(
                         "a table file under {} cannot be read: {error}",
@@ -613,6 +613,24 @@ impl Future for Flushed {
             Some(done) => Poll::Ready(done),
             None => Poll::Pending,
         }
+    }
+}
+
+/// The journal files of a data directory, for an error message.
+fn journal_files(dir: &Path) -> String {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jnl"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        format!("{}/*.jnl", dir.display())
+    } else {
+        files.join(", ")
     }
 }
 
