@@ -577,7 +577,7 @@ fn wake_all(sync: &SyncState) {
     }
 }
 
-/// Waits for a group commit's fsync. See [`Disk::flushed`].
+/// Waits for a group commit's fsync; returned by [`crate::Store::flushed`].
 #[must_use = "the write is not durable until this resolves"]
 pub struct Flushed {
     wait: Option<(Arc<SyncState>, u64)>,
