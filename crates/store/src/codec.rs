@@ -56,6 +56,21 @@ pub(crate) fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
 /// Reads an entry written by [`encode_entry`]. `record` is shared, not copied: the value is a
 /// slice of it.
 pub(crate) fn decode_entry(record: &Bytes) -> Result<Entry, DecodeError> {
+    let (mut entry, value_at) = decode_parts(record)?;
+    entry.value = value_at.map(|at| record.slice(at..));
+    Ok(entry)
+}
+
+/// Reads everything of an entry but its value, which is left empty (`Some` of nothing) for a
+/// live entry: what recovery needs to rebuild the index without copying values.
+pub(crate) fn decode_head(record: &[u8]) -> Result<Entry, DecodeError> {
+    let (mut entry, value_at) = decode_parts(record)?;
+    entry.value = value_at.map(|_| Bytes::new());
+    Ok(entry)
+}
+
+/// An entry without its value, and where the value starts (`None` for a tombstone).
+fn decode_parts(record: &[u8]) -> Result<(Entry, Option<usize>), DecodeError> {
     let mut r = Reader { buf: record, at: 0 };
     if r.u8()? != FORMAT {
         return Err(DecodeError("unknown entry format"));
@@ -69,16 +84,15 @@ pub(crate) fn decode_entry(record: &Bytes) -> Result<Entry, DecodeError> {
     } else {
         None
     };
-    let rest = record.slice(r.at..);
-    let value = if flags & TOMBSTONE != 0 {
-        if !rest.is_empty() {
+    let value_at = if flags & TOMBSTONE != 0 {
+        if r.at != record.len() {
             return Err(DecodeError("tombstone with a value"));
         }
         None
     } else {
-        Some(rest)
+        Some(r.at)
     };
-    Ok(Entry { value, metadata, expiration, version })
+    Ok((Entry { value: None, metadata, expiration, version }, value_at))
 }
 
 /// Appends a namespace record in the stored layout.

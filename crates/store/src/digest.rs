@@ -53,6 +53,17 @@ impl MaturityQueue {
                 due.push(m);
             }
         }
+        shrink(&mut self.0);
         due
+    }
+}
+
+/// Gives back the memory of a queue that a burst of writes grew and that has since drained: a
+/// heap keeps its capacity, and a million-write burst would otherwise hold tens of megabytes.
+/// Only a queue that has drained to a sixteenth of its capacity is shrunk (to twice its
+/// length), so one that merely breathes is never reallocated back and forth.
+pub(crate) fn shrink<T: Ord>(heap: &mut BinaryHeap<T>) {
+    if heap.capacity() > 65_536 && heap.len() < heap.capacity() / 16 {
+        heap.shrink_to(2 * heap.len());
     }
 }

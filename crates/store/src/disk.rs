@@ -21,6 +21,7 @@
 //! modes differ on power loss.
 
 use std::fmt;
+use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -187,7 +188,7 @@ impl Disk {
         let db = Database::builder(dir)
             // Bounds what a restart replays: the journal is flushed into tables past this.
             .max_journaling_size(64 * 1024 * 1024)
-            .cache_size(32 * 1024 * 1024)
+            .cache_size(16 * 1024 * 1024)
             .open()
             .map_err(|e| {
                 // The engine's errors rarely name a file; say which one each kind is about.
@@ -212,13 +213,17 @@ impl Disk {
                 OpenError::Engine { dir: dir.to_path_buf(), message }
             })?;
         // Large values go to blob files, so compaction and the recovery scan do not drag them
-        // through the tree.
-        let separated = || {
-            KeyspaceCreateOptions::default()
-                .with_kv_separation(Some(KvSeparationOptions::default()))
+        // through the tree. Memtables are memory the node holds per keyspace; these sizes keep
+        // a region with a million keys within its memory budget.
+        let separated = |memtable: u64| {
+            move || {
+                KeyspaceCreateOptions::default()
+                    .with_kv_separation(Some(KvSeparationOptions::default()))
+                    .max_memtable_size(memtable)
+            }
         };
-        let items = db.keyspace("items", separated).map_err(|e| engine(&e))?;
-        let outbox = db.keyspace("outbox", separated).map_err(|e| engine(&e))?;
+        let items = db.keyspace("items", separated(32 << 20)).map_err(|e| engine(&e))?;
+        let outbox = db.keyspace("outbox", separated(16 << 20)).map_err(|e| engine(&e))?;
         let namespaces =
             db.keyspace("namespaces", KeyspaceCreateOptions::default).map_err(|e| engine(&e))?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(|e| engine(&e))?;
@@ -288,10 +293,10 @@ impl Disk {
             Durability::None => return,
         };
         let sync = Arc::clone(&self.sync);
-        let db = self.db.clone();
+        let dir = self.dir.clone();
         let handle = std::thread::Builder::new()
             .name("edgekv-syncer".into())
-            .spawn(move || syncer(&db, &sync, interval))
+            .spawn(move || syncer(&dir, &sync, interval))
             .ok();
         if handle.is_none() {
             // No thread, no group commit: mark the store failed rather than hang writers.
@@ -432,7 +437,8 @@ impl Disk {
         Ok(out)
     }
 
-    /// Calls `each` with every stored entry, in key order: namespace id, key, entry.
+    /// Calls `each` with every stored entry, in key order: namespace id, key, and the entry
+    /// without its value (see [`codec::decode_head`]).
     pub(crate) fn scan_entries(
         &self,
         mut each: impl FnMut(NamespaceId, &str, Entry),
@@ -453,7 +459,7 @@ impl Disk {
                 .ok_or_else(|| corrupt(DecodeError("bad namespace id")))?;
             let name =
                 std::str::from_utf8(name).map_err(|_| corrupt(DecodeError("key is not UTF-8")))?;
-            let entry = codec::decode_entry(&Bytes::from(value.to_vec())).map_err(corrupt)?;
+            let entry = codec::decode_head(&value).map_err(corrupt)?;
             each(ns, name, entry);
         }
         Ok(())
@@ -530,7 +536,17 @@ impl Drop for Disk {
 }
 
 /// The syncer thread: one fsync for every commit that happened before it woke.
-fn syncer(db: &Database, sync: &SyncState, interval: Option<Duration>) {
+///
+/// It syncs the journal file through a descriptor of its own instead of calling fjall's
+/// `Database::persist`, which holds the journal writer's lock for the whole fsync and so would
+/// stall every commit behind it: the writers that should form the next group. This is sound
+/// because every commit hands its bytes to the OS before it returns (fjall flushes its buffer
+/// per batch unless told otherwise), and fsync covers whatever was written to the file through
+/// any descriptor. A commit that went to an older journal file is durable too: fjall fsyncs a
+/// journal before it rotates to the next one, so the newest file is the only one that can hold
+/// unsynced batches.
+fn syncer(dir: &Path, sync: &SyncState, interval: Option<Duration>) {
+    let mut journal = ActiveJournal::default();
     loop {
         {
             let mut wanted = sync.wanted.lock();
@@ -555,7 +571,7 @@ fn syncer(db: &Database, sync: &SyncState, interval: Option<Duration>) {
         if sync.synced.load(Ordering::Acquire) >= target {
             continue;
         }
-        match db.persist(PersistMode::SyncAll) {
+        match journal.sync(dir) {
             Ok(()) => {
                 sync.fsyncs.fetch_add(1, Ordering::Relaxed);
                 sync.synced.store(target, Ordering::Release);
@@ -568,6 +584,37 @@ fn syncer(db: &Database, sync: &SyncState, interval: Option<Duration>) {
             }
         }
         wake_all(sync);
+    }
+}
+
+/// The newest journal file, kept open between fsyncs.
+#[derive(Default)]
+struct ActiveJournal {
+    open: Option<(u64, File)>,
+}
+
+impl ActiveJournal {
+    /// Syncs the newest journal file. Looked up each time (a directory read, microseconds) so a
+    /// rotation is never missed.
+    fn sync(&mut self, dir: &Path) -> std::io::Result<()> {
+        let newest = std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name();
+                name.to_str()?.strip_suffix(".jnl")?.parse::<u64>().ok()
+            })
+            .max()
+            .ok_or_else(|| {
+                std::io::Error::other(format!("no journal file in {}", dir.display()))
+            })?;
+        if self.open.as_ref().is_none_or(|(id, _)| *id != newest) {
+            let file = File::open(dir.join(format!("{newest}.jnl")))?;
+            self.open = Some((newest, file));
+        }
+        match &self.open {
+            Some((_, file)) => file.sync_data(),
+            None => Ok(()),
+        }
     }
 }
 

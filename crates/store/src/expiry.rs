@@ -48,6 +48,7 @@ impl PurgeQueue {
                 out.push(due);
             }
         }
+        crate::digest::shrink(&mut self.0);
         out
     }
 
