@@ -120,6 +120,10 @@ pub enum OpenError {
 }
 
 const META_REGION: &[u8] = b"region";
+/// How far ahead of the newest issued timestamp the stored clock bound is. Short enough that a
+/// restarted node, whose clock starts at the bound, stays well within a peer's 500 ms
+/// tolerance for clocks running ahead.
+pub(crate) const CLOCK_LEASE: Duration = Duration::from_millis(200);
 const META_HLC: &[u8] = b"hlc";
 const META_PEER: &str = "peer/";
 
@@ -156,6 +160,8 @@ pub(crate) struct Disk {
     syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Outbox records at or below this are already deleted.
     compacted_through: Mutex<u64>,
+    /// The clock bound stored (or being committed): no timestamp at or above it was issued.
+    clock_bound: Mutex<Timestamp>,
 }
 
 impl fmt::Debug for Disk {
@@ -189,6 +195,10 @@ impl Disk {
             // Bounds what a restart replays: the journal is flushed into tables past this.
             .max_journaling_size(64 * 1024 * 1024)
             .cache_size(16 * 1024 * 1024)
+            // In fsync mode the syncer hands the journal's buffer to the OS once per group,
+            // rather than every commit making its own write(2). The other modes ack before any
+            // fsync, so there every commit reaches the OS at once and survives a kill -9.
+            .manual_journal_persist(durability == Durability::Fsync)
             .open()
             .map_err(|e| {
                 // The engine's errors rarely name a file; say which one each kind is about.
@@ -272,6 +282,7 @@ impl Disk {
             sync,
             syncer: Mutex::new(None),
             compacted_through: Mutex::new(0),
+            clock_bound: Mutex::new(hlc_bound),
         };
         disk.start_syncer();
         Ok((disk, Meta { hlc_bound, positions }))
@@ -294,9 +305,10 @@ impl Disk {
         };
         let sync = Arc::clone(&self.sync);
         let dir = self.dir.clone();
+        let db = self.db.clone();
         let handle = std::thread::Builder::new()
             .name("edgekv-syncer".into())
-            .spawn(move || syncer(&dir, &sync, interval))
+            .spawn(move || syncer(&db, &dir, &sync, interval))
             .ok();
         if handle.is_none() {
             // No thread, no group commit: mark the store failed rather than hang writers.
@@ -327,8 +339,11 @@ impl Disk {
         if self.sync.synced.load(Ordering::Acquire) >= target {
             return Flushed { wait: None };
         }
-        *self.sync.wanted.lock() = true;
-        self.sync.wake_syncer.notify_one();
+        // Only the first waiter of a group wakes the syncer; the rest find it already asked.
+        let asked = std::mem::replace(&mut *self.sync.wanted.lock(), true);
+        if !asked {
+            self.sync.wake_syncer.notify_one();
+        }
         Flushed { wait: Some((Arc::clone(&self.sync), target)) }
     }
 
@@ -392,8 +407,19 @@ impl Disk {
         batch.insert(&self.outbox, write.version().ts.0.to_be_bytes(), value);
     }
 
-    pub(crate) fn put_clock_bound(&self, batch: &mut fjall::OwnedWriteBatch, bound: Timestamp) {
-        batch.insert(&self.meta, META_HLC, bound.0.to_be_bytes());
+    /// Adds a new clock bound to `batch` if `issued` is past the stored one. The bound is a
+    /// lease [`CLOCK_LEASE`] ahead of `issued`, so it is written about once per lease, not per
+    /// write, and is always above every timestamp issued: the batch that first goes past a
+    /// bound also carries the next one.
+    pub(crate) fn cover_timestamp(&self, batch: &mut fjall::OwnedWriteBatch, issued: Timestamp) {
+        let mut bound = self.clock_bound.lock();
+        if issued < *bound {
+            return;
+        }
+        let lease_ms = CLOCK_LEASE.as_millis() as u64;
+        let next = Timestamp::from_physical_ms(issued.physical_ms().saturating_add(lease_ms));
+        batch.insert(&self.meta, META_HLC, next.0.to_be_bytes());
+        *bound = next;
     }
 
     /// Records how far `peer` has every write of this region. Not waited for: a position that
@@ -537,16 +563,23 @@ impl Drop for Disk {
 
 /// The syncer thread: one fsync for every commit that happened before it woke.
 ///
-/// It syncs the journal file through a descriptor of its own instead of calling fjall's
-/// `Database::persist`, which holds the journal writer's lock for the whole fsync and so would
-/// stall every commit behind it: the writers that should form the next group. This is sound
-/// because every commit hands its bytes to the OS before it returns (fjall flushes its buffer
-/// per batch unless told otherwise), and fsync covers whatever was written to the file through
-/// any descriptor. A commit that went to an older journal file is durable too: fjall fsyncs a
-/// journal before it rotates to the next one, so the newest file is the only one that can hold
-/// unsynced batches.
-fn syncer(dir: &Path, sync: &SyncState, interval: Option<Duration>) {
+/// Two steps. First the journal's buffer goes to the OS (`Database::persist(Buffer)`: a write
+/// under the journal lock, short). Then the syncer fsyncs the journal file through a
+/// descriptor of its own, outside that lock: fjall's `persist(SyncAll)` would hold the lock
+/// for the whole fsync and stall every commit behind it, the very writers that should form the
+/// next group. fsync covers whatever was written to the file through any descriptor. A commit
+/// that went to an older journal file is durable too: fjall fsyncs a journal before it rotates
+/// to the next one, so the newest file is the only one that can hold unsynced batches.
+///
+/// Under concurrency (the last group held more than one write) the syncer first waits about as
+/// long as an fsync takes, so that the writers already on their way join this group instead of
+/// forcing one fsync each: fsyncs cost CPU in the kernel, and on a small machine that CPU is
+/// what the writers need. A lone writer never waits.
+fn syncer(db: &Database, dir: &Path, sync: &SyncState, interval: Option<Duration>) {
     let mut journal = ActiveJournal::default();
+    let mut last_group = 0;
+    // Moving average of the fsync time, in microseconds.
+    let mut fsync_us = 100.0_f64;
     loop {
         {
             let mut wanted = sync.wanted.lock();
@@ -567,12 +600,23 @@ fn syncer(dir: &Path, sync: &SyncState, interval: Option<Duration>) {
         if sync.stopping.load(Ordering::Acquire) {
             return;
         }
+        if interval.is_none() && last_group > 1 {
+            std::thread::sleep(Duration::from_micros(fsync_us.clamp(20.0, 1000.0) as u64));
+        }
         let target = sync.committed.load(Ordering::Acquire);
-        if sync.synced.load(Ordering::Acquire) >= target {
+        let before = sync.synced.load(Ordering::Acquire);
+        if before >= target {
             continue;
         }
-        match journal.sync(dir) {
+        last_group = target - before;
+        let started = std::time::Instant::now();
+        let synced = db
+            .persist(PersistMode::Buffer)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|()| journal.sync(dir));
+        match synced {
             Ok(()) => {
+                fsync_us = 0.9 * fsync_us + 0.1 * started.elapsed().as_micros() as f64;
                 sync.fsyncs.fetch_add(1, Ordering::Relaxed);
                 sync.synced.store(target, Ordering::Release);
             }

@@ -493,9 +493,9 @@ impl Store {
 
     /// Stamps local writes with fresh versions and logs them for the peers. The versions are
     /// taken and the log appended under the outbox lock, so the log fills in timestamp order;
-    /// in the durable store the same batch carries the new states and the clock bound, so each
-    /// write, its outbox record and the bound commit together or not at all. `extra` adds
-    /// further changes to that batch.
+    /// in the durable store the same batch carries the new states and, when they pass it, a new
+    /// clock bound, so each write, its outbox record and the bound commit together or not at
+    /// all.
     fn stamp_and_log(
         &self,
         makes: Vec<Box<dyn FnOnce(Version) -> ReplicatedWrite + '_>>,
@@ -528,7 +528,7 @@ impl Store {
                     }
                 }
                 if let Some(last) = writes.last() {
-                    disk.put_clock_bound(&mut batch, last.version().ts);
+                    disk.cover_timestamp(&mut batch, last.version().ts);
                 }
                 disk.commit(batch)?;
             }
