@@ -585,8 +585,10 @@ fn syncer(db: &Database, dir: &Path, sync: &SyncState, interval: Option<Duration
             let mut wanted = sync.wanted.lock();
             match interval {
                 None => {
-                    while !*wanted && !sync.stopping.load(Ordering::Acquire) {
-                        sync.wake_syncer.wait(&mut wanted);
+                    // Also once a second unasked: commits nobody waits for (purges, delivery
+                    // positions, anti-entropy repairs) reach the disk within a second too.
+                    if !*wanted && !sync.stopping.load(Ordering::Acquire) {
+                        sync.wake_syncer.wait_for(&mut wanted, Duration::from_secs(1));
                     }
                 }
                 Some(every) => {
