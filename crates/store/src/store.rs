@@ -358,8 +358,6 @@ impl Store {
         };
         {
             let mut digest = self.digest.lock();
-            let matured_through = digest.matured_through_ms;
-            let horizon_ms = self.config.digest_horizon.as_millis() as u64;
             disk.scan_entries(|ns_id, key, entry| {
                 floor = floor.max(entry.version.ts);
                 if loading.as_ref().is_none_or(|(id, _, _)| *id != ns_id) {
@@ -378,22 +376,7 @@ impl Store {
                 let key: Arc<str> = Arc::from(key);
                 let value = if entry.is_tombstone() { Value::Tombstone } else { Value::Disk };
                 let mut slot = self.new_slot(account, id, &key, &entry, value);
-                if !slot.is_tombstone() {
-                    let mature_at_ms = slot.version.ts.physical_ms().saturating_add(horizon_ms);
-                    if mature_at_ms <= matured_through {
-                        let hash =
-                            item_hash(account.as_str(), id.as_str(), Some(&key), slot.version);
-                        digest.tree.insert(slot.leaf, hash);
-                        slot.digested = true;
-                    } else {
-                        effects.maturing.push(Maturing {
-                            mature_at_ms,
-                            namespace: id.clone(),
-                            key: Some(Arc::clone(&key)),
-                            version: slot.version,
-                        });
-                    }
-                }
+                self.enter_digest(&mut digest, account, id, &key, &mut slot, &mut effects);
                 effects.purges.extend(self.purge_for(id, &key, &slot));
                 keys.push((key, slot));
                 recovered.keys += 1;
@@ -999,11 +982,6 @@ impl Store {
         mut slot: Slot,
         effects: &mut Effects,
     ) {
-        let mature_at_ms = slot
-            .version
-            .ts
-            .physical_ms()
-            .saturating_add(self.config.digest_horizon.as_millis() as u64);
         {
             let mut digest = self.digest.lock();
             if let Some(old) = keys.get(&key).filter(|old| old.digested) {
@@ -1012,24 +990,40 @@ impl Store {
                     item_hash(account.as_str(), namespace.as_str(), Some(&key), old.version),
                 );
             }
-            if !slot.is_tombstone() {
-                if mature_at_ms <= digest.matured_through_ms {
-                    let hash =
-                        item_hash(account.as_str(), namespace.as_str(), Some(&key), slot.version);
-                    digest.tree.insert(slot.leaf, hash);
-                    slot.digested = true;
-                } else {
-                    effects.maturing.push(Maturing {
-                        mature_at_ms,
-                        namespace: namespace.clone(),
-                        key: Some(Arc::clone(&key)),
-                        version: slot.version,
-                    });
-                }
-            }
+            self.enter_digest(&mut digest, account, namespace, &key, &mut slot, effects);
         }
         effects.purges.extend(self.purge_for(namespace, &key, &slot));
         keys.insert(key, slot);
+    }
+
+    /// Puts a new key version in the digest now if it is old enough, else queues it to mature.
+    /// Tombstones never enter.
+    fn enter_digest(
+        &self,
+        digest: &mut Digest,
+        account: &AccountId,
+        namespace: &NamespaceId,
+        key: &Arc<str>,
+        slot: &mut Slot,
+        effects: &mut Effects,
+    ) {
+        if slot.is_tombstone() {
+            return;
+        }
+        let horizon_ms = self.config.digest_horizon.as_millis() as u64;
+        let mature_at_ms = slot.version.ts.physical_ms().saturating_add(horizon_ms);
+        if mature_at_ms <= digest.matured_through_ms {
+            let hash = item_hash(account.as_str(), namespace.as_str(), Some(key), slot.version);
+            digest.tree.insert(slot.leaf, hash);
+            slot.digested = true;
+        } else {
+            effects.maturing.push(Maturing {
+                mature_at_ms,
+                namespace: namespace.clone(),
+                key: Some(Arc::clone(key)),
+                version: slot.version,
+            });
+        }
     }
 
     /// Puts a namespace record's version in the digest (now if old enough, else when it
