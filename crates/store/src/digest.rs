@@ -29,12 +29,34 @@ pub(crate) struct Digest {
 }
 
 /// An item version waiting to mature: a key of `namespace`, or its record when `key` is `None`.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Ordered by `mature_at_ms` alone: the queue only needs the earliest, and comparing names on
+/// every tie (thousands of writes share a millisecond) would cost more than the rest of it.
+#[derive(Debug)]
 pub(crate) struct Maturing {
     pub(crate) mature_at_ms: u64,
     pub(crate) namespace: NamespaceId,
     pub(crate) key: Option<Arc<str>>,
     pub(crate) version: Version,
+}
+
+impl PartialEq for Maturing {
+    fn eq(&self, other: &Self) -> bool {
+        self.mature_at_ms == other.mature_at_ms
+    }
+}
+
+impl Eq for Maturing {}
+
+impl PartialOrd for Maturing {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Maturing {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.mature_at_ms.cmp(&other.mature_at_ms)
+    }
 }
 
 /// Min-heap of [`Maturing`] items.

@@ -21,8 +21,8 @@ pub(crate) enum PurgeKind {
     Collect,
 }
 
-/// One scheduled purge.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// One scheduled purge, ordered by `at_ms` alone (see [`crate::digest::Maturing`]).
+#[derive(Clone, Debug)]
 pub(crate) struct Due {
     pub(crate) at_ms: u64,
     pub(crate) kind: PurgeKind,
@@ -54,5 +54,25 @@ impl PurgeQueue {
 
     pub(crate) fn len(&self) -> usize {
         self.0.len()
+    }
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.at_ms == other.at_ms
+    }
+}
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at_ms.cmp(&other.at_ms)
     }
 }
