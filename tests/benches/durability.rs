@@ -12,7 +12,9 @@
 //!    two rounds so that noise shows as disagreement between rounds rather than as a verdict.
 //!    Both load generators are one event-loop thread with 32 connections, so neither server
 //!    competes with 32 client threads for the CPUs; the in-memory row shows what the fsync
-//!    costs on top of the HTTP path.
+//!    costs on top of the HTTP path. A fourth row, a bare axum server that only inserts into a
+//!    `DashMap`, is the floor of an HTTP PUT on this machine: what no HTTP API can beat, for
+//!    scale next to Redis's binary protocol.
 //! 2. **Restart time with `EDGEKV_BENCH_KEYS` keys** (default 1,000,000), bulk-loaded 10,000 per
 //!    request: stop the node (SIGTERM, and in a second data directory kill -9), start it again
 //!    and time spawn → region table → `GET /healthz` = 200. Target ≤ 5 s. A few random keys
@@ -122,16 +124,16 @@ fn throughput(bin: &Path, measure: Duration, keep_logs: bool, problems: &mut Vec
     );
     // Sized from the calibration run, then from each measured run.
     let mut redis_rate: Option<f64> = None;
-    let mut per_round: Vec<[Option<f64>; 3]> = Vec::new();
+    let mut per_round: Vec<[Option<f64>; 4]> = Vec::new();
+    let cases = ["edgekv fsync", "edgekv in-memory", "redis appendfsync always", "bare axum PUT"];
     for round in 1..=ROUNDS {
-        let mut rates = [None; 3];
-        for (c, case) in
-            ["edgekv fsync", "edgekv in-memory", "redis appendfsync always"].into_iter().enumerate()
-        {
+        let mut rates = [None; 4];
+        for (c, case) in cases.into_iter().enumerate() {
             let result = match c {
                 0 | 1 => Ok(edgekv_case(bin, c == 0, round * 4 + c, measure, keep_logs)),
-                _ if redis_missing.is_some() => continue,
-                _ => redis_case(measure, &mut redis_rate),
+                2 if redis_missing.is_some() => continue,
+                2 => redis_case(measure, &mut redis_rate),
+                _ => Ok(bare_http_case(round * 4 + c, measure)),
             };
             match result {
                 Ok(r) => {
@@ -157,16 +159,18 @@ fn throughput(bin: &Path, measure: Duration, keep_logs: bool, problems: &mut Vec
         }
         per_round.push(rates);
     }
-    for (round, [fsync, memory, redis]) in per_round.iter().enumerate() {
+    for (round, [fsync, memory, redis, bare]) in per_round.iter().enumerate() {
         let ratio = |a: &Option<f64>, b: &Option<f64>| match (a, b) {
             (Some(a), Some(b)) if *b > 0.0 => format!("{:.2}", a / b),
             _ => "-".to_owned(),
         };
         println!(
-            "round {}: edgekv fsync / in-memory = {}, edgekv fsync / redis = {}",
+            "round {}: edgekv fsync / in-memory = {}, edgekv fsync / redis = {}, \
+             bare axum PUT / redis = {}",
             round + 1,
             ratio(fsync, memory),
-            ratio(fsync, redis)
+            ratio(fsync, redis),
+            ratio(bare, redis)
         );
     }
 }
@@ -190,6 +194,59 @@ fn edgekv_case(
     node.wait_healthy();
     let ns = create_namespace(&node.addr);
     let prefix = format!("{}/values", namespace_path(&ns));
+    let (total, mut result) = load(&node.addr, &prefix, seed, measure);
+    result.note = match &total.first_error {
+        Some(err) => format!("first error: {err}"),
+        None if durable => match fsync_count(&node.addr) {
+            Some(fsyncs) if fsyncs > 0 => {
+                format!("{:.1} writes per fsync", total.ok as f64 / fsyncs as f64)
+            }
+            _ => "fsync count not in /metrics".to_owned(),
+        },
+        None => String::new(),
+    };
+    result
+}
+
+/// The same load against the floor of any HTTP server on this machine: axum (as edgekv uses)
+/// answering the same PUT path with the same success envelope after one `DashMap` insert, no
+/// validation, no versions, no disk. What no HTTP PUT can beat here, for scale next to Redis.
+fn bare_http_case(seed: usize, measure: Duration) -> CaseResult {
+    use axum::extract::{Path as UrlPath, State};
+    use axum::routing::put;
+    type Map = std::sync::Arc<dashmap::DashMap<String, axum::body::Bytes>>;
+    async fn store(
+        State(map): State<Map>,
+        UrlPath((_, _, key)): UrlPath<(String, String, String)>,
+        body: axum::body::Bytes,
+    ) -> ([(&'static str, &'static str); 1], &'static str) {
+        map.insert(key, body);
+        (
+            [("content-type", "application/json")],
+            r#"{"success":true,"errors":[],"messages":[],"result":null}"#,
+        )
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("build the server runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind the bare HTTP server");
+    let addr = listener.local_addr().expect("its address").to_string();
+    let app = axum::Router::new()
+        .route("/client/v4/accounts/{a}/storage/kv/namespaces/{ns}/values/{key}", put(store))
+        .with_state(Map::default());
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    let prefix = format!("{}/values", namespace_path("00000000000000000000000000000000"));
+    let (_, result) = load(&addr, &prefix, seed, measure);
+    runtime.shutdown_background();
+    result
+}
+
+/// Runs the 32 clients against `addr` for the warm-up and `measure`.
+fn load(addr: &str, prefix: &str, seed: usize, measure: Duration) -> (Stats, CaseResult) {
     let measure_from = Instant::now() + WARMUP;
     let until = measure_from + measure;
     // One thread drives all 32 connections, as redis-benchmark does for Redis: 32 client
@@ -199,10 +256,10 @@ fn edgekv_case(
         .enable_all()
         .build()
         .expect("build the client runtime");
-    let total = runtime.block_on(async {
+    let mut total = runtime.block_on(async {
         let tasks: Vec<_> = (0..CLIENTS)
             .map(|client| {
-                let (addr, prefix) = (node.addr.clone(), prefix.clone());
+                let (addr, prefix) = (addr.to_owned(), prefix.to_owned());
                 let first = ((seed as u64) << 48) | ((client as u64) << 32);
                 tokio::spawn(put_client(addr, prefix, first, measure_from, until))
             })
@@ -213,7 +270,6 @@ fn edgekv_case(
         }
         total
     });
-    let mut total = total;
     let measured = until.saturating_duration_since(measure_from);
     total.latencies_us.sort_unstable();
     let percentile = |p: usize| -> Option<f64> {
@@ -221,24 +277,15 @@ fn edgekv_case(
         (!sorted.is_empty())
             .then(|| f64::from(sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]) / 1000.0)
     };
-    let note = match &total.first_error {
-        Some(err) => format!("first error: {err}"),
-        None if durable => match fsync_count(&node.addr) {
-            Some(fsyncs) if fsyncs > 0 => {
-                format!("{:.1} writes per fsync", total.ok as f64 / fsyncs as f64)
-            }
-            _ => "fsync count not in /metrics".to_owned(),
-        },
-        None => String::new(),
-    };
-    CaseResult {
+    let result = CaseResult {
         writes_per_sec: total.latencies_us.len() as f64 / measured.as_secs_f64(),
         p50_ms: percentile(50),
         p99_ms: percentile(99),
         errors: total.errors,
         measured,
-        note,
-    }
+        note: total.first_error.clone().map(|e| format!("first error: {e}")).unwrap_or_default(),
+    };
+    (total, result)
 }
 
 /// The node's count of group-commit fsyncs, from `/metrics`, so the table shows how many writes
