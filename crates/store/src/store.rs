@@ -34,6 +34,9 @@ use crate::expiry::{Due, PurgeKind, PurgeQueue};
 use crate::replicated::{Outbox, Watermarks};
 use crate::{AccountId, ItemId, NamespaceId, NamespaceOrder, NamespaceRecord, ReplicatedWrite};
 
+/// How many items `mature` handles under one hold of a namespace's lock.
+const MATURE_SLICE: usize = 256;
+
 /// How many keys a listing may step over (tombstones, expired entries) once its page holds at
 /// least one key. Past this budget the page is cut short and the cursor resumes the walk, which
 /// bounds one request's work in a namespace that is mostly tombstones. An empty page is only
@@ -1276,9 +1279,13 @@ impl Store {
     pub fn mature(&self) {
         let now = self.now_ms();
         let mut due = self.maturing.lock().pop_due(now);
-        // One lock per namespace, not per item: writers contend for the same lock.
+        // One lock per namespace and slice of items, not per item (writers contend for the
+        // same lock), nor per whole namespace (that would stall its writers for milliseconds).
         due.sort_by(|a, b| a.namespace.cmp(&b.namespace));
-        for group in due.chunk_by(|a, b| a.namespace == b.namespace) {
+        let groups = due
+            .chunk_by(|a, b| a.namespace == b.namespace)
+            .flat_map(|group| group.chunks(MATURE_SLICE));
+        for group in groups {
             let Some(ns) = self.namespaces.get(&group[0].namespace).map(|ns| Arc::clone(&ns))
             else {
                 continue;
