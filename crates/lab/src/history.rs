@@ -1,0 +1,253 @@
+//! What a lab run records, one JSON object per line.
+//!
+//! Client operations follow Jepsen's shape (an invocation and a completion with an outcome of
+//! `ok`, `fail` or `info`, a process, a function and a value), with what an eventually
+//! consistent store adds: the region that served the operation and the version it returned.
+//! Next to them: the moment each region applied each version (from the nodes), the fault
+//! schedule, and the final read of every key in every region after the quiet period.
+//!
+//! Times are nanoseconds on the run's one monotonic clock, from its start; `wall_ms` is the
+//! client's wall clock, which expiry (epoch seconds) is judged against.
+
+use std::io::{BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// Nanoseconds since the start of the run, on one monotonic clock.
+pub type Nanos = u64;
+
+/// How an operation ended, as in Jepsen: `Info` means it may or may not have taken effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Acknowledged.
+    Ok,
+    /// Certainly did not take effect.
+    Fail,
+    /// Unknown: a timeout or a lost connection.
+    Info,
+}
+
+/// What an operation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Function {
+    /// Write a value.
+    Put,
+    /// Delete the key.
+    Delete,
+    /// Read the key.
+    Get,
+}
+
+/// One client operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    /// Unique within the history; anomalies name operations by it.
+    pub index: u64,
+    /// The client that issued it (a client issues one operation at a time).
+    pub process: u32,
+    /// The region whose endpoint served it.
+    pub region: String,
+    /// What it did.
+    pub f: Function,
+    /// The key.
+    pub key: String,
+    /// A put's value (unique per write), or the value a get returned (`None`: not found).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// A put's absolute expiry, epoch seconds.
+    #[serde(default)]
+    pub expiration: Option<u64>,
+    /// The version the server returned: the write's, or the one a get read.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// When it was invoked.
+    pub invoke: Nanos,
+    /// When its outcome was known.
+    pub complete: Nanos,
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// The client's wall clock at invocation, epoch milliseconds.
+    #[serde(default)]
+    pub wall_ms: u64,
+}
+
+impl Op {
+    /// Whether it wrote (a put or a delete).
+    pub fn is_write(&self) -> bool {
+        matches!(self.f, Function::Put | Function::Delete)
+    }
+}
+
+/// A region applied a version of a key (reported by the node).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Apply {
+    /// The region that applied it.
+    pub region: String,
+    /// The key.
+    pub key: String,
+    /// The version applied.
+    pub version: String,
+    /// When, on the run's clock.
+    pub at: Nanos,
+}
+
+/// A fault started or stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultEvent {
+    /// When, on the run's clock.
+    pub at: Nanos,
+    /// `start` or `stop`.
+    pub action: String,
+    /// The fault, as sent to the admin API.
+    pub fault: serde_json::Value,
+}
+
+/// The read of one key in one region after the workload and the quiet period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalRead {
+    /// The region read.
+    pub region: String,
+    /// The key.
+    pub key: String,
+    /// The value, or `None` if the key was not found.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// The version served, if a value was.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// When, on the run's clock.
+    pub at: Nanos,
+    /// The client's wall clock, epoch milliseconds.
+    #[serde(default)]
+    pub wall_ms: u64,
+}
+
+/// One line of a history file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A client operation.
+    Op(Op),
+    /// A region applied a version.
+    Apply(Apply),
+    /// A fault started or stopped.
+    Fault(FaultEvent),
+    /// A final read.
+    Final(FinalRead),
+}
+
+/// A whole run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    /// Client operations.
+    pub ops: Vec<Op>,
+    /// Apply events from the regions.
+    pub applies: Vec<Apply>,
+    /// The fault schedule as it happened.
+    pub faults: Vec<FaultEvent>,
+    /// The final reads.
+    pub finals: Vec<FinalRead>,
+}
+
+/// A history file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The file could not be read.
+    #[error("cannot read the history: {0}")]
+    Io(#[from] std::io::Error),
+    /// A line is not a history event.
+    #[error("line {line}: {error}")]
+    Line {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        error: serde_json::Error,
+    },
+}
+
+impl History {
+    /// Adds one event.
+    pub fn push(&mut self, event: Event) {
+        match event {
+            Event::Op(op) => self.ops.push(op),
+            Event::Apply(apply) => self.applies.push(apply),
+            Event::Fault(fault) => self.faults.push(fault),
+            Event::Final(read) => self.finals.push(read),
+        }
+    }
+
+    /// Reads a JSONL history; blank lines are skipped, any other bad line is an error naming
+    /// its number.
+    pub fn read_jsonl(reader: impl BufRead) -> Result<Self, HistoryError> {
+        let mut history = History::default();
+        for (i, line) in reader.lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let event = serde_json::from_str(&line)
+                .map_err(|error| HistoryError::Line { line: i + 1, error })?;
+            history.push(event);
+        }
+        Ok(history)
+    }
+
+    /// Writes the history as JSONL: operations, applies, faults, then final reads.
+    pub fn write_jsonl(&self, mut out: impl Write) -> std::io::Result<()> {
+        let events = self
+            .ops
+            .iter()
+            .cloned()
+            .map(Event::Op)
+            .chain(self.applies.iter().cloned().map(Event::Apply))
+            .chain(self.faults.iter().cloned().map(Event::Fault))
+            .chain(self.finals.iter().cloned().map(Event::Final));
+        for event in events {
+            serde_json::to_writer(&mut out, &event)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_round_trips_through_jsonl() {
+        let mut history = History::default();
+        history.push(Event::Op(Op {
+            index: 0,
+            process: 1,
+            region: "wnam".into(),
+            f: Function::Put,
+            key: "k".into(),
+            value: Some("v1".into()),
+            expiration: None,
+            version: Some("01a2055700ed0000-wnam".into()),
+            invoke: 10,
+            complete: 20,
+            outcome: Outcome::Ok,
+            wall_ms: 1_700_000_000_000,
+        }));
+        history.push(Event::Apply(Apply {
+            region: "enam".into(),
+            key: "k".into(),
+            version: "01a2055700ed0000-wnam".into(),
+            at: 30,
+        }));
+        let mut out = Vec::new();
+        history.write_jsonl(&mut out).unwrap();
+        assert_eq!(History::read_jsonl(out.as_slice()).unwrap(), history);
+    }
+
+    #[test]
+    fn a_bad_line_is_an_error_naming_it() {
+        let text = "\n{\"type\":\"apply\",\"region\":\"r\",\"key\":\"k\",\"version\":\"v\",\"at\":1}\nnot json\n";
+        let err = History::read_jsonl(text.as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with("line 3:"), "{err}");
+    }
+}
