@@ -5,4 +5,6 @@
 //! is tested on hand-made histories.
 
 pub mod check;
+pub mod edn;
+pub mod files;
 pub mod history;

@@ -34,6 +34,19 @@ enum Command {
     /// Run one node per region in this process, replicating with each other; region i serves
     /// HTTP on PORT+i and gRPC on GRPC_PORT+i.
     Cluster(ClusterArgs),
+    /// The consistency lab.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Check a run's history (DIR/history.jsonl): exit 0 valid, 1 invalid, 2 unknown. Writes
+    /// DIR/check.json and DIR/history.edn (for Jepsen's tools).
+    Check {
+        /// The run's output directory.
+        dir: PathBuf,
+    },
 }
 
 /// Settings shared by `node` and `cluster`.
@@ -138,6 +151,9 @@ struct ClusterArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    if let Command::Lab(LabCommand::Check { dir }) = &cli.command {
+        return lab_check(dir);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -149,6 +165,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Node(args) => run_node(args).await,
             Command::Cluster(args) => run_cluster(args).await,
+            Command::Lab(_) => Ok(()),
         }
     });
     match result {
@@ -159,6 +176,42 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `edgekv lab check DIR`: prints the verdict and each anomaly with its witnesses.
+fn lab_check(dir: &std::path::Path) -> ExitCode {
+    let report = match edgekv_lab::files::check_dir(dir) {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "{}: {} keys, {} operations, {} anomalies, {} undecided",
+        match report.validity {
+            edgekv_lab::check::Validity::Valid => "valid",
+            edgekv_lab::check::Validity::Invalid => "INVALID",
+            edgekv_lab::check::Validity::Unknown => "unknown",
+        },
+        report.keys,
+        report.ops,
+        report.anomalies.len(),
+        report.unknowns.len()
+    );
+    for anomaly in &report.anomalies {
+        println!(
+            "  {:?} on key {:?} (operations {:?}): {}",
+            anomaly.kind, anomaly.key, anomaly.ops, anomaly.explanation
+        );
+    }
+    for reason in report.unknowns.iter().take(10) {
+        println!("  undecided: {reason}");
+    }
+    if report.unknowns.len() > 10 {
+        println!("  ... and {} more undecided (see check.json)", report.unknowns.len() - 10);
+    }
+    ExitCode::from(report.validity.exit_code() as u8)
 }
 
 /// The settings every region of one invocation shares, resolved from file, environment and
