@@ -333,3 +333,41 @@ fn faults_through_the_admin_api_cut_and_heal_replication() {
     assert_eq!(status["region"], "wnam");
     assert_eq!(status["peers"], serde_json::json!(["enam"]));
 }
+
+/// With `--apply-log`, each region reports when it applied which version of which key: the
+/// lab's view of visibility from the servers' side.
+#[test]
+fn regions_report_their_apply_events_to_the_admin_api() {
+    let cluster = Edgekv::must_start(
+        &["cluster", "--regions", "wnam,enam", "--port", "0", "--apply-log", "1000"],
+        &[("EDGEKV_API_TOKEN", TOKEN), ("EDGEKV_ADMIN_TOKEN", "admin-secret")],
+    );
+    let (w, e) = (cluster.region("wnam").addr.clone(), cluster.region("enam").addr.clone());
+    let admin = [("Authorization", "Bearer admin-secret")];
+    let ns = must_create_namespace(&w, "applies");
+    let put = http(&w, "PUT", &format!("{}/{ns}/values/k", namespaces_path()), &auth(), b"v");
+    let version = put.headers.get("edgekv-version").cloned().expect("a version");
+
+    let has_k = |addr: &str| {
+        let page = http(addr, "GET", "/admin/applies?after=0", &admin, b"").json();
+        page["events"].as_array().expect("events").iter().any(|event| {
+            event["key"] == "k"
+                && event["namespace"] == ns.as_str()
+                && event["version"] == version.as_str()
+        })
+    };
+    assert!(has_k(&w), "the origin logs its own write");
+    wait_until(Duration::from_secs(10), "enam's apply of the write", || has_k(&e));
+    let page = http(&e, "GET", "/admin/applies?after=0&limit=1", &admin, b"").json();
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page["next"], page["events"][0]["seq"]);
+    assert_eq!(http(&e, "GET", "/admin/applies?after=x", &admin, b"").status, 400);
+    assert_eq!(http(&e, "GET", "/admin/applies", &auth(), b"").status, 403);
+
+    let plain = Edgekv::must_start(
+        &["node", "--region", "wnam", "--listen", "127.0.0.1:0"],
+        &[("EDGEKV_API_TOKEN", TOKEN), ("EDGEKV_ADMIN_TOKEN", "admin-secret")],
+    );
+    let off = http(&plain.region("wnam").addr, "GET", "/admin/applies", &admin, b"");
+    assert_eq!(off.status, 409, "the log is off by default");
+}

@@ -40,6 +40,7 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/faults", get(list).post(add).delete(clear))
         .route("/admin/faults/{id}", axum::routing::delete(remove))
         .route("/admin/status", get(status))
+        .route("/admin/applies", get(applies))
         .with_state(state)
 }
 
@@ -144,6 +145,57 @@ async fn remove(
         Ok(id) if state.faults.remove(id) => Json(json!({ "removed": id })).into_response(),
         _ => error(StatusCode::NOT_FOUND, format!("no fault {id}")),
     }
+}
+
+/// The apply events after position `after`, oldest first: `?after=SEQ&limit=N`.
+async fn applies(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return denied();
+    }
+    let (mut after, mut limit) = (0u64, 10_000usize);
+    for pair in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let parsed = match pair.split_once('=') {
+            Some(("after", v)) => v.parse().map(|v| after = v).is_ok(),
+            Some(("limit", v)) => v.parse().map(|v| limit = v).is_ok(),
+            _ => false,
+        };
+        if !parsed {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bad query parameter {pair:?}: expected after=SEQ and limit=N"),
+            );
+        }
+    }
+    let Some(page) = state.store.applies_after(after, limit.min(100_000)) else {
+        return error(
+            StatusCode::CONFLICT,
+            "the apply log is off: start the node with --apply-log N",
+        );
+    };
+    let events: Vec<serde_json::Value> = page
+        .events
+        .iter()
+        .map(|e| {
+            json!({
+                "seq": e.seq,
+                "namespace": e.namespace.as_str(),
+                "key": &*e.key,
+                "version": e.version.to_string(),
+                "at_ms": e.at_ms,
+            })
+        })
+        .collect();
+    Json(json!({
+        "region": state.store.region().as_str(),
+        "events": events,
+        "next": page.next,
+        "missed": page.missed,
+    }))
+    .into_response()
 }
 
 async fn status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {

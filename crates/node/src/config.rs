@@ -46,6 +46,8 @@ pub struct FileConfig {
     pub durability: Option<String>,
     /// Offset added to the wall clock, e.g. `"-1h"` (experiments only).
     pub clock_offset: Option<String>,
+    /// Apply events kept for the consistency lab (`/admin/applies`); 0 or absent: off.
+    pub apply_log: Option<usize>,
     /// How long tombstones are kept, e.g. `"24h"`.
     pub tombstone_grace: Option<String>,
     /// gRPC listen address of `edgekv node`, for peers.
@@ -112,6 +114,8 @@ pub struct RegionConfig {
     /// A fixed offset added to the wall clock, in milliseconds (negative: behind). For
     /// experiments and tests of clock skew and of a clock set back across a restart.
     pub clock_offset_ms: i64,
+    /// How many apply events to keep for the consistency lab (`/admin/applies`); 0: none.
+    pub apply_log: usize,
 }
 
 /// Where a region keeps its data.
@@ -159,6 +163,7 @@ impl RegionConfig {
             max_clock_skew: edgekv_core::Hlc::DEFAULT_MAX_DELTA,
             storage: Storage::InMemory,
             clock_offset_ms: 0,
+            apply_log: 0,
         }
     }
 }

@@ -127,6 +127,9 @@ pub fn start(
         digest_horizon: digest_horizon(&config.replication.delays),
     };
     let store = Arc::new(open_store(&config, store_config, hlc)?);
+    if config.apply_log > 0 {
+        store.enable_apply_log(config.apply_log);
+    }
     let registry = Arc::new(Registry::default());
     let replication_metrics = Arc::new(ReplicationMetrics::register(&registry));
     let state = Arc::new(AppState {

@@ -109,6 +109,10 @@ struct CommonArgs {
     /// (experiments; the HLC still never goes back) [default: 0s].
     #[arg(long, env = "EDGEKV_CLOCK_OFFSET", allow_hyphen_values = true)]
     clock_offset: Option<String>,
+    /// Keep the newest N apply events (which version of which key the region applied, when)
+    /// for the consistency lab, served at /admin/applies [default: 0, off].
+    #[arg(long, env = "EDGEKV_APPLY_LOG")]
+    apply_log: Option<usize>,
 }
 
 #[derive(Args)]
@@ -230,6 +234,7 @@ struct Shared {
     data_dir: Option<PathBuf>,
     durability: edgekv_store::Durability,
     clock_offset_ms: i64,
+    apply_log: usize,
 }
 
 fn shared(common: CommonArgs) -> anyhow::Result<Shared> {
@@ -283,6 +288,7 @@ fn shared(common: CommonArgs) -> anyhow::Result<Shared> {
         data_dir,
         durability,
         clock_offset_ms,
+        apply_log: common.apply_log.or(file.apply_log).unwrap_or(0),
         api_tokens: common.api_tokens.or_else(|| file.api_tokens.clone()).unwrap_or_default(),
         admin_tokens: common.admin_tokens.or_else(|| file.admin_tokens.clone()).unwrap_or_default(),
         cluster_secret: common.cluster_secret.or_else(|| file.cluster_secret.clone()),
@@ -334,6 +340,7 @@ impl Shared {
             max_clock_skew: self.max_clock_skew,
             storage: self.storage(dir),
             clock_offset_ms: self.clock_offset_ms,
+            apply_log: self.apply_log,
         })
     }
 

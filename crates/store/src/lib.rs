@@ -28,6 +28,7 @@
 //! every item older than the digest horizon), and per-origin watermarks that say which
 //! tombstones every region has, and so which can be forgotten.
 
+mod applies;
 mod codec;
 mod digest;
 mod disk;
@@ -36,6 +37,7 @@ mod namespace;
 mod replicated;
 mod store;
 
+pub use applies::{ApplyEvent, ApplyPage};
 pub use codec::DecodeError;
 pub use disk::{Durability, Flushed, OpenError};
 pub use namespace::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord};

@@ -28,6 +28,7 @@ use edgekv_core::limits::MAX_NAMESPACES_PER_ACCOUNT;
 use edgekv_core::{Entry, Hlc, RegionId, Timestamp, Version};
 use parking_lot::{Mutex, RwLock};
 
+use crate::applies::{ApplyLog, ApplyPage};
 use crate::digest::{Digest, Maturing, MaturityQueue};
 use crate::disk::{Disk, Durability, Flushed, Meta, OpenError};
 use crate::expiry::{Due, PurgeKind, PurgeQueue};
@@ -257,6 +258,8 @@ pub struct Store {
     /// Each peer's delivery position: every write of this region at or below it is there.
     positions: Mutex<HashMap<String, Timestamp>>,
     disk: Option<Disk>,
+    /// Apply events, when the lab asked for them.
+    applies: std::sync::OnceLock<Mutex<ApplyLog>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -311,6 +314,7 @@ impl Store {
             logging: AtomicBool::new(true),
             positions: Mutex::new(HashMap::new()),
             disk,
+            applies: std::sync::OnceLock::new(),
         }
     }
 
@@ -973,9 +977,9 @@ impl Store {
         Ok(true)
     }
 
-    /// The in-memory half of the LWW step shared by local writes, remote writes and recovery:
-    /// `slot` has already won against the stored version (and is on disk in the durable store);
-    /// keep the digest in step, and queue its purge and maturing.
+    /// The in-memory half of the LWW step shared by local and remote writes: `slot` has already
+    /// won against the stored version (and is on disk in the durable store); keep the digest in
+    /// step, queue its purge and maturing, and log the apply if the lab asked.
     fn place(
         &self,
         keys: &mut Keys,
@@ -996,7 +1000,21 @@ impl Store {
             self.enter_digest(&mut digest, account, namespace, &key, &mut slot, effects);
         }
         effects.purges.extend(self.purge_for(namespace, &key, &slot));
+        if let Some(log) = self.applies.get() {
+            log.lock().record(namespace, &key, slot.version, self.now_ms());
+        }
         keys.insert(key, slot);
+    }
+
+    /// Starts logging apply events, keeping the newest `capacity` (for the consistency lab).
+    /// Only the first call takes effect.
+    pub fn enable_apply_log(&self, capacity: usize) {
+        let _ = self.applies.set(Mutex::new(ApplyLog::new(capacity)));
+    }
+
+    /// Up to `limit` apply events after position `after`, or `None` if the log is off.
+    pub fn applies_after(&self, after: u64, limit: usize) -> Option<ApplyPage> {
+        self.applies.get().map(|log| log.lock().after(after, limit))
     }
 
     /// Puts a new key version in the digest now if it is old enough, else queues it to mature.
