@@ -36,9 +36,12 @@ async fn measure(model: &str, seed: u64) -> Vec<(i64, i64)> {
     let deadline = Instant::now() + parsed.max() + Duration::from_secs(20);
     while !pending.is_empty() {
         assert!(Instant::now() < deadline, "{} writes never reached enam", pending.len());
-        let now = wall_ms() as i64;
         pending.retain(|(key, written, sampled)| {
             if cluster.get("enam", key).is_some() {
+                // Read the clock after the get that saw the write, never before it: a time
+                // taken at the top of the sweep would be earlier than the arrival by as long as
+                // the sweep had taken, and make a punctual write look early.
+                let now = wall_ms() as i64;
                 results.push((now - written, *sampled));
                 false
             } else {
