@@ -619,21 +619,9 @@ impl Store {
             return Err(StoreError::DuplicateTitle);
         }
         let mut effects = Effects::default();
-        let record = {
-            let mut record = namespace.record.write();
-            let write = self.stamp_one(|version| {
-                ReplicatedWrite::Namespace(NamespaceRecord {
-                    title: title.to_owned(),
-                    version,
-                    ..record.clone()
-                })
-            })?;
-            let ReplicatedWrite::Namespace(new) = write else { unreachable!("built above") };
-            self.untrack_record(&namespace, &record);
-            *record = new.clone();
-            self.track_record(&namespace, &new, &mut effects);
-            new
-        };
+        let record = self.rewrite_record(&namespace, &mut effects, |current, version| {
+            NamespaceRecord { title: title.to_owned(), version, ..current.clone() }
+        })?;
         self.finish(effects);
         self.notify();
         Ok(record)
@@ -648,24 +636,33 @@ impl Store {
         let _catalog = self.catalog.lock();
         let namespace = self.namespace(account, id)?;
         let mut effects = Effects::default();
-        {
-            let mut record = namespace.record.write();
-            let write = self.stamp_one(|version| {
-                ReplicatedWrite::Namespace(NamespaceRecord {
-                    deleted: true,
-                    version,
-                    ..record.clone()
-                })
-            })?;
-            let ReplicatedWrite::Namespace(new) = write else { unreachable!("built above") };
-            self.untrack_record(&namespace, &record);
-            *record = new.clone();
-            self.track_record(&namespace, &new, &mut effects);
-        }
+        self.rewrite_record(&namespace, &mut effects, |current, version| NamespaceRecord {
+            deleted: true,
+            version,
+            ..current.clone()
+        })?;
         self.drop_keys(&namespace)?;
         self.finish(effects);
         self.notify();
         Ok(())
+    }
+
+    /// Replaces a namespace's record with `change` of it at a fresh version, logged for the
+    /// peers, and moves the digest from the old version to the new one.
+    fn rewrite_record(
+        &self,
+        namespace: &Namespace,
+        effects: &mut Effects,
+        change: impl FnOnce(&NamespaceRecord, Version) -> NamespaceRecord,
+    ) -> Result<NamespaceRecord, StoreError> {
+        let mut record = namespace.record.write();
+        let write =
+            self.stamp_one(|version| ReplicatedWrite::Namespace(change(&record, version)))?;
+        let ReplicatedWrite::Namespace(new) = write else { unreachable!("built above") };
+        self.untrack_record(namespace, &record);
+        *record = new.clone();
+        self.track_record(namespace, &new, effects);
+        Ok(new)
     }
 
     /// Forgets every key of a deleted namespace, and takes them out of the digest. On disk the
