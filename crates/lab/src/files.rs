@@ -14,6 +14,12 @@ pub const HISTORY: &str = "history.jsonl";
 pub const CHECK: &str = "check.json";
 /// The client operations as a Jepsen history.
 pub const EDN: &str = "history.edn";
+/// The run's description ([`crate::meta::RunMeta`]).
+pub const RUN: &str = "run.json";
+/// The report's figures as data.
+pub const SUMMARY: &str = "summary.json";
+/// The report for people.
+pub const REPORT: &str = "report.html";
 
 /// A run directory that cannot be read or written.
 #[derive(Debug, thiserror::Error)]

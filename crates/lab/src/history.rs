@@ -38,6 +38,8 @@ pub enum Function {
     Delete,
     /// Read the key.
     Get,
+    /// List keys: `key` holds the prefix listed and `value` the number of keys returned.
+    List,
 }
 
 /// One client operation.
@@ -96,6 +98,9 @@ pub struct Apply {
 /// A fault started or stopped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultEvent {
+    /// Pairs a stop with its start: the fault's position in the scenario's schedule.
+    #[serde(default)]
+    pub id: Option<u64>,
     /// When, on the run's clock.
     pub at: Nanos,
     /// `start` or `stop`.

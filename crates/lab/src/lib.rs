@@ -8,3 +8,4 @@ pub mod check;
 pub mod edn;
 pub mod files;
 pub mod history;
+pub mod meta;

@@ -1,0 +1,81 @@
+//! What a run was: seed, scenario, topology, delay models and versions (`run.json`), kept beside
+//! the history so that the report can say what it measured and a run can be repeated.
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::Nanos;
+
+/// The run's description, written by `edgekv lab run` as `run.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// The seed that drove the workload, the fault schedule and (in-process) every sampled delay.
+    pub seed: u64,
+    /// The scenario's name.
+    pub scenario: String,
+    /// The scenario file as given, for the record and for a rerun.
+    #[serde(default)]
+    pub scenario_text: String,
+    /// The edgekv version that ran the lab.
+    pub edgekv_version: String,
+    /// `in-process` (the lab started the cluster) or `external`.
+    pub topology: String,
+    /// The regions, in the scenario's order.
+    pub regions: Vec<RegionMeta>,
+    /// The propagation delay model of each directed link, when known (in-process always; for
+    /// an external cluster, when the scenario declares it).
+    #[serde(default)]
+    pub links: Vec<LinkMeta>,
+    /// Wall clock at the run's time 0, epoch milliseconds.
+    pub started_wall_ms: u64,
+    /// When the workload started and ended, on the run's clock.
+    pub workload: (Nanos, Nanos),
+    /// The quiet period waited before the final reads, milliseconds.
+    pub quiet_ms: u64,
+    /// Interval between anti-entropy rounds, milliseconds, when known.
+    #[serde(default)]
+    pub anti_entropy_ms: Option<u64>,
+    /// What LWW versions are made of, since real-time inversions depend on it.
+    pub timestamp_source: String,
+    /// Clock offsets in force, per region, as steps over time (static offsets at time 0).
+    #[serde(default)]
+    pub clock_offsets: Vec<ClockStep>,
+    /// Regions whose apply log dropped events before the lab read them: their visibility
+    /// figures are incomplete.
+    #[serde(default)]
+    pub applies_missed: Vec<String>,
+}
+
+/// One region of the run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionMeta {
+    /// Its name.
+    pub name: String,
+    /// Its API base URL (`http://host:port/client/v4`).
+    pub url: String,
+    /// Clients writing in it.
+    pub writers: u32,
+    /// Clients only reading in it.
+    pub readers: u32,
+}
+
+/// The delay model of one directed link.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkMeta {
+    /// Origin region.
+    pub from: String,
+    /// Destination region.
+    pub to: String,
+    /// The model, in the grammar of `--delay` (e.g. `uniform(1s,5s)`).
+    pub model: String,
+}
+
+/// From `at` on, `region`'s clock ran `offset_ms` ahead (negative: behind).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockStep {
+    /// The region.
+    pub region: String,
+    /// When, on the run's clock.
+    pub at: Nanos,
+    /// The offset from then on.
+    pub offset_ms: i64,
+}
