@@ -312,7 +312,9 @@ fn bounded(text: &str, param: &str) -> Result<Duration, ParseDelayError> {
     Ok(delay)
 }
 
-fn parse_duration(text: &str) -> Result<Duration, ParseDelayError> {
+/// Parses a duration of the grammar above (`500ms`, `1.5s`, `2m`), with no upper bound: the
+/// lab's scenario files use it for run lengths and fault times, so they read like delays.
+pub fn parse_duration(text: &str) -> Result<Duration, ParseDelayError> {
     let t = text.trim();
     if t.starts_with('-') {
         return Err(error(t, "a delay cannot be negative"));

@@ -26,7 +26,7 @@ mod validate;
 mod version;
 
 pub use clock::{Hlc, ManualClock, OffsetClock, PhysicalClock, SkewError, SystemClock, Timestamp};
-pub use delay::{DelayModel, LatencyMatrix, LinkDelay, ParseDelayError, MAX_DELAY};
+pub use delay::{parse_duration, DelayModel, LatencyMatrix, LinkDelay, ParseDelayError, MAX_DELAY};
 pub use entry::{merge, Entry, Versioned};
 pub use key::{decode_key, percent_decode, validate_key, KeyError};
 pub use region::{RegionId, RegionIdError};

@@ -9,3 +9,5 @@ pub mod edn;
 pub mod files;
 pub mod history;
 pub mod meta;
+pub mod scenario;
+pub mod workload;

@@ -1,0 +1,604 @@
+//! Scenario files: what a lab run does, in TOML, validated before anything starts.
+//!
+//! A scenario names its regions, either with URLs (an external cluster: `edgekv cluster`,
+//! separate nodes, docker-compose) or without (the lab starts an in-process cluster from the
+//! `[cluster]` table), a workload, and a fault schedule. Every mistake is reported with the
+//! field it is in, since a typo found after a ten-minute run costs ten minutes.
+//!
+//! ```toml
+//! name = "partition-heal"
+//! duration = "40s"
+//!
+//! [cluster]
+//! delay = "uniform(500ms,2s)"
+//!
+//! [[regions]]
+//! name = "wnam"
+//! [[regions]]
+//! name = "enam"
+//!
+//! [workload]
+//! writers = 2
+//! readers = 2
+//! rate = 20
+//! keys = 200
+//!
+//! [[faults]]
+//! at = "10s"
+//! for = "15s"
+//! fault = { kind = "partition", a = ["wnam"], b = ["enam"] }
+//! ```
+//!
+//! See `deploy/scenarios/` for documented examples.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use edgekv_core::{parse_duration, DelayModel, LatencyMatrix, LinkDelay, RegionId};
+use serde::Deserialize;
+
+/// The development tokens a loopback cluster accepts when none are configured.
+pub const DEV_TOKEN: &str = "edgekv-dev-token";
+/// See [`DEV_TOKEN`].
+pub const DEV_ADMIN_TOKEN: &str = "edgekv-dev-admin-token";
+
+/// Added to the quiet period on top of the longest delay and an anti-entropy round, for the
+/// final deliveries' own latency.
+pub const QUIET_MARGIN: Duration = Duration::from_secs(2);
+
+/// Anti-entropy interval of an in-process cluster unless the scenario sets one: short, so that
+/// writes lost to a `loss` fault are repaired within a short quiet period.
+pub const DEFAULT_LAB_ANTI_ENTROPY: Duration = Duration::from_secs(3);
+
+/// What an external cluster's anti-entropy interval is assumed to be when not declared (the
+/// node's default).
+pub const DEFAULT_NODE_ANTI_ENTROPY: Duration = Duration::from_secs(30);
+
+/// Workers KV's smallest expiration TTL; shorter ones are refused by the API.
+pub const MIN_TTL: Duration = Duration::from_secs(60);
+
+/// A scenario file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: String,
+    #[serde(default)]
+    description: String,
+    seed: Option<u64>,
+    duration: String,
+    quiet: Option<String>,
+    account: Option<String>,
+    cluster: Option<ClusterFile>,
+    regions: Vec<RegionFile>,
+    #[serde(default)]
+    workload: WorkloadFile,
+    #[serde(default)]
+    faults: Vec<FaultFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    delay: Option<String>,
+    #[serde(default)]
+    link_delays: Vec<String>,
+    anti_entropy_interval: Option<String>,
+    #[serde(default)]
+    durable: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegionFile {
+    name: String,
+    url: Option<String>,
+    token: Option<String>,
+    admin_token: Option<String>,
+    admin_url: Option<String>,
+    writers: Option<u32>,
+    readers: Option<u32>,
+    clock_offset: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadFile {
+    writers: Option<u32>,
+    readers: Option<u32>,
+    rate: Option<f64>,
+    keys: Option<u32>,
+    hot_keys: Option<u32>,
+    hot_fraction: Option<f64>,
+    value_size: Option<[u32; 2]>,
+    ttl: Option<String>,
+    list_limit: Option<u32>,
+    mix: Option<BTreeMap<String, u32>>,
+    read_mix: Option<BTreeMap<String, u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultFile {
+    at: String,
+    #[serde(rename = "for")]
+    lasts: Option<String>,
+    jitter: Option<String>,
+    fault: toml::Value,
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// Its name, shown in the report.
+    pub name: String,
+    /// What it shows, for the report.
+    pub description: String,
+    /// The seed unless `--seed` overrides it.
+    pub seed: Option<u64>,
+    /// How long the workload runs.
+    pub duration: Duration,
+    /// How long to wait after the workload before the final reads.
+    pub quiet: Duration,
+    /// The account id in every API path.
+    pub account: String,
+    /// Where the regions are.
+    pub target: Target,
+    /// The regions, in the file's order.
+    pub regions: Vec<RegionSpec>,
+    /// What the clients do.
+    pub workload: Workload,
+    /// The fault schedule, in the file's order (a fault's position is its id).
+    pub faults: Vec<FaultSpec>,
+    /// The delay model of every directed link, when known.
+    pub delays: Option<LatencyMatrix>,
+    /// The anti-entropy interval in force (configured, declared or assumed).
+    pub anti_entropy: Duration,
+}
+
+/// The cluster a scenario runs against.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    /// The lab starts one node per region in its own process.
+    InProcess {
+        /// Whether each region keeps its data on disk (in a temporary directory) rather than
+        /// in memory.
+        durable: bool,
+    },
+    /// The regions' URLs are given.
+    External,
+}
+
+/// One region.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionSpec {
+    /// Its name.
+    pub name: String,
+    /// Its API base URL (`http://host:port/client/v4`); empty for an in-process region until
+    /// the cluster is started.
+    pub url: String,
+    /// Its API token.
+    pub token: String,
+    /// Its admin token.
+    pub admin_token: String,
+    /// Where its `/admin` routes are (`http://host:port`); by default the host of `url`.
+    pub admin_url: Option<String>,
+    /// Clients writing (and reading) in this region.
+    pub writers: u32,
+    /// Clients only reading in this region.
+    pub readers: u32,
+    /// Its clock's offset, milliseconds: configured on an in-process node, declared for an
+    /// external one (so that its apply times can be corrected).
+    pub clock_offset_ms: i64,
+}
+
+/// The clients' behaviour.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    /// Operations per second per client, on average (Poisson arrivals).
+    pub rate: f64,
+    /// Keys in the key space.
+    pub keys: u32,
+    /// The first `hot_keys` keys receive `hot_fraction` of the operations.
+    pub hot_keys: u32,
+    /// See `hot_keys`.
+    pub hot_fraction: f64,
+    /// Smallest and largest value size, bytes.
+    pub value_size: (u32, u32),
+    /// TTL of expiring writes.
+    pub ttl: Duration,
+    /// `limit` of list operations.
+    pub list_limit: u32,
+    /// Writers' operation weights.
+    pub mix: Mix,
+    /// Readers' operation weights.
+    pub read_mix: Mix,
+}
+
+/// Relative weights of the operations a client picks from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mix {
+    /// Plain puts.
+    pub put: u32,
+    /// Puts with an expiration TTL.
+    pub put_ttl: u32,
+    /// Deletes.
+    pub delete: u32,
+    /// Reads of one key.
+    pub get: u32,
+    /// Listings.
+    pub list: u32,
+}
+
+impl Mix {
+    /// The sum of the weights.
+    pub fn total(&self) -> u32 {
+        self.put + self.put_ttl + self.delete + self.get + self.list
+    }
+}
+
+/// One scheduled fault.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultSpec {
+    /// When it starts, from the start of the workload.
+    pub at: Duration,
+    /// How long it lasts; `None`: until the end of the workload.
+    pub lasts: Option<Duration>,
+    /// The start is moved later by a seeded amount up to this.
+    pub jitter: Duration,
+    /// The fault as the admin API takes it (`{"kind": "partition", ...}`).
+    pub fault: serde_json::Value,
+}
+
+/// A scenario that cannot be used, with the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ScenarioError(pub String);
+
+fn err(text: impl Into<String>) -> ScenarioError {
+    ScenarioError(text.into())
+}
+
+fn duration(field: &str, text: &str) -> Result<Duration, ScenarioError> {
+    parse_duration(text).map_err(|e| err(format!("{field}: {e}")))
+}
+
+fn signed_ms(field: &str, text: &str) -> Result<i64, ScenarioError> {
+    let t = text.trim();
+    let (sign, magnitude) = match t.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let ms = i64::try_from(duration(field, magnitude)?.as_millis())
+        .map_err(|_| err(format!("{field}: {text:?} is too large")))?;
+    Ok(sign * ms)
+}
+
+fn mix(field: &str, weights: &BTreeMap<String, u32>) -> Result<Mix, ScenarioError> {
+    let mut mix = Mix::default();
+    for (name, &weight) in weights {
+        let slot = match name.as_str() {
+            "put" => &mut mix.put,
+            "put_ttl" => &mut mix.put_ttl,
+            "delete" => &mut mix.delete,
+            "get" => &mut mix.get,
+            "list" => &mut mix.list,
+            other => {
+                return Err(err(format!(
+                    "{field}: unknown operation {other:?}: use put, put_ttl, delete, get or list"
+                )))
+            }
+        };
+        *slot = weight;
+    }
+    Ok(mix)
+}
+
+impl Scenario {
+    /// Parses and validates a scenario file.
+    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        let file: File = toml::from_str(text).map_err(|e| err(e.to_string().trim().to_owned()))?;
+        let duration_total = duration("duration", &file.duration)?;
+        if duration_total.is_zero() {
+            return Err(err("duration: the workload must run for longer than zero"));
+        }
+        let external = file.regions.iter().filter(|r| r.url.is_some()).count();
+        let target = match external {
+            0 => Target::InProcess { durable: file.cluster.as_ref().is_some_and(|c| c.durable) },
+            n if n == file.regions.len() => Target::External,
+            _ => return Err(err("regions: give every region a url (an external cluster) or none (an in-process one)")),
+        };
+        if file.regions.is_empty() {
+            return Err(err("regions: at least one [[regions]] entry is needed"));
+        }
+        let w = &file.workload;
+        let workload = Workload {
+            rate: w.rate.unwrap_or(10.0),
+            keys: w.keys.unwrap_or(100),
+            hot_keys: w.hot_keys.unwrap_or(0),
+            hot_fraction: w.hot_fraction.unwrap_or(0.0),
+            value_size: w.value_size.map_or((16, 64), |[a, b]| (a, b)),
+            ttl: match &w.ttl {
+                Some(t) => duration("workload.ttl", t)?,
+                None => MIN_TTL,
+            },
+            list_limit: w.list_limit.unwrap_or(100),
+            mix: match &w.mix {
+                Some(m) => mix("workload.mix", m)?,
+                None => Mix { put: 6, delete: 1, get: 3, ..Mix::default() },
+            },
+            read_mix: match &w.read_mix {
+                Some(m) => mix("workload.read_mix", m)?,
+                None => Mix { get: 1, ..Mix::default() },
+            },
+        };
+        workload.validate()?;
+        let mut regions = Vec::new();
+        for (i, r) in file.regions.iter().enumerate() {
+            let field = format!("regions[{i}]");
+            r.name.parse::<RegionId>().map_err(|e| err(format!("{field}.name: {e}")))?;
+            if regions.iter().any(|other: &RegionSpec| other.name == r.name) {
+                return Err(err(format!("{field}.name: region {} is listed twice", r.name)));
+            }
+            if let Some(url) = &r.url {
+                if !url.starts_with("http://") && !url.starts_with("https://") {
+                    return Err(err(format!("{field}.url: {url:?} must start with http://")));
+                }
+            }
+            let clock_offset_ms = match &r.clock_offset {
+                Some(t) => signed_ms(&format!("{field}.clock_offset"), t)?,
+                None => 0,
+            };
+            regions.push(RegionSpec {
+                name: r.name.clone(),
+                url: r.url.as_deref().unwrap_or("").trim_end_matches('/').to_owned(),
+                token: r.token.clone().unwrap_or_else(|| DEV_TOKEN.to_owned()),
+                admin_token: r.admin_token.clone().unwrap_or_else(|| DEV_ADMIN_TOKEN.to_owned()),
+                admin_url: r.admin_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+                writers: r.writers.or(w.writers).unwrap_or(1),
+                readers: r.readers.or(w.readers).unwrap_or(1),
+                clock_offset_ms,
+            });
+        }
+        if regions.iter().all(|r| r.writers == 0) {
+            return Err(err("workload.writers: no region has a writer, so nothing is measured"));
+        }
+        let cluster = file.cluster.unwrap_or_default();
+        let delays = match (&target, &cluster.delay) {
+            (Target::External, None) if cluster.link_delays.is_empty() => None,
+            _ => {
+                let default = match &cluster.delay {
+                    Some(text) => text
+                        .parse::<DelayModel>()
+                        .map_err(|e| err(format!("cluster.delay: {e}")))?,
+                    None => DelayModel::default(),
+                };
+                let mut matrix = LatencyMatrix::new(default);
+                for (i, link) in cluster.link_delays.iter().enumerate() {
+                    let link: LinkDelay =
+                        link.parse().map_err(|e| err(format!("cluster.link_delays[{i}]: {e}")))?;
+                    matrix.set(link);
+                }
+                Some(matrix)
+            }
+        };
+        let anti_entropy = match (&cluster.anti_entropy_interval, &target) {
+            (Some(t), _) => duration("cluster.anti_entropy_interval", t)?,
+            (None, Target::InProcess { .. }) => DEFAULT_LAB_ANTI_ENTROPY,
+            (None, Target::External) => DEFAULT_NODE_ANTI_ENTROPY,
+        };
+        if anti_entropy.is_zero() {
+            return Err(err("cluster.anti_entropy_interval: must be longer than zero"));
+        }
+        let mut faults = Vec::new();
+        for (i, f) in file.faults.iter().enumerate() {
+            let field = format!("faults[{i}]");
+            let fault =
+                serde_json::to_value(&f.fault).map_err(|e| err(format!("{field}.fault: {e}")))?;
+            if fault.get("kind").and_then(|k| k.as_str()).is_none() {
+                return Err(err(format!("{field}.fault: needs a kind, e.g. kind = \"partition\"")));
+            }
+            let spec = FaultSpec {
+                at: duration(&format!("{field}.at"), &f.at)?,
+                lasts: f
+                    .lasts
+                    .as_deref()
+                    .map(|t| duration(&format!("{field}.for"), t))
+                    .transpose()?,
+                jitter: match &f.jitter {
+                    Some(t) => duration(&format!("{field}.jitter"), t)?,
+                    None => Duration::ZERO,
+                },
+                fault,
+            };
+            if spec.at + spec.jitter >= duration_total {
+                return Err(err(format!(
+                    "{field}.at: starts after the workload ends ({})",
+                    file.duration
+                )));
+            }
+            faults.push(spec);
+        }
+        let longest = longest_delay(delays.as_ref(), &faults);
+        let floor = longest + anti_entropy + QUIET_MARGIN;
+        let quiet = match &file.quiet {
+            Some(t) => {
+                let quiet = duration("quiet", t)?;
+                if quiet <= longest {
+                    return Err(err(format!(
+                        "quiet: {t} is not longer than the longest delay ({longest:?}); the final \
+                         reads would judge writes still in flight"
+                    )));
+                }
+                quiet
+            }
+            None => floor,
+        };
+        Ok(Scenario {
+            name: file.name,
+            description: file.description,
+            seed: file.seed,
+            duration: duration_total,
+            quiet,
+            account: file.account.unwrap_or_else(|| "edgekv-lab".to_owned()),
+            target,
+            regions,
+            workload,
+            faults,
+            delays,
+            anti_entropy,
+        })
+    }
+
+    /// The longest time a write may take to reach every region, faults included (the Workers
+    /// KV contract, 60 s, when the cluster's delays are not known).
+    pub fn longest_delay(&self) -> Duration {
+        longest_delay(self.delays.as_ref(), &self.faults)
+    }
+}
+
+impl Workload {
+    fn validate(&self) -> Result<(), ScenarioError> {
+        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 10_000.0) {
+            return Err(err(
+                "workload.rate: operations per second per client, above 0 and at most 10000",
+            ));
+        }
+        if self.keys == 0 {
+            return Err(err("workload.keys: at least one key"));
+        }
+        if self.hot_keys > self.keys {
+            return Err(err("workload.hot_keys: more hot keys than keys"));
+        }
+        if !(0.0..=1.0).contains(&self.hot_fraction) {
+            return Err(err("workload.hot_fraction: a fraction from 0 to 1"));
+        }
+        if self.hot_fraction > 0.0 && self.hot_keys == 0 {
+            return Err(err("workload.hot_fraction: set hot_keys too"));
+        }
+        let (min, max) = self.value_size;
+        if min > max || max > 1024 * 1024 {
+            return Err(err("workload.value_size: [MIN, MAX] bytes, MIN <= MAX <= 1 MiB"));
+        }
+        if self.ttl < MIN_TTL {
+            return Err(err("workload.ttl: Workers KV refuses expiration TTLs under 60s"));
+        }
+        if !(1..=1000).contains(&self.list_limit) {
+            return Err(err("workload.list_limit: from 1 to 1000, as the API allows"));
+        }
+        if self.mix.total() == 0 {
+            return Err(err("workload.mix: at least one operation with a weight above 0"));
+        }
+        if self.read_mix.total() == 0
+            || self.read_mix.put + self.read_mix.put_ttl + self.read_mix.delete > 0
+        {
+            return Err(err("workload.read_mix: readers only get and list"));
+        }
+        Ok(())
+    }
+}
+
+/// The longest delay of any link plus the longest extra delay any fault adds.
+fn longest_delay(delays: Option<&LatencyMatrix>, faults: &[FaultSpec]) -> Duration {
+    let links = delays.map_or(edgekv_core::MAX_DELAY, LatencyMatrix::max);
+    let extra = faults
+        .iter()
+        .filter(|f| f.fault.get("kind").and_then(|k| k.as_str()) == Some("delay"))
+        .filter_map(|f| f.fault.get("extra")?.as_str()?.parse::<DelayModel>().ok())
+        .map(|m| m.max())
+        .max()
+        .unwrap_or_default();
+    links + extra
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: &str = r#"
+name = "small"
+duration = "10s"
+[cluster]
+delay = "uniform(100ms,500ms)"
+[[regions]]
+name = "wnam"
+[[regions]]
+name = "enam"
+writers = 3
+[workload]
+rate = 5
+keys = 10
+"#;
+
+    #[test]
+    fn a_small_scenario_gets_the_documented_defaults() {
+        let s = Scenario::parse(SMALL).unwrap();
+        assert_eq!(s.target, Target::InProcess { durable: false });
+        assert_eq!((s.regions[0].writers, s.regions[1].writers), (1, 3));
+        assert_eq!(s.regions[0].token, DEV_TOKEN);
+        assert_eq!(s.workload.mix, Mix { put: 6, delete: 1, get: 3, ..Mix::default() });
+        // quiet = longest delay + anti-entropy + margin
+        assert_eq!(s.quiet, Duration::from_millis(500) + DEFAULT_LAB_ANTI_ENTROPY + QUIET_MARGIN);
+        assert_eq!(s.account, "edgekv-lab");
+    }
+
+    #[test]
+    fn mistakes_name_their_field() {
+        let cases = [
+            (SMALL.replace("duration = \"10s\"", "duration = \"ten\""), "duration"),
+            (SMALL.replace("rate = 5", "rate = 0"), "workload.rate"),
+            (SMALL.replace("keys = 10", "keys = 10\nhot_keys = 11"), "workload.hot_keys"),
+            (SMALL.replace("keys = 10", "keys = 10\nttl = \"30s\""), "workload.ttl"),
+            (SMALL.replace("uniform(100ms,500ms)", "uniform(1s,90s)"), "cluster.delay"),
+            (SMALL.replace("name = \"enam\"", "name = \"wnam\""), "listed twice"),
+            (SMALL.replace("name = \"enam\"", "name = \"EN AM\""), "regions[1].name"),
+            (SMALL.replace("keys = 10", "keys = 10\nmix = { put = 1, jump = 2 }"), "jump"),
+            (SMALL.replace("keys = 10", "keys = 10\nread_mix = { put = 1 }"), "read_mix"),
+            (SMALL.replace("duration = \"10s\"", "duration = \"10s\"\nquiet = \"100ms\""), "quiet"),
+            (format!("{SMALL}\n[[faults]]\nat = \"11s\"\nfault = {{ kind = \"pause\", from = \"*\", to = \"*\" }}\n"), "faults[0].at"),
+            (format!("{SMALL}\n[[faults]]\nat = \"1s\"\nfault = {{ from = \"*\" }}\n"), "faults[0].fault"),
+            (SMALL.replace("writers = 3", "url = \"http://127.0.0.1:1/client/v4\""), "every region a url"),
+            (format!("{SMALL}bogus = 1\n"), "bogus"),
+        ];
+        for (text, expected) in cases {
+            let error = Scenario::parse(&text).unwrap_err().to_string();
+            assert!(error.contains(expected), "expected {expected:?} in {error:?}");
+        }
+    }
+
+    #[test]
+    fn faults_keep_their_order_and_a_delay_fault_lengthens_the_quiet_period() {
+        let text = format!(
+            "{SMALL}\n[[faults]]\nat = \"2s\"\nfor = \"3s\"\njitter = \"500ms\"\n\
+             fault = {{ kind = \"delay\", from = \"wnam\", to = \"*\", extra = \"4s\" }}\n\
+             [[faults]]\nat = \"1s\"\nfault = {{ kind = \"partition\", a = [\"wnam\"], b = [\"enam\"] }}\n"
+        );
+        let s = Scenario::parse(&text).unwrap();
+        assert_eq!(s.faults.len(), 2);
+        assert_eq!(s.faults[0].lasts, Some(Duration::from_secs(3)));
+        assert_eq!(s.faults[0].jitter, Duration::from_millis(500));
+        assert_eq!(s.faults[0].fault["extra"], "4s");
+        assert_eq!(s.faults[1].lasts, None);
+        assert_eq!(s.faults[1].fault["a"][0], "wnam");
+        assert_eq!(s.longest_delay(), Duration::from_millis(4500));
+    }
+
+    #[test]
+    fn an_external_cluster_without_declared_delays_is_assumed_to_take_up_to_60_s() {
+        let text = r#"
+name = "ext"
+duration = "5s"
+[[regions]]
+name = "wnam"
+url = "http://127.0.0.1:8787/client/v4/"
+token = "t"
+admin_token = "a"
+clock_offset = "-1.5s"
+"#;
+        let s = Scenario::parse(text).unwrap();
+        assert_eq!(s.target, Target::External);
+        assert_eq!(s.delays, None);
+        assert_eq!(s.regions[0].url, "http://127.0.0.1:8787/client/v4");
+        assert_eq!(s.regions[0].clock_offset_ms, -1500);
+        assert_eq!(s.quiet, Duration::from_secs(60) + DEFAULT_NODE_ANTI_ENTROPY + QUIET_MARGIN);
+    }
+}
