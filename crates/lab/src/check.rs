@@ -22,11 +22,11 @@
 //! unknown when the history cannot decide (a key without a final read in some region, or an
 //! indeterminate write that could explain what was seen).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::history::{FinalRead, Function, History, Op, Outcome};
+use crate::history::{Apply, FinalRead, Function, History, Op, Outcome};
 
 /// How far the client's and the servers' wall clocks may disagree when judging expiry.
 pub const CLOCK_TOLERANCE_MS: u64 = 1000;
@@ -118,6 +118,10 @@ pub fn check(history: &History) -> CheckReport {
     for read in &history.finals {
         finals_by_key.entry(read.key.as_str()).or_default().push(read);
     }
+    let mut applies_by_key: HashMap<&str, Vec<&Apply>> = HashMap::new();
+    for apply in &history.applies {
+        applies_by_key.entry(apply.key.as_str()).or_default().push(apply);
+    }
     if history.finals.is_empty() {
         checker.unknowns.push("the history has no final reads".into());
     }
@@ -125,7 +129,8 @@ pub fn check(history: &History) -> CheckReport {
     for key in &keys {
         let ops = ops_by_key.get(key).map_or(&[][..], Vec::as_slice);
         let finals = finals_by_key.get(key).map_or(&[][..], Vec::as_slice);
-        let k = KeyHistory { key, ops };
+        let applies = applies_by_key.get(key).map_or(&[][..], Vec::as_slice);
+        let k = KeyHistory::new(key, ops, applies);
         if !history.finals.is_empty() {
             for region in &regions {
                 if !finals.iter().any(|f| f.region == *region) {
@@ -137,7 +142,7 @@ pub fn check(history: &History) -> CheckReport {
         for read in finals {
             checker.final_state(&k, read);
         }
-        checker.reads(&k, history);
+        checker.reads(&k);
     }
     checker.anomalies.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
     let validity = if !checker.anomalies.is_empty() {
@@ -156,37 +161,139 @@ pub fn check(history: &History) -> CheckReport {
     }
 }
 
-/// The operations on one key.
+/// The operations on one key, indexed so that judging a read costs a logarithm, not a scan:
+/// a hot key can have a hundred thousand writes and as many reads.
 struct KeyHistory<'a> {
     key: &'a str,
     ops: &'a [&'a Op],
+    /// The write (of any outcome) that produced each version.
+    by_version: HashMap<&'a str, &'a Op>,
+    /// The acknowledged write with the greatest version.
+    newest_acked: Option<&'a Op>,
+    /// An indeterminate put and delete without a version, if any.
+    unknown_put: Option<&'a Op>,
+    unknown_delete: Option<&'a Op>,
+    /// The greatest version of a delete that may have happened; `Some(None)`: one whose
+    /// version is unknown, which may be greater than anything.
+    newest_delete: Option<Option<&'a str>>,
+    /// Per region, its acknowledged writes by completion time, each with the greatest-version
+    /// write acknowledged there up to then.
+    own_writes: HashMap<&'a str, Vec<(u64, &'a Op)>>,
+    /// Per region, when it applied an acknowledged delete, each with the greatest-version delete
+    /// applied there up to then.
+    applied_deletes: HashMap<&'a str, Vec<(u64, &'a Op)>>,
 }
 
 impl<'a> KeyHistory<'a> {
-    /// Acknowledged writes that carry a version.
-    fn acked_writes(&self) -> impl Iterator<Item = &'a Op> + '_ {
-        self.ops
+    fn new(key: &'a str, ops: &'a [&'a Op], applies: &[&'a Apply]) -> Self {
+        let acked = |o: &&&'a Op| o.is_write() && o.outcome == Outcome::Ok && o.version.is_some();
+        let mut by_version = HashMap::new();
+        for op in ops.iter().filter(|o| o.is_write()) {
+            if let Some(v) = op.version.as_deref() {
+                by_version.entry(v).or_insert(*op);
+            }
+        }
+        let newest_acked = ops.iter().filter(acked).max_by(|a, b| a.version.cmp(&b.version));
+        let unknown = |f: Function| {
+            ops.iter()
+                .copied()
+                .find(|o| o.f == f && o.outcome == Outcome::Info && o.version.is_none())
+        };
+        let newest_delete = ops
             .iter()
-            .copied()
-            .filter(|o| o.is_write() && o.outcome == Outcome::Ok && o.version.is_some())
+            .filter(|d| d.f == Function::Delete && d.outcome != Outcome::Fail)
+            .map(|d| d.version.as_deref())
+            // `None` (unknown) sorts first; it must win, so compare it as the greatest.
+            .max_by(|a, b| match (a, b) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, _) => std::cmp::Ordering::Greater,
+                (_, None) => std::cmp::Ordering::Less,
+                (a, b) => a.cmp(b),
+            });
+        let mut own_writes: HashMap<&str, Vec<(u64, &Op)>> = HashMap::new();
+        let mut sorted: Vec<&Op> = ops.iter().filter(acked).copied().collect();
+        sorted.sort_by_key(|o| o.complete);
+        for op in sorted {
+            let list = own_writes.entry(op.region.as_str()).or_default();
+            let best = match list.last() {
+                Some(&(_, prev)) if prev.version >= op.version => prev,
+                _ => op,
+            };
+            list.push((op.complete, best));
+        }
+        let mut deletes: Vec<(&Apply, &Op)> = applies
+            .iter()
+            .filter_map(|a| {
+                let d = by_version.get(a.version.as_str())?;
+                (d.f == Function::Delete && d.outcome == Outcome::Ok).then_some((*a, *d))
+            })
+            .collect();
+        deletes.sort_by_key(|(a, _)| a.at);
+        let mut applied_deletes: HashMap<&str, Vec<(u64, &Op)>> = HashMap::new();
+        for (apply, delete) in deletes {
+            let list = applied_deletes.entry(apply.region.as_str()).or_default();
+            let best = match list.last() {
+                Some(&(_, prev)) if prev.version >= delete.version => prev,
+                _ => delete,
+            };
+            list.push((apply.at, best));
+        }
+        KeyHistory {
+            key,
+            ops,
+            by_version,
+            newest_acked: newest_acked.copied(),
+            unknown_put: unknown(Function::Put),
+            unknown_delete: unknown(Function::Delete),
+            newest_delete,
+            own_writes,
+            applied_deletes,
+        }
     }
 
     /// The acknowledged write with the greatest version.
     fn newest_acked(&self) -> Option<&'a Op> {
-        self.acked_writes().max_by(|a, b| a.version.cmp(&b.version))
+        self.newest_acked
     }
 
     /// The write (of any outcome) that produced `version`.
     fn write_with(&self, version: &str) -> Option<&'a Op> {
-        self.ops.iter().copied().find(|o| o.is_write() && o.version.as_deref() == Some(version))
+        self.by_version.get(version).copied()
     }
 
     /// Whether an indeterminate write without a known version could explain `what`.
     fn indeterminate(&self, f: Function) -> Option<&'a Op> {
-        self.ops
-            .iter()
-            .copied()
-            .find(|o| o.f == f && o.outcome == Outcome::Info && o.version.is_none())
+        match f {
+            Function::Put => self.unknown_put,
+            Function::Delete => self.unknown_delete,
+            Function::Get | Function::List => None,
+        }
+    }
+
+    /// Of the entries of `list` (by time) strictly before `t`, the last one's op.
+    fn before(list: Option<&Vec<(u64, &'a Op)>>, t: u64) -> Option<&'a Op> {
+        let list = list?;
+        let n = list.partition_point(|(at, _)| *at < t);
+        n.checked_sub(1).map(|i| list[i].1)
+    }
+
+    /// The greatest-version write `region` acknowledged before `t`.
+    fn own_newest_before(&self, region: &str, t: u64) -> Option<&'a Op> {
+        Self::before(self.own_writes.get(region), t)
+    }
+
+    /// The greatest-version acknowledged delete `region` had applied before `t`.
+    fn applied_delete_before(&self, region: &str, t: u64) -> Option<&'a Op> {
+        Self::before(self.applied_deletes.get(region), t)
+    }
+
+    /// Whether a delete that may have happened could be newer than version `v`.
+    fn delete_may_follow(&self, v: Option<&str>) -> bool {
+        match self.newest_delete {
+            None => false,
+            Some(None) => true,
+            Some(d) => d > v,
+        }
     }
 }
 
@@ -348,17 +455,13 @@ impl Checker {
 
     /// Every acknowledged read: read-your-writes, no resurrection after an applied delete, and
     /// what it served is something a write produced.
-    fn reads(&mut self, k: &KeyHistory<'_>, history: &History) {
+    fn reads(&mut self, k: &KeyHistory<'_>) {
         let reads =
             k.ops.iter().copied().filter(|o| o.f == Function::Get && o.outcome == Outcome::Ok);
         for read in reads {
             let at = format!("get {} in {}", read.index, read.region);
             // Read-your-writes: the newest write this region acknowledged before the read.
-            let own = k
-                .acked_writes()
-                .filter(|w| w.region == read.region && w.complete < read.invoke)
-                .max_by(|a, b| a.version.cmp(&b.version));
-            if let Some(w) = own {
+            if let Some(w) = k.own_newest_before(&read.region, read.invoke) {
                 let older = match read.version.as_deref() {
                     Some(v) => Some(v) < w.version.as_deref(),
                     // Not found: fine after a delete or an expiry, or if some delete may be
@@ -366,13 +469,7 @@ impl Checker {
                     None => {
                         w.f == Function::Put
                             && !may_have_expired(w, read.wall_ms)
-                            && !k.ops.iter().any(|d| {
-                                d.f == Function::Delete
-                                    && d.outcome != Outcome::Fail
-                                    && d.version
-                                        .as_deref()
-                                        .is_none_or(|dv| Some(dv) > w.version.as_deref())
-                            })
+                            && !k.delete_may_follow(w.version.as_deref())
                     }
                 };
                 if older {
@@ -394,16 +491,9 @@ impl Checker {
             }
             let Some(v) = read.version.as_deref() else { continue };
             // Resurrection: a delete newer than what was read, already applied in this region.
-            let applied_delete = k.acked_writes().find(|d| {
-                d.f == Function::Delete
-                    && d.version.as_deref() > Some(v)
-                    && history.applies.iter().any(|a| {
-                        a.region == read.region
-                            && a.key == k.key
-                            && Some(a.version.as_str()) == d.version.as_deref()
-                            && a.at < read.invoke
-                    })
-            });
+            let applied_delete = k
+                .applied_delete_before(&read.region, read.invoke)
+                .filter(|d| d.version.as_deref() > Some(v));
             if let Some(d) = applied_delete {
                 self.anomaly(
                     AnomalyKind::Resurrection,
