@@ -10,4 +10,5 @@ pub mod files;
 pub mod history;
 pub mod meta;
 pub mod scenario;
+pub mod svg;
 pub mod workload;
