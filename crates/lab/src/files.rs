@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::check::{check, CheckReport};
 use crate::history::{History, HistoryError};
+use crate::meta::RunMeta;
+use crate::summary::{CheckSummary, Summary};
 
 /// The history a run records.
 pub const HISTORY: &str = "history.jsonl";
@@ -60,6 +62,44 @@ pub fn check_dir(dir: &Path) -> Result<CheckReport, FilesError> {
     Ok(report)
 }
 
+/// Measures the run in `dir` and writes `summary.json` and `report.html` beside its history.
+///
+/// Only the history is required. Without `run.json` the report says that its metadata are
+/// defaults; without `check.json` the checker runs here. A `run.json` or `check.json` that does
+/// not parse is set aside with a note in the report rather than failing it: a report that says
+/// what it could not use is worth more than none.
+pub fn report_dir(dir: &Path) -> Result<Summary, FilesError> {
+    let history = read_history(dir)?;
+    let mut notes = Vec::new();
+    let meta = read_optional(&dir.join(RUN))?.and_then(|bytes| {
+        serde_json::from_slice::<RunMeta>(&bytes)
+            .map_err(|e| notes.push(format!("{RUN} does not parse ({e}) and was ignored")))
+            .ok()
+    });
+    let verdict = read_optional(&dir.join(CHECK))?.and_then(|bytes| {
+        serde_json::from_slice::<CheckSummary>(&bytes)
+            .map(|c| CheckSummary { source: CHECK.to_owned(), ..c.capped() })
+            .map_err(|e| notes.push(format!("{CHECK} does not parse ({e}): the checker ran again")))
+            .ok()
+    });
+    let mut summary = crate::analyze::summarize(&history, meta.as_ref(), verdict);
+    summary.notes.extend(notes);
+    let json = serde_json::to_vec(&summary)
+        .map_err(|e| FilesError::Io { path: dir.join(SUMMARY), error: std::io::Error::other(e) })?;
+    write(&dir.join(SUMMARY), &json)?;
+    write(&dir.join(REPORT), crate::html::render(&summary).as_bytes())?;
+    Ok(summary)
+}
+
+/// The file's bytes, or `None` if it does not exist.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, FilesError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(FilesError::Io { path: path.to_path_buf(), error }),
+    }
+}
+
 fn write(path: &Path, bytes: &[u8]) -> Result<(), FilesError> {
     let io = |error| FilesError::Io { path: path.to_path_buf(), error };
     let mut out = BufWriter::new(File::create(path).map_err(io)?);
@@ -88,6 +128,74 @@ mod tests {
         std::fs::write(dir.join(HISTORY), "{\"type\":\"op\"}\n").unwrap();
         let err = check_dir(&dir).unwrap_err().to_string();
         assert!(err.contains(HISTORY) && err.contains("line 1"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reporting_a_directory_writes_the_summary_and_the_report() {
+        let dir = std::env::temp_dir().join(format!("edgekv-lab-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lines = [
+            r#"{"type":"op","index":0,"process":0,"region":"wnam","f":"put","key":"k","value":"v","version":"0000000000000001-wnam","invoke":1000000,"complete":2000000,"outcome":"ok"}"#,
+            r#"{"type":"apply","region":"wnam","key":"k","version":"0000000000000001-wnam","at":2000000}"#,
+            r#"{"type":"apply","region":"enam","key":"k","version":"0000000000000001-wnam","at":52000000}"#,
+            r#"{"type":"final","region":"wnam","key":"k","value":"v","version":"0000000000000001-wnam","at":90000000}"#,
+            r#"{"type":"final","region":"enam","key":"k","value":"v","version":"0000000000000001-wnam","at":90000000}"#,
+        ];
+        std::fs::write(dir.join(HISTORY), lines.join("\n")).unwrap();
+
+        // Only the history: defaults, said so, and the checker run here.
+        let summary = report_dir(&dir).unwrap();
+        assert!(!summary.run.meta_present);
+        assert_eq!(
+            (summary.check.validity.as_str(), summary.check.source.as_str()),
+            ("valid", "computed")
+        );
+        assert_eq!(summary.visibility.overall.count, 1);
+        assert_eq!(summary.visibility.overall.p50_ms, Some(50.0));
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(SUMMARY)).unwrap()).unwrap();
+        assert_eq!(written["visibility"]["overall"]["count"], 1);
+        assert_eq!(written["check"]["validity"], "valid");
+        assert_eq!(written["run"]["seed"], 0);
+        let html = std::fs::read_to_string(dir.join(REPORT)).unwrap();
+        assert!(html.contains("run.json was not found"));
+
+        // With run.json and check.json: both are used.
+        let meta = RunMeta { seed: 99, scenario: "s".into(), ..RunMeta::default() };
+        std::fs::write(dir.join(RUN), serde_json::to_vec(&meta).unwrap()).unwrap();
+        std::fs::write(
+            dir.join(CHECK),
+            r#"{"validity":"unknown","anomalies":[],"unknowns":["x"],"keys":1,"ops":1}"#,
+        )
+        .unwrap();
+        let summary = report_dir(&dir).unwrap();
+        assert!(summary.run.meta_present);
+        assert_eq!(summary.run.seed, 99);
+        assert_eq!(
+            (summary.check.validity.as_str(), summary.check.source.as_str()),
+            ("unknown", CHECK)
+        );
+        let html = std::fs::read_to_string(dir.join(REPORT)).unwrap();
+        assert!(html.contains("edgekv lab run s --seed 99"));
+
+        // Unreadable companions are set aside with a note, not fatal.
+        std::fs::write(dir.join(RUN), "{").unwrap();
+        std::fs::write(dir.join(CHECK), "[]").unwrap();
+        let summary = report_dir(&dir).unwrap();
+        assert!(!summary.run.meta_present);
+        assert_eq!(summary.check.source, "computed");
+        assert!(
+            summary.notes.iter().any(|n| n.starts_with("run.json does not parse")),
+            "{:?}",
+            summary.notes
+        );
+        assert!(summary.notes.iter().any(|n| n.starts_with("check.json does not parse")));
+
+        // A malformed history is an error naming the file.
+        std::fs::write(dir.join(HISTORY), "nonsense\n").unwrap();
+        let err = report_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains(HISTORY), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,11 +4,14 @@
 //! must keep. Nothing here does I/O beyond reading and writing history lines, so every invariant
 //! is tested on hand-made histories.
 
+pub mod analyze;
 pub mod check;
 pub mod edn;
 pub mod files;
 pub mod history;
+pub mod html;
 pub mod meta;
 pub mod scenario;
+pub mod summary;
 pub mod svg;
 pub mod workload;
