@@ -35,3 +35,131 @@ fn lab_check_exits_0_1_or_2_and_writes_its_verdict() {
     assert_eq!(code, 2);
     assert!(stderr.contains("history.jsonl") && stderr.contains("line 1"), "{stderr}");
 }
+
+/// A scenario for a short run: three in-process regions, every link uniform(300ms,900ms), a key
+/// space so large that writes almost never overwrite each other (so visibility is the link
+/// delay's alone), and a partition in the middle to have a heal to converge from.
+fn scenario(duration: &str, partition: bool) -> String {
+    let fault = if partition {
+        "[[faults]]\nat = \"4s\"\nfor = \"2s\"\n\
+         fault = { kind = \"partition\", a = [\"wnam\"], b = [\"enam\", \"weur\"] }\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+name = "ci-visibility"
+duration = "{duration}"
+[cluster]
+delay = "uniform(300ms,900ms)"
+anti_entropy_interval = "1s"
+[[regions]]
+name = "wnam"
+[[regions]]
+name = "enam"
+[[regions]]
+name = "weur"
+[workload]
+writers = 2
+readers = 1
+rate = 15
+keys = 1000000
+mix = {{ put = 8, delete = 1, get = 1 }}
+{fault}"#
+    )
+}
+
+fn lab_run(dir: &std::path::Path, text: &str, seed: &str) -> (i32, String) {
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, text).expect("write the scenario");
+    let out = dir.join("out");
+    let (status, stderr) = must_run(
+        &[
+            "lab",
+            "run",
+            &path.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--seed",
+            seed,
+        ],
+        &[],
+    );
+    (status.code().expect("an exit code"), stderr)
+}
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn a_lab_run_measures_the_visibility_the_cluster_was_configured_with() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (code, stderr) = lab_run(dir.path(), &scenario("12s", true), "7");
+    assert_eq!(code, 0, "a healthy cluster is valid; stderr: {stderr}");
+    assert!(stderr.contains("seed 7"), "the seed is printed: {stderr}");
+    let out = dir.path().join("out");
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["run"]["seed"], 7);
+    assert_eq!(summary["check"]["validity"], "valid");
+
+    // Every write reached both other regions: well over a hundred measured deliveries per pair.
+    let overall = &summary["visibility"]["overall"];
+    let pairs = summary["visibility"]["pairs"].as_array().expect("pairs");
+    assert_eq!(pairs.len(), 6, "every directed pair of three regions");
+    for pair in pairs {
+        assert!(pair["count"].as_f64().unwrap_or(0.0) >= 100.0, "{pair}");
+    }
+    // Measured against configured: the median lands near the model's 600 ms (the partition
+    // delays a few writes by up to 2 s, which moves the tail, not the middle), and the CDFs are
+    // close everywhere.
+    let p50 = overall["p50_ms"].as_f64().expect("p50");
+    let predicted = overall["predicted_p50_ms"].as_f64().expect("predicted p50");
+    assert!((predicted - 600.0).abs() < 30.0, "the model's median is 600 ms: {predicted}");
+    assert!((p50 - predicted).abs() < 100.0, "measured p50 {p50} vs predicted {predicted}");
+    let ks = overall["ks_distance"].as_f64().expect("ks");
+    assert!(ks < 0.2, "KS distance {ks} between measured and configured visibility");
+    assert!(overall["p99_ms"].as_f64().expect("p99") >= 800.0, "{overall}");
+
+    // The heal converged, and the report is one self-contained file.
+    let convergence = summary["convergence"].as_array().expect("convergence");
+    assert_eq!(convergence.len(), 1, "one heal: {convergence:?}");
+    assert!(convergence[0]["convergence_ms"].as_f64().expect("ms") < 5_000.0);
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(html.contains("<svg") && !html.contains("<script"), "inline SVG, no scripts");
+    let run = json(&out.join("run.json"));
+    assert_eq!(run["links"].as_array().map(Vec::len), Some(6));
+    assert!(run["applies_missed"].as_array().is_some_and(Vec::is_empty), "{run}");
+    assert!(out.join("history.edn").exists() && out.join("check.json").exists());
+
+    // The output directory is not overwritten by a second run.
+    let (code, stderr) = lab_run(dir.path(), &scenario("1s", false), "7");
+    assert_eq!(code, 2, "a run that cannot be made decides nothing: {stderr}");
+    assert!(stderr.contains("already holds"), "{stderr}");
+}
+
+#[test]
+fn the_same_seed_issues_the_same_operations() {
+    let ops = |seed: &str| {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let (code, stderr) = lab_run(dir.path(), &scenario("2s", false), seed);
+        assert!(code == 0 || code == 2, "{stderr}");
+        let text = std::fs::read_to_string(dir.path().join("out/history.jsonl")).expect("history");
+        let mut ops: Vec<(u64, String, String, String)> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["type"] == "op" && e["f"] != "get")
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+                (e["process"].as_u64().unwrap_or(0), s("f"), s("key"), s("value"))
+            })
+            .collect();
+        ops.sort();
+        ops
+    };
+    let (a, b, c) = (ops("11"), ops("11"), ops("12"));
+    assert!(a.len() > 50, "{}", a.len());
+    assert_eq!(a, b, "same seed, same writes by every process");
+    assert_ne!(a, c);
+}

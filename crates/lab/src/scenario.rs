@@ -583,6 +583,22 @@ keys = 10
     }
 
     #[test]
+    fn every_canned_scenario_is_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/scenarios");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let scenario =
+                Scenario::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(text.starts_with('#'), "{} starts with what to expect", path.display());
+            assert_eq!(path.file_stem().unwrap().to_str(), Some(scenario.name.as_str()));
+            names.push(scenario.name);
+        }
+        assert!(names.len() >= 7, "{names:?}");
+    }
+
+    #[test]
     fn an_external_cluster_without_declared_delays_is_assumed_to_take_up_to_60_s() {
         let text = r#"
 name = "ext"

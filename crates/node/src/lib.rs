@@ -8,6 +8,7 @@
 
 mod admin;
 pub mod config;
+pub mod lab;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;

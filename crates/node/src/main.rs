@@ -47,6 +47,23 @@ enum LabCommand {
         /// The run's output directory.
         dir: PathBuf,
     },
+    /// Run a scenario (deploy/scenarios/*.toml): workload, faults, quiet period, final reads;
+    /// then check and report. Exit 0 valid, 1 invalid, 2 unknown.
+    Run {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Output directory for history.jsonl, run.json, check.json, summary.json, report.html.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the workload, the fault schedule and the delays (overrides the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Write DIR/summary.json and DIR/report.html from a run's files.
+    Report {
+        /// The run's output directory.
+        dir: PathBuf,
+    },
 }
 
 /// Settings shared by `node` and `cluster`.
@@ -155,8 +172,10 @@ struct ClusterArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    if let Command::Lab(LabCommand::Check { dir }) = &cli.command {
-        return lab_check(dir);
+    match &cli.command {
+        Command::Lab(LabCommand::Check { dir }) => return lab_check(dir),
+        Command::Lab(LabCommand::Report { dir }) => return lab_report(dir),
+        _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -165,19 +184,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A lab run that cannot finish has decided nothing: exit 2, like `lab check` on a history
+    // it cannot read.
+    let failure = match &cli.command {
+        Command::Lab(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Node(args) => run_node(args).await,
-            Command::Cluster(args) => run_cluster(args).await,
-            Command::Lab(_) => Ok(()),
+            Command::Node(args) => run_node(args).await.map(|()| 0),
+            Command::Cluster(args) => run_cluster(args).await.map(|()| 0),
+            Command::Lab(LabCommand::Run { scenario, out, seed }) => {
+                let args = edgekv_node::lab::RunArgs { scenario, out, seed };
+                edgekv_node::lab::run(args).await.map(|code| code as u8)
+            }
+            Command::Lab(_) => Ok(0),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             tracing::error!("{err:#}");
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            failure
         }
     }
 }
@@ -216,6 +245,20 @@ fn lab_check(dir: &std::path::Path) -> ExitCode {
         println!("  ... and {} more undecided (see check.json)", report.unknowns.len() - 10);
     }
     ExitCode::from(report.validity.exit_code() as u8)
+}
+
+/// `edgekv lab report DIR`: the figures of a run, as summary.json and report.html.
+fn lab_report(dir: &std::path::Path) -> ExitCode {
+    match edgekv_lab::files::report_dir(dir) {
+        Ok(_) => {
+            println!("{}", dir.join(edgekv_lab::files::REPORT).display());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The settings every region of one invocation shares, resolved from file, environment and

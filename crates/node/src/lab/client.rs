@@ -1,0 +1,162 @@
+//! A minimal HTTP/1.1 client over one keep-alive connection: a lab client is one Jepsen process,
+//! issuing one request at a time, and it must know whether a failed request reached the server
+//! (the write may have happened: outcome `info`) or not (outcome `fail`).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// How long one request may take before its outcome is declared unknown.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a base URL points: the `host:port` to connect to and the path prefix of every request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    pub(crate) authority: String,
+    pub(crate) prefix: String,
+}
+
+impl Endpoint {
+    /// Parses `http://host:port/path`; the lab speaks plain HTTP only (loopback, docker
+    /// networks).
+    pub(crate) fn parse(url: &str) -> anyhow::Result<Self> {
+        let Some(rest) = url.strip_prefix("http://") else {
+            bail!("{url:?}: the lab speaks plain http:// (use a loopback or private address)");
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.is_empty() {
+            bail!("{url:?}: no host");
+        }
+        Ok(Endpoint {
+            authority: authority.to_owned(),
+            prefix: path.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+/// A request that failed without an HTTP response.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// Nothing was sent: the connection could not be made.
+    NotSent(String),
+    /// It may have reached the server: a timeout or a connection lost mid-request.
+    Unknown(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::NotSent(why) => write!(f, "not sent: {why}"),
+            CallError::Unknown(why) => write!(f, "outcome unknown: {why}"),
+        }
+    }
+}
+
+/// A response, whole.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+/// One connection to one endpoint, made on first use and again after a failure.
+pub(crate) struct Client {
+    endpoint: Endpoint,
+    token: HeaderValue,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Client {
+    pub(crate) fn new(endpoint: Endpoint, token: &str) -> anyhow::Result<Self> {
+        let token = HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("the token is not a valid header value")?;
+        Ok(Client { endpoint, token, sender: None })
+    }
+
+    async fn open(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
+        let authority = self.endpoint.authority.as_str();
+        let stream = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(authority))
+            .await
+            .map_err(|_| CallError::NotSent(format!("connect to {authority} timed out")))?
+            .map_err(|e| CallError::NotSent(format!("connect to {authority}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| CallError::NotSent(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+
+    /// Sends one request to `prefix + path` and reads the whole response.
+    pub(crate) async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<(Bytes, &'static str)>,
+    ) -> Result<Reply, CallError> {
+        let uri = format!("{}{path}", self.endpoint.prefix);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, self.endpoint.authority.as_str())
+            .header(header::AUTHORIZATION, self.token.clone());
+        let body = match body {
+            Some((bytes, content_type)) => {
+                request = request.header(header::CONTENT_TYPE, content_type);
+                Full::new(bytes)
+            }
+            None => Full::default(),
+        };
+        let request = request.body(body).map_err(|e| CallError::NotSent(e.to_string()))?;
+        if self.sender.as_ref().is_none_or(SendRequest::is_closed) {
+            self.sender = Some(self.open().await?);
+        }
+        let Some(sender) = self.sender.as_mut() else {
+            return Err(CallError::NotSent("no connection".into()));
+        };
+        if let Err(e) = sender.ready().await {
+            self.sender = None;
+            return Err(CallError::NotSent(format!("connection closed: {e}")));
+        }
+        let exchange = async {
+            let response = sender.send_request(request).await?;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await?.to_bytes();
+            Ok::<_, hyper::Error>(Reply { status: parts.status, headers: parts.headers, body })
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => {
+                self.sender = None;
+                Err(CallError::Unknown(e.to_string()))
+            }
+            Err(_) => {
+                self.sender = None;
+                Err(CallError::Unknown(format!("no response within {REQUEST_TIMEOUT:?}")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        let e = Endpoint::parse("http://127.0.0.1:8787/client/v4/").unwrap();
+        assert_eq!((e.authority.as_str(), e.prefix.as_str()), ("127.0.0.1:8787", "/client/v4"));
+        let e = Endpoint::parse("http://node:8787").unwrap();
+        assert_eq!((e.authority.as_str(), e.prefix.as_str()), ("node:8787", ""));
+        assert!(Endpoint::parse("https://x/client/v4").is_err());
+        assert!(Endpoint::parse("http:///client/v4").is_err());
+    }
+}
