@@ -37,6 +37,15 @@ pub const DIVERGENCE_SAMPLES: usize = 200;
 pub const TIME_BUCKETS: usize = 60;
 /// Δ buckets of the stale-read figure (plus one open bucket beyond).
 pub const STALE_BUCKETS: usize = 25;
+/// Whether two versions carry the same clock reading and differ only by their tie-breaking
+/// region (`TIMESTAMP-REGION`): their order says nothing about real time.
+fn same_timestamp(a: &str, b: &str) -> bool {
+    match (a.split_once('-'), b.split_once('-')) {
+        (Some((ta, _)), Some((tb, _))) => ta == tb,
+        _ => false,
+    }
+}
+
 /// The k-staleness histogram's last bin: this many versions behind or more.
 pub const K_BINS: usize = 10;
 /// Points kept of each CDF for the plot.
@@ -1165,6 +1174,7 @@ fn conflicts(
     let mut concurrent = vec![false; ix.writes.len()];
     let mut loser = vec![false; ix.writes.len()];
     let mut inversions = 0;
+    let mut tied_inversions = 0;
     let mut inversion_examples = Vec::new();
 
     // What any read (or final read) returned: a loser seen once was not lost silently.
@@ -1214,6 +1224,9 @@ fn conflicts(
             }
             if let Some(n) = newest.filter(|n| n.version > w.version) {
                 inversions += 1;
+                if same_timestamp(n.version, w.version) {
+                    tied_inversions += 1;
+                }
                 if inversion_examples.len() < INVERSION_EXAMPLES {
                     inversion_examples.push(InversionExample {
                         key: ix.keys.get(key).copied().unwrap_or("").to_owned(),
@@ -1274,6 +1287,7 @@ fn conflicts(
         loser_rate: if determined { ratio(n_losers, writes) } else { None },
         silent_loss_rate: if determined { ratio(n_silent, writes) } else { None },
         inversions,
+        tied_inversions,
         inversion_examples,
         poisson_estimate: poisson.map(|(overall, _)| overall),
         poisson_delay_ms: delay,

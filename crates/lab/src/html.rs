@@ -1142,7 +1142,13 @@ fn conflicts(out: &mut String, s: &Summary) {
                 "Silent-loss rate".into(),
                 format!("{} ({} writes)", fmt_pct(c.silent_loss_rate), c.silent_losses),
             ],
-            vec!["Real-time inversions".into(), c.inversions.to_string()],
+            vec![
+                "Real-time inversions".into(),
+                format!(
+                    "{} ({} of them between equal clock readings, ordered by the region tie-break)",
+                    c.inversions, c.tied_inversions
+                ),
+            ],
             vec![
                 "Timestamp source".into(),
                 if c.timestamp_source.is_empty() {

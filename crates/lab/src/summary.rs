@@ -395,6 +395,11 @@ pub struct ConflictSummary {
     /// Writes invoked after another write to the key was acknowledged, yet with a smaller
     /// version than it: the later write lost in real time.
     pub inversions: usize,
+    /// Of those, the ones whose two versions carry the same clock reading (same millisecond,
+    /// same logical count) and were ordered by the region tie-break: concurrent as far as the
+    /// clock can tell, so not evidence of skew.
+    #[serde(default)]
+    pub tied_inversions: usize,
     /// A few inversions to look at.
     pub inversion_examples: Vec<InversionExample>,
     /// Predicted conflict rate: mean over writes of 1 − exp(−2 d λ), with λ the key's write rate

@@ -362,6 +362,16 @@ fn a_write_that_began_after_a_greater_version_was_acknowledged_is_an_inversion()
     assert_eq!(c.inversion_examples, [InversionExample { key: "j".into(), earlier, later }]);
     // wnam had applied enam's write before its own began: not concurrent, so not a conflict.
     assert_eq!(c.concurrent, 0);
+    assert_eq!(c.tied_inversions, 0, "400 < 500: wnam's clock was behind");
+}
+
+#[test]
+fn an_inversion_between_equal_clock_readings_is_a_tie_not_skew() {
+    let mut b = Builder::default();
+    b.put("wnam", "j", 500, 10); // ack 15, version 500-wnam
+    b.put("enam", "j", 500, 20); // same reading; "enam" < "wnam" breaks the tie
+    let c = b.summarize(&meta("100ms")).conflicts;
+    assert_eq!((c.inversions, c.tied_inversions), (1, 1));
 }
 
 /// A partition from 100 to 1000 ms; `b` and `c` are written during it and cross after the heal.
