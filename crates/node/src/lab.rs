@@ -8,7 +8,7 @@
 //! the nodes' apply times (their wall clocks, corrected by the clock offsets the lab set or the
 //! scenario declares) are mapped onto it.
 
-mod client;
+pub(crate) mod client;
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
@@ -910,12 +910,14 @@ fn print_outcome(
     );
     let c = &summary.conflicts;
     println!(
-        "stale reads {}; conflicts {}, LWW losers {}, silent losses {}, real-time inversions {}",
+        "stale reads {}; conflicts {}, LWW losers {}, silent losses {}, real-time inversions {} \
+         ({} between equal clock readings)",
         pct(summary.stale.overall_rate),
         pct(c.conflict_rate),
         pct(c.loser_rate),
         pct(c.silent_loss_rate),
-        c.inversions
+        c.inversions,
+        c.tied_inversions
     );
     for heal in &summary.convergence {
         println!("converged {} after the heal of {}", ms(heal.convergence_ms), heal.fault);

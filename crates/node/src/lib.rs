@@ -7,6 +7,7 @@
 //! its peers' addresses.
 
 mod admin;
+pub mod chaos;
 pub mod config;
 pub mod lab;
 
@@ -268,6 +269,34 @@ async fn purge_loop(store: Arc<Store>, shutdown: CancellationToken) {
                 tokio::task::yield_now().await;
             },
         }
+    }
+}
+
+/// One plain `GET url` over HTTP/1.1 with blocking I/O: succeeds on a 2xx status within
+/// `timeout`. The container healthcheck runs it (`edgekv probe`), so it needs no runtime.
+pub fn probe(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let rest = url.strip_prefix("http://").context("the probe URL must start with http://")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr = authority
+        .to_socket_addrs()
+        .with_context(|| format!("resolve {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} has no address"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connect to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).context("read the status line")?;
+    let status = std::str::from_utf8(&head[9..12]).unwrap_or("");
+    if head.starts_with(b"HTTP/1.") && status.starts_with('2') {
+        Ok(())
+    } else {
+        anyhow::bail!("GET {url} answered {:?}", String::from_utf8_lossy(&head))
     }
 }
 

@@ -37,6 +37,131 @@ enum Command {
     /// The consistency lab.
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Faults on a running cluster by region name: link faults through every region's admin
+    /// API, process faults through docker (the compose cluster of deploy/up.sh by default).
+    Chaos(ChaosArgs),
+    /// Exit 0 if GET URL answers 2xx within two seconds: the container healthcheck, since the
+    /// image has no shell and no curl.
+    Probe {
+        /// e.g. http://127.0.0.1:8787/healthz
+        url: String,
+    },
+}
+
+#[derive(Args)]
+struct ChaosArgs {
+    /// A region and its admin base URL, NAME=http://HOST:PORT (repeatable) [default: the
+    /// compose cluster, wnam..apac on 127.0.0.1:8787..8791].
+    #[arg(long = "region", env = "EDGEKV_CHAOS_REGIONS", value_delimiter = ',')]
+    regions: Option<Vec<String>>,
+    /// Admin token [default: edgekv-dev-admin-token].
+    #[arg(long, env = "EDGEKV_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Compose project of the containers.
+    #[arg(long, env = "EDGEKV_COMPOSE_PROJECT", default_value = "edgekv")]
+    project: String,
+    /// Compose file, to recreate a wiped region.
+    #[arg(long, env = "EDGEKV_COMPOSE_FILE", default_value = "deploy/docker-compose.yml")]
+    compose_file: String,
+    #[command(subcommand)]
+    action: ChaosAction,
+}
+
+#[derive(Subcommand)]
+enum ChaosAction {
+    /// Cut every link between two sets of regions, both ways: `partition wnam,enam weur,apac`.
+    Partition {
+        /// One side, comma-separated.
+        a: String,
+        /// The other side, comma-separated.
+        b: String,
+    },
+    /// Cut one region off from every other.
+    Isolate {
+        /// The region.
+        region: String,
+    },
+    /// Cut the FROM -> TO direction only.
+    OneWay {
+        /// Sending region.
+        from: String,
+        /// Receiving region.
+        to: String,
+    },
+    /// Remove every link fault on every region.
+    Heal,
+    /// Add an extra delay on FROM -> TO (`*` for any): MODEL like 5s or uniform(1s,10s).
+    Delay {
+        /// Sending region or `*`.
+        from: String,
+        /// Receiving region or `*`.
+        to: String,
+        /// Extra delay model.
+        extra: String,
+    },
+    /// Lose a fraction of the deliveries FROM -> TO.
+    Loss {
+        /// Sending region or `*`.
+        from: String,
+        /// Receiving region or `*`.
+        to: String,
+        /// Probability, 0 to 1.
+        rate: f64,
+    },
+    /// Skew a region's clock: OFFSET like +2s or -500ms.
+    Clock {
+        /// The region.
+        region: String,
+        /// The offset.
+        #[arg(allow_hyphen_values = true)]
+        offset: String,
+    },
+    /// Hold replication FROM -> TO in the outbox until resumed.
+    PauseReplication {
+        /// Sending region or `*`.
+        from: String,
+        /// Receiving region or `*`.
+        to: String,
+    },
+    /// Remove every pause-replication fault.
+    ResumeReplication,
+    /// SIGKILL a region's container.
+    Kill {
+        /// The region.
+        region: String,
+    },
+    /// Stop a region's container gracefully.
+    Stop {
+        /// The region.
+        region: String,
+    },
+    /// Start a stopped or killed region.
+    Start {
+        /// The region.
+        region: String,
+    },
+    /// Restart a region's container gracefully.
+    Restart {
+        /// The region.
+        region: String,
+    },
+    /// Freeze a region's processes (docker pause).
+    Freeze {
+        /// The region.
+        region: String,
+    },
+    /// Thaw a frozen region.
+    Unfreeze {
+        /// The region.
+        region: String,
+    },
+    /// Delete a region's container and volume and start it empty.
+    Wipe {
+        /// The region.
+        region: String,
+    },
+    /// List every region's faults.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -175,6 +300,15 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Lab(LabCommand::Check { dir }) => return lab_check(dir),
         Command::Lab(LabCommand::Report { dir }) => return lab_report(dir),
+        Command::Probe { url } => {
+            return match edgekv_node::probe(url, std::time::Duration::from_secs(2)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("unhealthy: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -198,7 +332,8 @@ fn main() -> ExitCode {
                 let args = edgekv_node::lab::RunArgs { scenario, out, seed };
                 edgekv_node::lab::run(args).await.map(|code| code as u8)
             }
-            Command::Lab(_) => Ok(0),
+            Command::Chaos(args) => run_chaos(args).await.map(|()| 0),
+            Command::Lab(_) | Command::Probe { .. } => Ok(0),
         }
     });
     match result {
@@ -245,6 +380,85 @@ fn lab_check(dir: &std::path::Path) -> ExitCode {
         println!("  ... and {} more undecided (see check.json)", report.unknowns.len() - 10);
     }
     ExitCode::from(report.validity.exit_code() as u8)
+}
+
+/// `edgekv chaos ACTION`: one fault, applied and confirmed.
+async fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
+    use edgekv_node::chaos::{region_list, Cluster, Process};
+    use serde_json::json;
+    let mut cluster = Cluster::compose_defaults();
+    if let Some(regions) = args.regions {
+        cluster.regions = regions
+            .iter()
+            .map(|r| {
+                let (name, url) = r.split_once('=').with_context(|| {
+                    format!("invalid --region {r:?}: expected NAME=http://HOST:PORT")
+                })?;
+                Ok((name.trim().to_owned(), url.trim().to_owned()))
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if let Some(token) = args.admin_token {
+        cluster.admin_token = token;
+    }
+    cluster.project = args.project;
+    cluster.compose_file = args.compose_file;
+    let process = |action: Process, region: &str| -> anyhow::Result<()> {
+        cluster.process(action, region)?;
+        println!("{action:?} {region}: done");
+        Ok(())
+    };
+    let fault = match args.action {
+        ChaosAction::Partition { a, b } => {
+            json!({"kind": "partition", "a": region_list(&a), "b": region_list(&b)})
+        }
+        ChaosAction::Isolate { region } => {
+            let others: Vec<String> =
+                cluster.regions.iter().map(|(r, _)| r.clone()).filter(|r| *r != region).collect();
+            json!({"kind": "partition", "a": [region], "b": others})
+        }
+        ChaosAction::OneWay { from, to } => json!({"kind": "one_way", "from": from, "to": to}),
+        ChaosAction::Delay { from, to, extra } => {
+            json!({"kind": "delay", "from": from, "to": to, "extra": extra})
+        }
+        ChaosAction::Loss { from, to, rate } => {
+            json!({"kind": "loss", "from": from, "to": to, "rate": rate})
+        }
+        ChaosAction::Clock { region, offset } => {
+            let offset_ms = signed_millis(&offset).context("clock offset")?;
+            json!({"kind": "clock_offset", "region": region, "offset_ms": offset_ms})
+        }
+        ChaosAction::PauseReplication { from, to } => {
+            json!({"kind": "pause", "from": from, "to": to})
+        }
+        ChaosAction::Heal => {
+            let n = cluster.remove_faults(None).await?;
+            println!("healed: {n} faults removed");
+            return Ok(());
+        }
+        ChaosAction::ResumeReplication => {
+            let n = cluster.remove_faults(Some("pause")).await?;
+            println!("resumed: {n} pause faults removed");
+            return Ok(());
+        }
+        ChaosAction::Status => {
+            for (region, faults) in cluster.status().await? {
+                println!("{region}: {faults}");
+            }
+            return Ok(());
+        }
+        ChaosAction::Kill { region } => return process(Process::Kill, &region),
+        ChaosAction::Stop { region } => return process(Process::Stop, &region),
+        ChaosAction::Start { region } => return process(Process::Start, &region),
+        ChaosAction::Restart { region } => return process(Process::Restart, &region),
+        ChaosAction::Freeze { region } => return process(Process::Freeze, &region),
+        ChaosAction::Unfreeze { region } => return process(Process::Unfreeze, &region),
+        ChaosAction::Wipe { region } => return process(Process::Wipe, &region),
+    };
+    let ids = cluster.add_fault(&fault).await?;
+    let shown: Vec<String> = ids.iter().map(|(r, id)| format!("{r}#{id}")).collect();
+    println!("{fault} in force ({})", shown.join(", "));
+    Ok(())
 }
 
 /// `edgekv lab report DIR`: the figures of a run, as summary.json and report.html.

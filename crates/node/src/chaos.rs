@@ -1,0 +1,288 @@
+//! `edgekv chaos`: faults on a running cluster, by region name.
+//!
+//! Two kinds of faults, two control paths. Link faults (partitions, one-way cuts, extra delay,
+//! loss, paused replication, clock offsets) go through every region's admin API, because each
+//! node enforces the faults on the links it is an end of. Process faults (kill -9, graceful
+//! stop, freeze, restart, wiping a region's disk) go through docker, on the containers of the
+//! docker-compose project, found by Compose's own labels so that both `docker compose` and the
+//! older `docker-compose` work.
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::lab::client::{Client, Endpoint};
+
+/// The five regions of `deploy/docker-compose.yml`, in port order from 8787.
+pub const COMPOSE_REGIONS: [&str; 5] = ["wnam", "enam", "weur", "eeur", "apac"];
+
+/// Where the cluster is and how to reach it.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    /// Each region and its admin base URL (`http://host:port`).
+    pub regions: Vec<(String, String)>,
+    /// The admin token every region accepts.
+    pub admin_token: String,
+    /// The Compose project name.
+    pub project: String,
+    /// The Compose file, for recreating a wiped region.
+    pub compose_file: String,
+}
+
+impl Cluster {
+    /// The compose cluster as `deploy/up.sh` starts it.
+    pub fn compose_defaults() -> Self {
+        Cluster {
+            regions: COMPOSE_REGIONS
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ((*r).to_owned(), format!("http://127.0.0.1:{}", 8787 + i)))
+                .collect(),
+            admin_token: crate::config::DEV_ADMIN_TOKEN.to_owned(),
+            project: "edgekv".to_owned(),
+            compose_file: "deploy/docker-compose.yml".to_owned(),
+        }
+    }
+
+    fn check_region(&self, region: &str) -> anyhow::Result<()> {
+        if self.regions.iter().any(|(r, _)| r == region) {
+            Ok(())
+        } else {
+            let known: Vec<&str> = self.regions.iter().map(|(r, _)| r.as_str()).collect();
+            bail!("unknown region {region:?}: the cluster has {}", known.join(", "))
+        }
+    }
+
+    fn admin(&self, url: &str) -> anyhow::Result<Client> {
+        Client::new(Endpoint::parse(url)?, &self.admin_token)
+    }
+
+    /// Adds `fault` on every region; returns each region's fault id.
+    pub async fn add_fault(&self, fault: &Value) -> anyhow::Result<Vec<(String, u64)>> {
+        let parsed: edgekv_replication::Fault =
+            serde_json::from_value(fault.clone()).context("invalid fault")?;
+        parsed.validate().context("invalid fault")?;
+        for region in fault_regions(fault) {
+            if region != "*" {
+                self.check_region(&region)?;
+            }
+        }
+        let body = Bytes::from(serde_json::to_vec(fault)?);
+        let mut ids = Vec::new();
+        for (region, url) in &self.regions {
+            let reply = self
+                .admin(url)?
+                .call(Method::POST, "/admin/faults", Some((body.clone(), "application/json")))
+                .await
+                .map_err(|e| anyhow::anyhow!("{region}: {e}"))?;
+            let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+            match answer["id"].as_u64() {
+                Some(id) if reply.status == StatusCode::OK => ids.push((region.clone(), id)),
+                _ => bail!("{region} refused the fault: {} {answer}", reply.status),
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Removes faults on every region: all of them, or those of one kind.
+    pub async fn remove_faults(&self, kind: Option<&str>) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for (region, url) in &self.regions {
+            let mut admin = self.admin(url)?;
+            let err = |e| anyhow::anyhow!("{region}: {e}");
+            let Some(kind) = kind else {
+                let listed = admin.call(Method::GET, "/admin/faults", None).await.map_err(err)?;
+                let count = serde_json::from_slice::<Value>(&listed.body)
+                    .ok()
+                    .and_then(|v| v["faults"].as_array().map(Vec::len))
+                    .unwrap_or(0);
+                let reply = admin.call(Method::DELETE, "/admin/faults", None).await.map_err(err)?;
+                if reply.status != StatusCode::OK {
+                    bail!("{region} did not clear its faults: {}", reply.status);
+                }
+                removed += count;
+                continue;
+            };
+            let listed = admin.call(Method::GET, "/admin/faults", None).await.map_err(err)?;
+            let faults: Value = serde_json::from_slice(&listed.body).unwrap_or(Value::Null);
+            for fault in faults["faults"].as_array().map_or(&[][..], Vec::as_slice) {
+                let Some(id) = fault["id"].as_u64() else { continue };
+                if fault["fault"]["kind"] == kind || fault["kind"] == kind {
+                    admin
+                        .call(Method::DELETE, &format!("/admin/faults/{id}"), None)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{region}: {e}"))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every region's faults, as each admin API lists them.
+    pub async fn status(&self) -> anyhow::Result<Vec<(String, Value)>> {
+        let mut out = Vec::new();
+        for (region, url) in &self.regions {
+            let listed = self.admin(url)?.call(Method::GET, "/admin/faults", None).await;
+            let faults = match listed {
+                Ok(reply) => serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
+                Err(e) => json!({ "unreachable": e.to_string() }),
+            };
+            out.push((region.clone(), faults));
+        }
+        Ok(out)
+    }
+
+    /// The container of `region`'s service.
+    fn container(&self, region: &str) -> anyhow::Result<String> {
+        self.check_region(region)?;
+        let out = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project),
+            "--filter",
+            &format!("label=com.docker.compose.service={region}"),
+        ])?;
+        match out.lines().next() {
+            Some(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+            _ => bail!("no container for region {region} in compose project {}", self.project),
+        }
+    }
+
+    /// Acts on `region`'s container.
+    pub fn process(&self, action: Process, region: &str) -> anyhow::Result<()> {
+        let verb: &[&str] = match action {
+            Process::Wipe => return self.wipe(region),
+            Process::Kill => &["kill", "--signal", "KILL"],
+            Process::Stop => &["stop", "--time", "10"],
+            Process::Start => &["start"],
+            Process::Restart => &["restart", "--time", "10"],
+            Process::Freeze => &["pause"],
+            Process::Unfreeze => &["unpause"],
+        };
+        let id = self.container(region)?;
+        let mut args = verb.to_vec();
+        args.push(&id);
+        docker(&args).map(|_| ())
+    }
+
+    /// Kills the region, deletes its volume and starts it empty: a region that lost its disk.
+    fn wipe(&self, region: &str) -> anyhow::Result<()> {
+        let id = self.container(region)?;
+        docker(&["rm", "--force", &id])?;
+        docker(&["volume", "rm", &format!("{}_{region}-data", self.project)])?;
+        compose(&self.project, &self.compose_file, &["up", "-d", "--no-deps", region])
+    }
+}
+
+/// What happens to a region's process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Process {
+    /// SIGKILL: no flush, no goodbye.
+    Kill,
+    /// SIGTERM, then SIGKILL after 10 s.
+    Stop,
+    /// Start a stopped or killed container.
+    Start,
+    /// Graceful stop and start.
+    Restart,
+    /// Freeze every process of the container (cgroup freezer): connections hang.
+    Freeze,
+    /// Thaw a frozen container.
+    Unfreeze,
+    /// Remove the container and its volume, then recreate it empty.
+    Wipe,
+}
+
+impl std::str::FromStr for Process {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        Ok(match text {
+            "kill" => Process::Kill,
+            "stop" => Process::Stop,
+            "start" => Process::Start,
+            "restart" => Process::Restart,
+            "freeze" => Process::Freeze,
+            "unfreeze" => Process::Unfreeze,
+            "wipe" => Process::Wipe,
+            other => bail!(
+                "unknown process fault {other:?}: kill, stop, start, restart, freeze, unfreeze or wipe"
+            ),
+        })
+    }
+}
+
+/// The regions a fault names.
+fn fault_regions(fault: &Value) -> Vec<String> {
+    let mut names = Vec::new();
+    for field in ["a", "b", "from", "to", "region"] {
+        match &fault[field] {
+            Value::String(s) => names.push(s.clone()),
+            Value::Array(list) => {
+                names.extend(list.iter().filter_map(Value::as_str).map(str::to_owned))
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+/// Runs `docker ARGS`; its stdout on success, its stderr in the error.
+fn docker(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("docker").args(args).output().context("run docker")?;
+    if !out.status.success() {
+        bail!("docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs Compose on the project, with the plugin if there is one, else `docker-compose`.
+fn compose(project: &str, file: &str, args: &[&str]) -> anyhow::Result<()> {
+    let plugin = Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut command = if plugin {
+        let mut c = Command::new("docker");
+        c.arg("compose");
+        c
+    } else {
+        Command::new("docker-compose")
+    };
+    let out = command
+        .args(["-p", project, "-f", file])
+        .args(args)
+        .output()
+        .context("run docker compose")?;
+    if !out.status.success() {
+        bail!("compose {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// Splits `a,b` into region names.
+pub fn region_list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_name_their_regions_and_unknown_ones_are_refused() {
+        let cluster = Cluster::compose_defaults();
+        assert_eq!(cluster.regions[4], ("apac".to_owned(), "http://127.0.0.1:8791".to_owned()));
+        let fault = json!({"kind": "partition", "a": ["wnam"], "b": ["enam", "apac"]});
+        assert_eq!(fault_regions(&fault), ["wnam", "enam", "apac"]);
+        let err = cluster.check_region("mars").unwrap_err().to_string();
+        assert!(err.contains("wnam, enam, weur, eeur, apac"), "{err}");
+        assert_eq!(region_list("wnam, enam,,"), ["wnam", "enam"]);
+        assert_eq!("wipe".parse::<Process>().unwrap(), Process::Wipe);
+        assert!("explode".parse::<Process>().is_err());
+    }
+}
