@@ -69,6 +69,7 @@ struct File {
     quiet: Option<String>,
     account: Option<String>,
     cluster: Option<ClusterFile>,
+    compose: Option<ComposeFile>,
     regions: Vec<RegionFile>,
     #[serde(default)]
     workload: WorkloadFile,
@@ -85,6 +86,13 @@ struct ClusterFile {
     anti_entropy_interval: Option<String>,
     #[serde(default)]
     durable: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComposeFile {
+    project: Option<String>,
+    file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +161,28 @@ pub struct Scenario {
     pub delays: Option<LatencyMatrix>,
     /// The anti-entropy interval in force (configured, declared or assumed).
     pub anti_entropy: Duration,
+    /// Where the regions' containers are, for process faults.
+    pub compose: Compose,
+}
+
+/// The docker-compose project whose containers process faults act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compose {
+    /// The project name (`edgekv` for `deploy/up.sh`).
+    pub project: String,
+    /// The compose file, to recreate a wiped region.
+    pub file: String,
+}
+
+/// Faults the lab applies to a region's container through docker rather than through the
+/// admin API: `{ kind = "kill", region = "weur" }` kills it at `at` and starts it again when
+/// the fault ends; `stop` stops it gracefully; `freeze` pauses its processes; `wipe` deletes
+/// its container and volume and starts it empty (at once: the fault has no end).
+pub const PROCESS_FAULTS: [&str; 4] = ["kill", "stop", "freeze", "wipe"];
+
+/// Whether `fault` acts on a container.
+pub fn is_process_fault(fault: &serde_json::Value) -> bool {
+    fault.get("kind").and_then(|k| k.as_str()).is_some_and(|k| PROCESS_FAULTS.contains(&k))
 }
 
 /// The cluster a scenario runs against.
@@ -397,6 +427,21 @@ impl Scenario {
             if fault.get("kind").and_then(|k| k.as_str()).is_none() {
                 return Err(err(format!("{field}.fault: needs a kind, e.g. kind = \"partition\"")));
             }
+            if is_process_fault(&fault) {
+                if target != Target::External {
+                    return Err(err(format!(
+                        "{field}.fault: {} acts on a container; it needs an external (compose) \
+                         cluster, i.e. regions with URLs",
+                        fault["kind"]
+                    )));
+                }
+                let region = fault.get("region").and_then(|r| r.as_str()).unwrap_or("");
+                if !regions.iter().any(|r: &RegionSpec| r.name == region) {
+                    return Err(err(format!(
+                        "{field}.fault: region = {region:?} is not one of the scenario's regions"
+                    )));
+                }
+            }
             let spec = FaultSpec {
                 at: duration(&format!("{field}.at"), &f.at)?,
                 lasts: f
@@ -446,6 +491,18 @@ impl Scenario {
             faults,
             delays,
             anti_entropy,
+            compose: Compose {
+                project: file
+                    .compose
+                    .as_ref()
+                    .and_then(|c| c.project.clone())
+                    .unwrap_or_else(|| "edgekv".to_owned()),
+                file: file
+                    .compose
+                    .as_ref()
+                    .and_then(|c| c.file.clone())
+                    .unwrap_or_else(|| "deploy/docker-compose.yml".to_owned()),
+            },
         })
     }
 
@@ -558,6 +615,10 @@ keys = 10
             (format!("{SMALL}\n[[faults]]\nat = \"1s\"\nfault = {{ from = \"*\" }}\n"), "faults[0].fault"),
             (SMALL.replace("writers = 3", "url = \"http://127.0.0.1:1/client/v4\""), "every region a url"),
             (format!("{SMALL}bogus = 1\n"), "bogus"),
+            (
+                format!("{SMALL}\n[[faults]]\nat = \"1s\"\nfault = {{ kind = \"kill\", region = \"wnam\" }}\n"),
+                "needs an external (compose) cluster",
+            ),
         ];
         for (text, expected) in cases {
             let error = Scenario::parse(&text).unwrap_err().to_string();
@@ -612,6 +673,17 @@ clock_offset = "-1.5s"
 "#;
         let s = Scenario::parse(text).unwrap();
         assert_eq!(s.target, Target::External);
+        assert_eq!(
+            s.compose,
+            Compose { project: "edgekv".into(), file: "deploy/docker-compose.yml".into() }
+        );
+        let kill = |region: &str| {
+            format!("{text}\n[[faults]]\nat = \"1s\"\nfor = \"2s\"\nfault = {{ kind = \"kill\", region = \"{region}\" }}\n")
+        };
+        let killed = Scenario::parse(&kill("wnam")).unwrap();
+        assert!(is_process_fault(&killed.faults[0].fault));
+        let err = Scenario::parse(&kill("mars")).unwrap_err().to_string();
+        assert!(err.contains("\"mars\" is not one of"), "{err}");
         assert_eq!(s.delays, None);
         assert_eq!(s.regions[0].url, "http://127.0.0.1:8787/client/v4");
         assert_eq!(s.regions[0].clock_offset_ms, -1500);

@@ -31,6 +31,9 @@ pub(crate) struct AdminState {
     pub(crate) registry: Arc<Registry>,
     pub(crate) store_metrics: StoreMetrics,
     pub(crate) peers: Vec<String>,
+    /// Names this process's apply log: positions restart from 1 when the node does, so a
+    /// reader that sees a new boot id must start over.
+    pub(crate) boot: String,
 }
 
 /// The admin and metrics routes.
@@ -191,6 +194,7 @@ async fn applies(
         .collect();
     Json(json!({
         "region": state.store.region().as_str(),
+        "boot": state.boot,
         "events": events,
         "next": page.next,
         "missed": page.missed,

@@ -22,7 +22,7 @@ use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
 use edgekv_lab::history::{Apply, FaultEvent, FinalRead, Function, History, Op, Outcome};
 use edgekv_lab::meta::{ClockStep, LinkMeta, RegionMeta, RunMeta};
-use edgekv_lab::scenario::{Scenario, Target};
+use edgekv_lab::scenario::{is_process_fault, Scenario, Target};
 use edgekv_lab::workload::{self, Generator, Planned, Scheduled};
 use edgekv_replication::{Fault, Faults};
 use serde_json::Value;
@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::client::{CallError, Client, Endpoint, Reply};
+use crate::chaos::{self, Process};
 use crate::config::Storage;
 use crate::{start_cluster, RegionConfig, RunningRegion};
 
@@ -94,11 +95,26 @@ struct Progress {
     /// Faults set and not yet removed: (admin endpoint, admin token, fault id), so that a run
     /// that fails or is interrupted does not leave a cluster partitioned.
     applied: parking_lot::Mutex<Vec<(Endpoint, String, u64)>>,
+    /// Process faults in force, with what ends them: a failed run must not leave a region
+    /// killed or frozen.
+    undo: parking_lot::Mutex<Vec<(chaos::Cluster, Process, String)>>,
 }
 
 impl Progress {
     /// Removes every fault this run set and did not remove (best effort: the run is failing).
     async fn remove_leftover_faults(&self) {
+        let undo = std::mem::take(&mut *self.undo.lock());
+        for (cluster, action, region) in undo {
+            let done = tokio::task::spawn_blocking(move || {
+                cluster.process(action, &region).map(|()| region)
+            })
+            .await;
+            if !matches!(done, Ok(Ok(_))) {
+                eprintln!(
+                    "lab: could not undo a process fault; check the containers with docker ps"
+                );
+            }
+        }
         let leftovers = std::mem::take(&mut *self.applied.lock());
         for (endpoint, token, id) in leftovers {
             let Ok(mut admin) = Client::new(endpoint, &token) else { continue };
@@ -117,7 +133,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("read scenario {}", args.scenario.display()))?;
     let scenario =
         Scenario::parse(&text).with_context(|| format!("scenario {}", args.scenario.display()))?;
-    for (i, spec) in scenario.faults.iter().enumerate() {
+    for (i, spec) in scenario.faults.iter().enumerate().filter(|(_, f)| !is_process_fault(&f.fault))
+    {
         let fault: Fault = serde_json::from_value(spec.fault.clone())
             .with_context(|| format!("faults[{i}].fault"))?;
         fault.validate().with_context(|| format!("faults[{i}].fault"))?;
@@ -573,6 +590,15 @@ async fn drive_faults(
         .iter()
         .map(|r| Client::new(r.admin.clone(), &r.admin_token).map(|c| (r.name.clone(), c)))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let docker = chaos::Cluster {
+        regions: regions
+            .iter()
+            .map(|r| (r.name.clone(), format!("http://{}{}", r.admin.authority, r.admin.prefix)))
+            .collect(),
+        admin_token: regions.first().map(|r| r.admin_token.clone()).unwrap_or_default(),
+        project: scenario.compose.project.clone(),
+        compose_file: scenario.compose.file.clone(),
+    };
     let endpoints: Vec<(Endpoint, String)> =
         targets.iter().map(|r| (r.admin.clone(), r.admin_token.clone())).collect();
     // (time from the start of the workload, is a start, schedule entry)
@@ -590,7 +616,14 @@ async fn drive_faults(
         tokio::time::sleep_until((begun + at).into()).await;
         let when = clock.now();
         let name = describe(&s.fault);
-        if is_start {
+        if is_process_fault(&s.fault) {
+            process_fault(&docker, &s.fault, is_start, progress).await?;
+            if is_start {
+                progress.faults.lock().insert(name.clone());
+            } else {
+                progress.faults.lock().remove(&name);
+            }
+        } else if is_start {
             for (slot, (region, admin)) in admins.iter_mut().enumerate() {
                 let body = Bytes::from(serde_json::to_vec(&s.fault)?);
                 let reply = admin
@@ -641,6 +674,38 @@ async fn drive_faults(
     Ok((events, clock_steps))
 }
 
+/// Starts or ends a process fault on a region's container. Docker is driven by blocking
+/// commands, so they run off the async workers.
+async fn process_fault(
+    docker: &chaos::Cluster,
+    fault: &Value,
+    is_start: bool,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let region = fault["region"].as_str().unwrap_or_default().to_owned();
+    let (action, undo) = match (fault["kind"].as_str().unwrap_or_default(), is_start) {
+        ("kill", true) => (Process::Kill, Some(Process::Start)),
+        ("stop", true) => (Process::Stop, Some(Process::Start)),
+        ("freeze", true) => (Process::Freeze, Some(Process::Unfreeze)),
+        ("wipe", true) => (Process::Wipe, None),
+        ("kill" | "stop", false) => (Process::Start, None),
+        ("freeze", false) => (Process::Unfreeze, None),
+        _ => return Ok(()),
+    };
+    let cluster = docker.clone();
+    let target = region.clone();
+    tokio::task::spawn_blocking(move || cluster.process(action, &target))
+        .await
+        .context("a docker command panicked")?
+        .with_context(|| format!("{action:?} {region}"))?;
+    let mut pending = progress.undo.lock();
+    match undo {
+        Some(undo) => pending.push((docker.clone(), undo, region)),
+        None => pending.retain(|(_, _, r)| *r != region),
+    }
+    Ok(())
+}
+
 /// A fault in a few words, for the progress line.
 fn describe(fault: &Value) -> String {
     let kind = fault["kind"].as_str().unwrap_or("fault");
@@ -652,6 +717,7 @@ fn describe(fault: &Value) -> String {
     match kind {
         "partition" => format!("partition {}|{}", side(&fault["a"]), side(&fault["b"])),
         "clock_offset" => format!("clock {} {}ms", side(&fault["region"]), fault["offset_ms"]),
+        "kill" | "stop" | "freeze" | "wipe" => format!("{kind} {}", side(&fault["region"])),
         _ => format!("{kind} {}->{}", side(&fault["from"]), side(&fault["to"])),
     }
 }
@@ -733,6 +799,7 @@ impl Poller {
     async fn run(mut self, stop: CancellationToken) -> Polled {
         let mut polled = Polled { index: self.index, events: Vec::new(), missed: false };
         let mut after = 0u64;
+        let mut boot: Option<String> = None;
         loop {
             // Drain everything there is, then wait.
             loop {
@@ -745,6 +812,14 @@ impl Poller {
                 }
                 let polled_at = self.clock.now();
                 let Ok(page) = serde_json::from_slice::<Value>(&reply.body) else { break };
+                // A restarted node numbers its log from 1 again.
+                let this_boot = page["boot"].as_str().map(str::to_owned);
+                if boot.is_some() && this_boot != boot {
+                    after = 0;
+                    boot = this_boot;
+                    continue;
+                }
+                boot = this_boot;
                 // Events before the first poll belong to earlier runs; a gap later is a loss.
                 polled.missed |= after > 0 && page["missed"].as_bool() == Some(true);
                 let events = page["events"].as_array().map_or(&[][..], Vec::as_slice);

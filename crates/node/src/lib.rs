@@ -146,6 +146,10 @@ pub fn start(
         store_metrics: admin::StoreMetrics::register(&registry, &store),
         registry: Arc::clone(&registry),
         peers: config.replication.peers.iter().map(|p| p.name.to_string()).collect(),
+        boot: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+            .to_string(),
     });
 
     let replication = {
