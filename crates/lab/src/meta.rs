@@ -39,8 +39,9 @@ pub struct RunMeta {
     /// Clock offsets in force, per region, as steps over time (static offsets at time 0).
     #[serde(default)]
     pub clock_offsets: Vec<ClockStep>,
-    /// Regions whose apply log dropped events before the lab read them: their visibility
-    /// figures are incomplete.
+    /// Regions whose apply events are incomplete: a log that dropped events before the lab
+    /// read them, a node without `--apply-log`, or a node that restarted (what it applied since
+    /// the last poll died with it). Their visibility and convergence figures are incomplete.
     #[serde(default)]
     pub applies_missed: Vec<String>,
 }

@@ -815,6 +815,8 @@ impl Poller {
                 // A restarted node numbers its log from 1 again.
                 let this_boot = page["boot"].as_str().map(str::to_owned);
                 if boot.is_some() && this_boot != boot {
+                    // What it applied between the last poll and its end is gone with it.
+                    polled.missed = true;
                     after = 0;
                     boot = this_boot;
                     continue;
