@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every EdgeKV test: the Rust unit, HTTP and black-box tests, then Cloudflare's official
-# Python SDK and schemathesis against a live node. Installs the Python packages it needs into a
-# virtualenv under the target directory; needs only the Rust toolchain and Python 3.11.
+# Runs every EdgeKV test: the Rust unit, HTTP and black-box tests, Cloudflare's official Python
+# SDK and schemathesis against a live node, then the chaos suite on the five-region compose
+# cluster (tests/chaos/run.sh). Installs the Python packages it needs into a virtualenv under
+# the target directory; needs the Rust toolchain, Python 3.11, and Docker with Compose (without
+# Docker the chaos suite is skipped with a warning, except in CI where it is required).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -21,3 +23,13 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 EDGEKV_BIN="$target/debug/edgekv" "$venv/bin/python" -m pytest tests/python -q
+
+echo "== Chaos suite (docker compose)"
+if docker info >/dev/null 2>&1 && { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null; }; then
+    tests/chaos/run.sh
+elif [ -n "${CI:-}" ]; then
+    echo "the chaos suite needs Docker with Compose" >&2
+    exit 1
+else
+    echo "warning: Docker with Compose not found: chaos suite skipped" >&2
+fi

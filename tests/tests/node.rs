@@ -258,6 +258,20 @@ fn two_node_processes_replicate_to_each_other() {
 }
 
 /// Waits until `condition` holds, polling, or panics after `timeout` naming `what`.
+#[test]
+fn probe_succeeds_on_a_healthy_node_and_fails_on_a_closed_port() {
+    let node = Edgekv::must_start(&["cluster", "--regions", "wnam", "--port", "0"], &[]);
+    let addr = node.region("wnam").addr.clone();
+    let (status, stderr) = must_run(&["probe", &format!("http://{addr}/healthz")], &[]);
+    assert!(status.success(), "{stderr}");
+    let (status, stderr) = must_run(&["probe", &format!("http://{addr}/no-such-page")], &[]);
+    assert_eq!(status.code(), Some(1), "a 404 is unhealthy: {stderr}");
+    drop(node);
+    let (status, stderr) = must_run(&["probe", &format!("http://{addr}/healthz")], &[]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("unhealthy"), "{stderr}");
+}
+
 fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + timeout;
     while !condition() {
