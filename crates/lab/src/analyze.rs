@@ -1104,9 +1104,17 @@ fn stale_reads(ix: &Index<'_>, faults: &FaultSet, bucket_ms: f64) -> StaleSummar
                 continue;
             };
             let read = get.version.as_deref();
+            // A not-found read carries no version, but the region's apply events say what it
+            // held: a tombstone at least as new as `newest` (a delete still in flight when the
+            // read began, say) makes "not found" fresh, not stale.
+            let held = ix.held.get(&(key, region)).and_then(|steps| {
+                let n = steps.partition_point(|(at, _)| *at <= get.complete);
+                n.checked_sub(1).and_then(|i| steps.get(i)).map(|(_, v)| *v)
+            });
             let stale = match read {
                 Some(v) => v < newest.version,
                 None if newest.op.f == Function::Delete => false,
+                None if held.is_some_and(|h| h >= newest.version) => false,
                 None if may_have_expired(newest.op, get.wall_ms) => {
                     unjudged += 1;
                     continue;

@@ -286,6 +286,24 @@ fn not_found_after_a_delete_is_fresh() {
     assert_eq!((s.stale.reads, s.stale.stale), (1, 0));
 }
 
+#[test]
+fn not_found_is_fresh_when_the_region_held_a_newer_delete() {
+    let mut b = Builder::default();
+    b.put("wnam", "k", 1, 0); // acknowledged at 5 ms
+                              // A delete from enam is invoked at 40 ms and applied in wnam at 45 ms, but acknowledged
+                              // only at 60 ms: a read in wnam at 50 ms finds nothing, which is newer than the put.
+    let delete = b.put("enam", "k", 2, 40);
+    b.history.ops[delete as usize].f = Function::Delete;
+    b.history.ops[delete as usize].value = None;
+    b.history.ops[delete as usize].complete = 60 * MS;
+    b.apply("wnam", "k", &version(2, "enam"), 45);
+    b.get("wnam", "k", None, 50);
+    // Without the apply, the same read is stale: nothing says wnam had the delete.
+    b.get("weur", "k", None, 50);
+    let s = b.summarize(&meta("100ms"));
+    assert_eq!((s.stale.reads, s.stale.stale), (2, 1));
+}
+
 /// wnam and enam write `k` at about the same time; wnam writes again after seeing enam's.
 fn concurrent_pair() -> (Builder, u64, u64, u64) {
     let mut b = Builder::default();
