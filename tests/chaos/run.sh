@@ -45,6 +45,22 @@ for scenario in tests/chaos/scenarios/*.toml; do
     "$edgekv" chaos heal >/dev/null
 done
 
+echo "== edgekv chaos on the command line" >&2
+chaos_cli=0
+{
+    "$edgekv" chaos isolate wnam | grep -q '"kind":"partition"' &&
+    [ "$("$edgekv" chaos status | grep -c '"kind":"partition"')" = 5 ] &&
+    "$edgekv" chaos one-way enam apac | grep -q 'in force' &&
+    "$edgekv" chaos heal | grep -q 'healed: 10 faults removed' &&
+    [ "$("$edgekv" chaos status | grep -c '{"faults":\[\]}')" = 5 ] &&
+    "$edgekv" chaos freeze apac && [ "$(docker inspect -f '{{.State.Paused}}' "$(deploy/compose.sh ps -q apac)")" = true ] &&
+    "$edgekv" chaos unfreeze apac &&
+    ! "$edgekv" chaos kill mars 2>/dev/null
+} >"$out/chaos-cli.log" 2>&1 || chaos_cli=1
+[ "$chaos_cli" = 0 ] && echo "chaos commands: ok" >&2 || { echo "chaos commands: FAILED" >&2; cat "$out/chaos-cli.log" >&2; }
+"$edgekv" chaos heal >/dev/null 2>&1 || true
+"$edgekv" chaos unfreeze apac >/dev/null 2>&1 || true
+
 echo "== Python SDK against wnam" >&2
 venv="$target/test-venv"
 if [ ! -x "$venv/bin/python" ]; then
@@ -56,9 +72,9 @@ EDGEKV_TEST_URL=http://127.0.0.1:8787/client/v4 EDGEKV_TEST_TOKEN=edgekv-dev-tok
     "$venv/bin/python" -m pytest tests/python/test_sdk.py -q >"$out/sdk.log" 2>&1 || sdk=$?
 tail -n 3 "$out/sdk.log" >&2
 
-python3 - "$out" "$sdk" <<'PY'
+python3 - "$out" "$sdk" "$chaos_cli" <<'PY'
 import json, pathlib, sys
-out, sdk = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+out, sdk, cli = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rows = [("scenario", "operations", "faults", "convergence", "verdict")]
 for run in sorted(p for p in out.iterdir() if p.is_dir()):
     try:
@@ -73,9 +89,10 @@ for run in sorted(p for p in out.iterdir() if p.is_dir()):
     unmeasured = "unmeasured (apply log restarted)" if s["run"]["applies_missed"] else "never"
     conv = "-" if not heals else ", ".join(unmeasured if c is None else f"{c / 1000:.1f} s" for c in heals)
     rows.append((run.name, str(ops), str(len({f.get("id") for f in s["faults"]})), conv, s["check"]["validity"]))
+rows.append(("edgekv chaos commands", "-", "-", "-", "passed" if cli == 0 else "FAILED"))
 rows.append(("python sdk (wnam)", "-", "-", "-", "passed" if sdk == 0 else "FAILED"))
 widths = [max(len(r[i]) for r in rows) for i in range(5)]
 for r in rows:
     print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
 PY
-[ "$failed" = 0 ] && [ "$sdk" = 0 ]
+[ "$failed" = 0 ] && [ "$sdk" = 0 ] && [ "$chaos_cli" = 0 ]

@@ -583,7 +583,10 @@ impl SpaceTime {
             let Some(y) = ts.pos(t) else { continue };
             let x = lane_x(lane);
             circle(out, (x, y), 4.0, &format!(r#" fill="{}""#, colour(lane)));
-            text(out, (x + 7.0, y + 4.0), &format!(r#" font-size="11"{HALO}"#), label);
+            // Labels run away from the nearer edge, so the last lane's stay inside the frame.
+            let (dx, anchor) =
+                if lane + 1 == n && n > 1 { (-7.0, r#" text-anchor="end""#) } else { (7.0, "") };
+            text(out, (x + dx, y + 4.0), &format!(r#" font-size="11"{anchor}{HALO}"#), label);
         }
         plot.finish()
     }
