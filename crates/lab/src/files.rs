@@ -53,12 +53,17 @@ pub fn read_history(dir: &Path) -> Result<History, FilesError> {
 
 /// Checks the run in `dir` and writes `check.json` and `history.edn` beside its history.
 pub fn check_dir(dir: &Path) -> Result<CheckReport, FilesError> {
-    let history = read_history(dir)?;
-    let report = check(&history);
+    write_check(dir, &read_history(dir)?)
+}
+
+/// Checks `history` and writes `check.json` and `history.edn` into `dir` (`lab run` has the
+/// history in memory and need not read back what it just wrote).
+pub fn write_check(dir: &Path, history: &History) -> Result<CheckReport, FilesError> {
+    let report = check(history);
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| FilesError::Io { path: dir.join(CHECK), error: std::io::Error::other(e) })?;
     write(&dir.join(CHECK), &json)?;
-    write(&dir.join(EDN), crate::edn::to_edn(&history).as_bytes())?;
+    write(&dir.join(EDN), crate::edn::to_edn(history).as_bytes())?;
     Ok(report)
 }
 
@@ -82,7 +87,19 @@ pub fn report_dir(dir: &Path) -> Result<Summary, FilesError> {
             .map_err(|e| notes.push(format!("{CHECK} does not parse ({e}): the checker ran again")))
             .ok()
     });
-    let mut summary = crate::analyze::summarize(&history, meta.as_ref(), verdict);
+    write_report(dir, &history, meta.as_ref(), verdict, notes)
+}
+
+/// Measures `history` and writes `summary.json` and `report.html` into `dir`, with `notes` on
+/// what could not be used.
+pub fn write_report(
+    dir: &Path,
+    history: &History,
+    meta: Option<&RunMeta>,
+    verdict: Option<CheckSummary>,
+    notes: Vec<String>,
+) -> Result<Summary, FilesError> {
+    let mut summary = crate::analyze::summarize(history, meta, verdict);
     summary.notes.extend(notes);
     let json = serde_json::to_vec(&summary)
         .map_err(|e| FilesError::Io { path: dir.join(SUMMARY), error: std::io::Error::other(e) })?;

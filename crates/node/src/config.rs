@@ -143,8 +143,17 @@ impl std::fmt::Display for Storage {
 
 impl RegionConfig {
     /// A config for tests: loopback, port 0, development tokens, no peers, no delay.
+    ///
+    /// # Panics
+    /// If `region` is not a valid region name; tests name their regions with literals.
     pub fn for_test(region: &str) -> Self {
-        let region: RegionId = region.parse().expect("test region names are valid");
+        Self::loopback(region.parse().expect("test region names are valid"))
+    }
+
+    /// A region on loopback with system-chosen ports, the development tokens, no peers and no
+    /// delay: the lab's in-process clusters and tests start from it.
+    pub fn loopback(region: RegionId) -> Self {
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut replication = edgekv_replication::ReplicationConfig::new(
             region,
             Vec::new(),
@@ -154,8 +163,8 @@ impl RegionConfig {
         replication.max_backoff = Duration::from_millis(500);
         RegionConfig {
             region,
-            listen: "127.0.0.1:0".parse().expect("a valid address"),
-            grpc_listen: "127.0.0.1:0".parse().expect("a valid address"),
+            listen: any_port,
+            grpc_listen: any_port,
             api_tokens: vec![edgekv_api::DEV_TOKEN.to_owned()],
             admin_tokens: vec![DEV_ADMIN_TOKEN.to_owned()],
             tombstone_grace: Duration::from_secs(60),

@@ -23,6 +23,7 @@ use axum::http::{Method, StatusCode};
 use edgekv_lab::history::{Apply, FaultEvent, FinalRead, Function, History, Op, Outcome};
 use edgekv_lab::meta::{ClockStep, LinkMeta, RegionMeta, RunMeta};
 use edgekv_lab::scenario::{is_process_fault, Scenario, Target};
+use edgekv_lab::summary::CheckSummary;
 use edgekv_lab::workload::{self, Generator, Planned, Scheduled};
 use edgekv_replication::{Fault, Faults};
 use serde_json::Value;
@@ -230,7 +231,8 @@ async fn start_in_process(
 ) -> anyhow::Result<Vec<RunningRegion>> {
     let mut configs = Vec::new();
     for spec in &scenario.regions {
-        let mut config = RegionConfig::for_test(&spec.name);
+        let region = spec.name.parse().with_context(|| format!("region {:?}", spec.name))?;
+        let mut config = RegionConfig::loopback(region);
         config.replication.delays = scenario.delays.clone().unwrap_or_default();
         config.replication.seed = seed;
         config.replication.anti_entropy_interval = scenario.anti_entropy;
@@ -371,8 +373,11 @@ async fn drive(
         applies_missed: missed,
     };
     write_run(out, &history, &meta)?;
-    let report = edgekv_lab::files::check_dir(out).context("check the history")?;
-    let summary = edgekv_lab::files::report_dir(out).context("write the report")?;
+    let report = edgekv_lab::files::write_check(out, &history).context("check the history")?;
+    let verdict = CheckSummary::from_report(&report, edgekv_lab::files::CHECK);
+    let summary =
+        edgekv_lab::files::write_report(out, &history, Some(&meta), Some(verdict), vec![])
+            .context("write the report")?;
     print_outcome(out, &history, &report, &summary);
     Ok(report.validity.exit_code())
 }
