@@ -1,0 +1,103 @@
+//! Purging: expired entries become tombstones, old tombstones are forgotten.
+
+use std::sync::Arc;
+
+use edgekv_core::digest::item_hash;
+use edgekv_core::Entry;
+
+use super::*;
+use crate::expiry::{Due, PurgeKind};
+use crate::NamespaceId;
+
+impl Store {
+    /// Turns expired entries into tombstones and forgets tombstones past their grace period
+    /// whose delete has reached every region. Does at most `max` items per call so that a
+    /// caller can yield between batches.
+    pub fn purge(&self, max: usize) -> PurgeStats {
+        let now = self.now_ms();
+        let due = self.purge_queue.lock().pop_due(now, max);
+        let mut stats = PurgeStats::default();
+        let mut follow_ups = Vec::new();
+        for item in due {
+            let Some(ns) = self.namespaces.get(&item.namespace).map(|ns| Arc::clone(&ns)) else {
+                continue;
+            };
+            let account = ns.record.read().account.clone();
+            let mut keys = ns.keys.write();
+            let Some(slot) = keys.get_mut(&item.key) else { continue };
+            if slot.version != item.version {
+                continue; // Rewritten since it was queued; the newer write has its own item.
+            }
+            match item.kind {
+                PurgeKind::Expire => {
+                    // Keep the version: an older write of this key arriving later must still
+                    // lose to it.
+                    let tombstone = Entry::tombstone(item.version);
+                    let committed = self.commit_with(|disk, batch| {
+                        disk.put_entry(batch, &item.namespace, &item.key, &tombstone)
+                    });
+                    if let Err(error) = committed {
+                        tracing::warn!(%error, "expiry not stored; retried later");
+                        follow_ups.push(Due { at_ms: now.saturating_add(1000), ..item });
+                        continue;
+                    }
+                    if slot.digested {
+                        let hash = item_hash(
+                            account.as_str(),
+                            item.namespace.as_str(),
+                            Some(&item.key),
+                            slot.version,
+                        );
+                        self.digest.lock().tree.remove(slot.leaf, hash);
+                    }
+                    *slot = Slot {
+                        expiration: None,
+                        metadata: None,
+                        value: Value::Tombstone,
+                        digested: false,
+                        ..slot.clone()
+                    };
+                    let grace_ms = self.config.tombstone_grace.as_millis() as u64;
+                    follow_ups.push(Due {
+                        at_ms: item.at_ms.saturating_add(grace_ms),
+                        kind: PurgeKind::Collect,
+                        ..item
+                    });
+                    stats.expired += 1;
+                }
+                PurgeKind::Collect if self.watermarks.read().covers(item.version) => {
+                    let committed = self.commit_with(|disk, batch| {
+                        disk.remove_entry(batch, &item.namespace, &item.key)
+                    });
+                    if let Err(error) = committed {
+                        tracing::warn!(%error, "tombstone collection not stored; retried later");
+                        follow_ups.push(Due { at_ms: now.saturating_add(1000), ..item });
+                        continue;
+                    }
+                    keys.remove(&item.key);
+                    stats.collected += 1;
+                }
+                PurgeKind::Collect => {
+                    // Some region may not have the delete yet: forgetting it now could let an
+                    // older value come back from there. Try again later.
+                    let wait =
+                        COLLECT_RETRY.min(self.config.tombstone_grace).max(MIN_COLLECT_RETRY);
+                    let retry = now.saturating_add(wait.as_millis() as u64);
+                    follow_ups.push(Due { at_ms: retry, ..item });
+                }
+            }
+        }
+        self.finish(Effects { purges: follow_ups, maturing: Vec::new() });
+        stats
+    }
+
+    /// How many purges are scheduled (a gauge for tests and metrics).
+    pub fn pending_purges(&self) -> usize {
+        self.purge_queue.lock().len()
+    }
+
+    /// Whether `key` has any state at all, live or tombstone (for tests of purging).
+    pub fn has_state(&self, namespace: &NamespaceId, key: &str) -> bool {
+        self.namespaces.get(namespace).is_some_and(|ns| ns.keys.read().contains_key(key))
+    }
+}

@@ -1,0 +1,95 @@
+//! What replication reads and records: the outbox, delivery positions, watermarks, and the
+//! current state of an item for repair.
+
+use std::sync::Arc;
+
+use edgekv_core::{RegionId, Timestamp};
+
+use super::*;
+use crate::{ItemId, ReplicatedWrite};
+
+impl Store {
+    /// Up to `max` of this region's writes with timestamps after `after`, in timestamp order.
+    pub fn outbox_after(&self, after: Timestamp, max: usize) -> Vec<ReplicatedWrite> {
+        match &self.disk {
+            None => self.outbox.lock().after(after, max),
+            Some(disk) => disk.outbox_after(after, max).unwrap_or_else(|error| {
+                tracing::error!(%error, "cannot read the outbox");
+                Vec::new()
+            }),
+        }
+    }
+
+    /// Drops outbox entries at or below `through`: every peer has them.
+    pub fn compact_outbox(&self, through: Timestamp) {
+        match &self.disk {
+            None => self.outbox.lock().compact_through(through),
+            Some(disk) => {
+                if let Err(error) = disk.compact_outbox(through) {
+                    tracing::warn!(%error, "outbox compaction failed; retried next time");
+                }
+            }
+        }
+    }
+
+    /// How many writes the outbox holds (in the durable store, the engine's estimate).
+    pub fn outbox_len(&self) -> usize {
+        match &self.disk {
+            None => self.outbox.lock().len(),
+            Some(disk) => disk.outbox_len(),
+        }
+    }
+
+    /// Where delivery to `peer` resumes: every write of this region at or below it is there.
+    /// Zero for a peer never delivered to (or for the in-memory store after a restart).
+    pub fn delivery_position(&self, peer: &str) -> Timestamp {
+        self.positions.lock().get(peer).copied().unwrap_or_default()
+    }
+
+    /// Records `peer`'s delivery position (persisted in the durable store, not waited for).
+    pub fn save_delivery_position(&self, peer: &str, through: Timestamp) {
+        let mut positions = self.positions.lock();
+        let known = positions.entry(peer.to_owned()).or_default();
+        if *known == through {
+            return;
+        }
+        *known = through;
+        if let Some(disk) = &self.disk {
+            if let Err(error) = disk.save_position(peer, through) {
+                tracing::warn!(%error, peer, "delivery position not stored");
+            }
+        }
+    }
+
+    /// Records that every write of `origin` at or below `through` has reached every region,
+    /// which lets tombstones from `origin` up to there be collected after their grace period.
+    pub fn raise_watermark(&self, origin: RegionId, through: Timestamp) {
+        self.watermarks.write().raise(origin, through);
+    }
+
+    /// The current state of an item as a replicated write, tombstones included, or `None`.
+    pub fn current(&self, item: &ItemId) -> Option<ReplicatedWrite> {
+        let ns = self.namespaces.get(&item.namespace).map(|ns| Arc::clone(&ns))?;
+        let record = ns.record.read().clone();
+        if record.account != item.account {
+            return None;
+        }
+        match &item.key {
+            None => (!is_placeholder(&record)).then_some(ReplicatedWrite::Namespace(record)),
+            Some(key) => {
+                let keys = ns.keys.read();
+                let slot = keys.get(key.as_str())?;
+                let entry = self
+                    .load(&record.id, key, slot)
+                    .inspect_err(|error| tracing::warn!(%error, "cannot read an item to repair"))
+                    .ok()?;
+                Some(ReplicatedWrite::Key {
+                    account: record.account,
+                    namespace: record.id,
+                    key: key.clone(),
+                    entry,
+                })
+            }
+        }
+    }
+}
