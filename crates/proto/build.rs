@@ -8,6 +8,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = "../../proto";
     let file = "../../proto/edgekv/replication/v1/replication.proto";
     println!("cargo:rerun-if-changed={file}");
-    tonic_prost_build::configure().bytes(".").compile_protos(&[file], &[proto_dir])?;
+    tonic_prost_build::configure()
+        .bytes(".")
+        // prost's codec but for a request that does not decode: see src/codec.rs.
+        .codec_path("crate::codec::ReplicationCodec")
+        .compile_protos(&[file], &[proto_dir])?;
     Ok(())
 }

@@ -59,14 +59,29 @@ pub(crate) struct ValueBody {
     pub(crate) metadata: Option<String>,
 }
 
-/// The multipart boundary if the request is `multipart/form-data`.
-pub(crate) fn multipart_boundary(headers: &HeaderMap) -> Option<String> {
-    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let mime = content_type.split(';').next()?.trim();
-    if !mime.eq_ignore_ascii_case("multipart/form-data") {
-        return None;
+/// The boundary of a `multipart/form-data` body, or `None` for any other content type, whose
+/// body is the value itself. A form whose boundary is missing, empty or not ASCII cannot be split
+/// into its parts; it is refused, because storing it verbatim would acknowledge a value the
+/// client never meant to write.
+pub(crate) fn multipart_boundary(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else { return Ok(None) };
+    // Compared as bytes: a header that is not ASCII must still be recognized as a form.
+    let mime = content_type.as_bytes().split(|b| *b == b';').next().unwrap_or_default();
+    if !mime.trim_ascii().eq_ignore_ascii_case(b"multipart/form-data") {
+        return Ok(None);
     }
-    multer::parse_boundary(content_type).ok()
+    let text = content_type
+        .to_str()
+        .map_err(|_| malformed("the Content-Type header and its boundary must be ASCII"))?;
+    match multer::parse_boundary(text) {
+        Ok(boundary) if !boundary.is_empty() => Ok(Some(boundary)),
+        Ok(_) => Err(malformed("the boundary is empty")),
+        Err(err) => Err(malformed(&err.to_string())),
+    }
+}
+
+fn malformed(why: &str) -> ApiError {
+    ApiError::BadRequest(format!("malformed multipart body: {why}"))
 }
 
 /// Reads a value write. A `multipart/form-data` body carries a `value` part (a file or a text
@@ -76,7 +91,7 @@ pub(crate) async fn read_value_body(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<ValueBody, ApiError> {
-    let Some(boundary) = multipart_boundary(headers) else {
+    let Some(boundary) = multipart_boundary(headers)? else {
         let value = read_limited(headers, body, MAX_VALUE_BYTES, value_too_large).await?;
         return Ok(ValueBody { value, metadata: None });
     };
@@ -86,38 +101,68 @@ pub(crate) async fn read_value_body(
     }
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().whole_stream(whole_limit as u64));
-    let mut form =
-        multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    read_form(multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints))
+        .await
+}
+
+/// The `value` and `metadata` parts of a form; other parts are skipped unread. A second `value`
+/// or `metadata` part is refused: keeping either one would silently drop the other.
+async fn read_form(mut form: multer::Multipart<'static>) -> Result<ValueBody, ApiError> {
     let mut value = None;
     let mut metadata = None;
-    while let Some(mut field) = form.next_field().await.map_err(multipart_error)? {
-        let limit = match field.name() {
-            Some("value") => MAX_VALUE_BYTES,
-            Some("metadata") => MAX_METADATA_PART_BYTES,
-            _ => continue, // Unknown parts are skipped unread.
-        };
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-            if buf.len() + chunk.len() > limit {
-                return Err(match field.name() {
-                    Some("value") => value_too_large(buf.len() + chunk.len()),
-                    _ => ApiError::Validation(edgekv_core::ValidationError::MetadataTooLarge(
-                        buf.len() + chunk.len(),
-                    )),
-                });
-            }
-            buf.extend_from_slice(&chunk);
-        }
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         match field.name() {
-            Some("value") => value = Some(buf.freeze()),
-            // The Python SDK sends `metadata=None` as an empty part: no metadata.
-            _ if buf.iter().all(u8::is_ascii_whitespace) => metadata = None,
-            _ => metadata = canonical_metadata(&buf)?,
+            Some("value") => {
+                only_once(value.is_some(), "value")?;
+                value = Some(read_part(field, MAX_VALUE_BYTES, value_too_large).await?);
+            }
+            Some("metadata") => {
+                only_once(metadata.is_some(), "metadata")?;
+                let raw = read_part(field, MAX_METADATA_PART_BYTES, metadata_too_large).await?;
+                metadata = Some(metadata_part(&raw)?);
+            }
+            _ => {}
         }
     }
     let value = value
         .ok_or_else(|| ApiError::BadRequest("the multipart form has no 'value' part".into()))?;
-    Ok(ValueBody { value, metadata })
+    Ok(ValueBody { value, metadata: metadata.flatten() })
+}
+
+fn only_once(seen: bool, name: &str) -> Result<(), ApiError> {
+    if seen {
+        return Err(malformed(&format!("the form has more than one '{name}' part")));
+    }
+    Ok(())
+}
+
+/// Reads one part of at most `limit` bytes.
+async fn read_part(
+    mut field: multer::Field<'static>,
+    limit: usize,
+    too_large: fn(usize) -> ApiError,
+) -> Result<Bytes, ApiError> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large(buf.len() + chunk.len()));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+fn metadata_too_large(len: usize) -> ApiError {
+    ApiError::Validation(edgekv_core::ValidationError::MetadataTooLarge(len))
+}
+
+/// The metadata a `metadata` part holds, compact. The Python SDK sends `metadata=None` as an
+/// empty part: no metadata.
+fn metadata_part(raw: &[u8]) -> Result<Option<String>, ApiError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    Ok(canonical_metadata(raw)?)
 }
 
 fn multipart_error(err: multer::Error) -> ApiError {
@@ -126,6 +171,40 @@ fn multipart_error(err: multer::Error) -> ApiError {
             value_too_large(MAX_VALUE_BYTES + 1)
         }
         multer::Error::StreamReadFailed(err) => ApiError::BodyRead(err.to_string()),
-        other => ApiError::BadRequest(format!("malformed multipart body: {other}")),
+        other => malformed(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn boundary_of(content_type: &[u8]) -> Result<Option<String>, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_bytes(content_type).unwrap());
+        multipart_boundary(&headers)
+    }
+
+    #[test]
+    fn only_a_form_has_a_boundary_and_a_form_must_have_a_usable_one() {
+        assert_eq!(multipart_boundary(&HeaderMap::new()), Ok(None));
+        assert_eq!(boundary_of(b"application/octet-stream"), Ok(None));
+        assert_eq!(boundary_of(b"text/plain; boundary=x"), Ok(None));
+        assert_eq!(boundary_of(b"text/plain; charset=\xff"), Ok(None));
+        assert_eq!(boundary_of(b"multipart/form-data; boundary=ab-1"), Ok(Some("ab-1".into())));
+        assert_eq!(boundary_of(b"Multipart/Form-Data; boundary=\"a b\""), Ok(Some("a b".into())));
+        for bad in [
+            &b"multipart/form-data"[..],
+            b"multipart/form-data;",
+            b"multipart/form-data; boundary=",
+            b"multipart/form-data; boundary=\"\"",
+            b"multipart/form-data; boundary=\xc3\xa9",
+        ] {
+            let err = boundary_of(bad).unwrap_err();
+            assert_eq!((err.status().as_u16(), err.cf_code()), (400, 10001), "{bad:?}");
+            assert!(err.to_string().starts_with("malformed multipart body: "), "{err}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::Router;
 use bytes::Bytes;
 use edgekv_api::{app, ApiMetrics, AppState, Auth};
@@ -523,6 +523,75 @@ async fn metadata_of_1024_bytes_is_stored_and_1025_is_refused() {
     assert_eq!(&api.get(&format!("{ns}/values/k")).await.body[..], b"v");
 }
 
+/// A `multipart/form-data` body whose boundary cannot be used is refused as malformed, not
+/// stored verbatim as if it were the value.
+#[tokio::test]
+async fn a_form_without_a_usable_boundary_is_refused_and_not_stored() {
+    let api = api();
+    let ns = api.namespace().await;
+    let (_, body) = multipart(&[("value", None, "text/plain", b"v")]);
+    let content_types: [&[u8]; 6] = [
+        b"multipart/form-data",
+        b"Multipart/Form-Data; charset=utf-8",
+        b"multipart/form-data; boundary=",
+        b"multipart/form-data; boundary=\"\"",
+        b"multipart/form-data; boundary=\xc3\xa9t\xc3\xa9",
+        b"multipart/form-data; boundary=edgekv-test-boundary\xff",
+    ];
+    for content_type in content_types {
+        let request = Request::put(format!("{ns}/values/k"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", HeaderValue::from_bytes(content_type).unwrap())
+            .body(Body::from(body.clone()))
+            .unwrap();
+        let msg = api.call(request).await.must_fail(400, 10001);
+        let shown = String::from_utf8_lossy(content_type);
+        assert!(msg.starts_with("malformed multipart body"), "{shown}: {msg}");
+        api.get(&format!("{ns}/values/k")).await.must_fail(404, 10009);
+    }
+    // Any other content type is still the value itself, verbatim.
+    let request = Request::put(format!("{ns}/values/k"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "multipart/mixed")
+        .body(Body::from("raw"))
+        .unwrap();
+    api.call(request).await.must_succeed();
+    assert_eq!(&api.get(&format!("{ns}/values/k")).await.body[..], b"raw");
+}
+
+/// A second `value` or `metadata` part would silently replace the first: refused, and the key
+/// keeps what it held.
+#[tokio::test]
+async fn a_form_with_two_value_or_metadata_parts_is_refused() {
+    let api = api();
+    let ns = api.namespace().await;
+    let form = multipart(&[
+        ("value", None, "text/plain", b"old"),
+        ("metadata", None, "application/json", br#"{"v":1}"#),
+    ]);
+    api.put_form(&format!("{ns}/values/k"), form).await.must_succeed();
+    let forms = [
+        multipart(&[("value", None, "text/plain", b"a"), ("value", Some("f"), "text/plain", b"b")]),
+        multipart(&[
+            ("value", None, "text/plain", b"new"),
+            ("metadata", None, "application/json", br#"{"v":2}"#),
+            ("metadata", None, "application/json", br#"{"v":3}"#),
+        ]),
+        // An empty metadata part is no metadata, but still a part.
+        multipart(&[
+            ("metadata", None, "text/plain", b""),
+            ("value", None, "text/plain", b"new"),
+            ("metadata", None, "application/json", br#"{"v":4}"#),
+        ]),
+    ];
+    for form in forms {
+        let msg = api.put_form(&format!("{ns}/values/k"), form).await.must_fail(400, 10001);
+        assert!(msg.contains("more than one"), "{msg}");
+    }
+    assert_eq!(&api.get(&format!("{ns}/values/k")).await.body[..], b"old");
+    assert_eq!(api.get(&format!("{ns}/metadata/k")).await.must_succeed(), json!({ "v": 1 }));
+}
+
 #[tokio::test]
 async fn expiration_limits_and_ttl_precedence() {
     let api = api();
@@ -547,6 +616,50 @@ async fn expiration_limits_and_ttl_precedence() {
     // Both given: the TTL wins, even when the absolute time alone would be refused.
     put(format!("expiration={}&expiration_ttl=120", NOW_SECS - 5)).await.must_succeed();
     assert_eq!(api.get(&format!("{ns}/values/k")).await.header("expiration"), Some("1700000120"));
+}
+
+/// Expirations are JSON numbers: the latest one a JavaScript client reads back exactly,
+/// 2^53 - 1, is accepted, and one past it refused, from the query and in a bulk item alike.
+#[tokio::test]
+async fn expiration_is_at_most_2_pow_53_minus_1() {
+    let api = api();
+    let ns = api.namespace().await;
+    let max: u64 = (1 << 53) - 1;
+    api.put(&format!("{ns}/values/max?expiration={max}"), "v").await.must_succeed();
+    let listed = api.get(&format!("{ns}/keys")).await.must_succeed();
+    assert_eq!(listed, json!([{ "name": "max", "expiration": max }]));
+    for query in [
+        format!("expiration={}", max + 1),
+        "expiration=18446744073709551615".to_owned(),
+        format!("expiration_ttl={}", max - NOW_SECS + 1),
+        "expiration_ttl=18446744073709551615".to_owned(),
+    ] {
+        let msg = api.put(&format!("{ns}/values/past?{query}"), "v").await.must_fail(400, 10001);
+        assert!(msg.contains("9007199254740991"), "{query}: {msg}");
+    }
+    api.put(&format!("{ns}/values/ttl?expiration_ttl={}", max - NOW_SECS), "v")
+        .await
+        .must_succeed();
+    assert_eq!(
+        api.get(&format!("{ns}/values/ttl")).await.header("expiration"),
+        Some("9007199254740991")
+    );
+
+    for bad in [
+        json!({ "key": "b", "value": "v", "expiration": max + 1 }),
+        json!({ "key": "b", "value": "v", "expiration": u64::MAX }),
+        json!({ "key": "b", "value": "v", "expiration_ttl": u64::MAX }),
+    ] {
+        let body = json!([{ "key": "good", "value": "v" }, bad]);
+        let msg = api.put(&format!("{ns}/bulk"), body.to_string()).await.must_fail(400, 10001);
+        assert!(msg.contains("9007199254740991") && msg.contains("\"b\""), "{msg}");
+    }
+    let body = json!([{ "key": "b", "value": "v", "expiration": max }]);
+    api.put(&format!("{ns}/bulk"), body.to_string()).await.must_succeed();
+    let listed = api.get(&format!("{ns}/keys")).await.must_succeed();
+    let names: Vec<&str> =
+        listed.as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["b", "max", "ttl"], "nothing of a refused request was stored");
 }
 
 #[tokio::test]

@@ -25,6 +25,10 @@ pub const MAX_LIST_LIMIT: usize = 1000;
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
 /// Smallest TTL, and smallest distance into the future of an absolute expiration, in seconds.
 pub const MIN_EXPIRATION_TTL_SECS: u64 = 60;
+/// Latest absolute expiry, in epoch seconds: 2^53 - 1, JavaScript's `Number.MAX_SAFE_INTEGER`.
+/// Expirations are returned as JSON numbers; above this one a JavaScript client (the official
+/// TypeScript SDK among them) would read back a different number than the one stored.
+pub const MAX_EXPIRATION_SECS: u64 = (1 << 53) - 1;
 /// Longest namespace title, in characters.
 pub const MAX_TITLE_CHARS: usize = 512;
 /// Most live namespaces in one account.

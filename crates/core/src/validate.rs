@@ -2,7 +2,8 @@
 //! namespace titles. Messages are Workers KV's own where Cloudflare documents them.
 
 use crate::limits::{
-    MAX_LIST_LIMIT, MAX_METADATA_BYTES, MAX_TITLE_CHARS, MIN_EXPIRATION_TTL_SECS, MIN_LIST_LIMIT,
+    MAX_EXPIRATION_SECS, MAX_LIST_LIMIT, MAX_METADATA_BYTES, MAX_TITLE_CHARS,
+    MIN_EXPIRATION_TTL_SECS, MIN_LIST_LIMIT,
 };
 
 /// Why a write or a listing request was refused. `crates/api` maps each variant to an HTTP status
@@ -15,6 +16,9 @@ pub enum ValidationError {
     /// `expiration_ttl` is below 60 s.
     #[error("Invalid expiration_ttl of {0}. Expiration TTL must be at least 60.")]
     TtlTooShort(String),
+    /// `expiration_ttl` puts the expiry past [`MAX_EXPIRATION_SECS`].
+    #[error("Invalid expiration_ttl of {0}. Expiration TTL must not put the expiration later than {MAX_EXPIRATION_SECS} seconds since the UNIX epoch.")]
+    TtlTooLong(String),
     /// `expiration` is not an integer or is not in the future.
     #[error("Invalid expiration of {0}. Please specify integer greater than the current number of seconds since the UNIX epoch.")]
     ExpirationNotFuture(String),
@@ -23,6 +27,9 @@ pub enum ValidationError {
         "Invalid expiration of {0}. Expiration times must be at least 60 seconds in the future."
     )]
     ExpirationTooSoon(String),
+    /// `expiration` is past [`MAX_EXPIRATION_SECS`], where JSON clients lose precision.
+    #[error("Invalid expiration of {0}. Expiration times must be at most {MAX_EXPIRATION_SECS} seconds since the UNIX epoch.")]
+    ExpirationTooLate(String),
     /// Metadata is not JSON.
     #[error("Metadata is not valid JSON: {0}")]
     MetadataNotJson(String),
@@ -42,7 +49,8 @@ pub enum ValidationError {
 
 /// Turns the `expiration` and `expiration_ttl` of a write into an absolute expiry in epoch
 /// seconds, or `None` when neither is given. A TTL wins over an absolute time when both are
-/// present, as on Workers KV; either must put the expiry at least 60 s ahead of `now_ms`.
+/// present, as on Workers KV; either must put the expiry at least 60 s ahead of `now_ms`, and
+/// no later than [`MAX_EXPIRATION_SECS`] so that every client reads back the number stored.
 pub fn resolve_expiration(
     expiration: Option<&str>,
     expiration_ttl: Option<&str>,
@@ -56,14 +64,21 @@ pub fn resolve_expiration(
         if ttl < MIN_EXPIRATION_TTL_SECS {
             return Err(ValidationError::TtlTooShort(raw.to_owned()));
         }
-        return Ok(Some(now_secs.saturating_add(ttl)));
+        let at = now_secs.saturating_add(ttl);
+        if at > MAX_EXPIRATION_SECS {
+            return Err(ValidationError::TtlTooLong(raw.to_owned()));
+        }
+        return Ok(Some(at));
     }
     let Some(raw) = expiration else { return Ok(None) };
     let at = parse_whole_number(raw)
         .filter(|at| *at > now_secs)
         .ok_or_else(|| ValidationError::ExpirationNotFuture(raw.to_owned()))?;
-    if at < now_secs + MIN_EXPIRATION_TTL_SECS {
+    if at < now_secs.saturating_add(MIN_EXPIRATION_TTL_SECS) {
         return Err(ValidationError::ExpirationTooSoon(raw.to_owned()));
+    }
+    if at > MAX_EXPIRATION_SECS {
+        return Err(ValidationError::ExpirationTooLate(raw.to_owned()));
     }
     Ok(Some(at))
 }
@@ -150,8 +165,43 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn ttl_may_reach_the_largest_exact_json_number_and_not_pass_it() {
+        let to_max = (MAX_EXPIRATION_SECS - NOW).to_string();
+        assert_eq!(resolve_expiration(None, Some(&to_max), NOW_MS), Ok(Some(MAX_EXPIRATION_SECS)));
+        let past = (MAX_EXPIRATION_SECS - NOW + 1).to_string();
+        assert_eq!(
+            resolve_expiration(None, Some(&past), NOW_MS),
+            Err(ValidationError::TtlTooLong(past.clone()))
+        );
+        // A TTL whose sum with now overflows u64 is refused, not wrapped or saturated.
         let huge = u64::MAX.to_string();
-        assert_eq!(resolve_expiration(None, Some(&huge), NOW_MS), Ok(Some(u64::MAX)));
+        assert_eq!(
+            resolve_expiration(None, Some(&huge), NOW_MS),
+            Err(ValidationError::TtlTooLong(huge.clone()))
+        );
+    }
+
+    #[test]
+    fn expiration_may_be_2_pow_53_minus_1_and_not_more() {
+        let max = MAX_EXPIRATION_SECS.to_string();
+        assert_eq!(max, "9007199254740991");
+        assert_eq!(resolve_expiration(Some(&max), None, NOW_MS), Ok(Some(MAX_EXPIRATION_SECS)));
+        for past in ["9007199254740992", "9007199254740992.0", "18446744073709551615"] {
+            assert_eq!(
+                resolve_expiration(Some(past), None, NOW_MS),
+                Err(ValidationError::ExpirationTooLate(past.into())),
+                "{past}"
+            );
+        }
+        let message = ValidationError::ExpirationTooLate("18446744073709551615".into()).to_string();
+        assert_eq!(
+            message,
+            "Invalid expiration of 18446744073709551615. Expiration times must be at most \
+             9007199254740991 seconds since the UNIX epoch."
+        );
     }
 
     #[test]

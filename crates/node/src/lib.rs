@@ -327,15 +327,24 @@ pub async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
+/// The log filter when neither `EDGEKV_LOG` nor `RUST_LOG` is set: EdgeKV's own events at INFO,
+/// every dependency's at WARN, so that a cluster's first lines are its own and not the storage
+/// engine's (fjall and lsm_tree log each database and ingestion at INFO). A directive's target
+/// matches by prefix, so `edgekv` covers the binary and every `edgekv_*` crate. fjall logs
+/// through the `log` crate; `init` installs the `tracing-log` bridge, which asks this filter
+/// about each record by the record's target, so the same directives apply to those lines.
+pub const DEFAULT_LOG_FILTER: &str = "warn,edgekv=info";
+
 /// Installs the global tracing subscriber: `EDGEKV_LOG` (or `RUST_LOG`) filters, default
-/// `info`; `EDGEKV_LOG_FORMAT=json` switches to one JSON object per line. Logs go to stderr so
-/// that stdout carries only what the command prints for people and scripts.
+/// [`DEFAULT_LOG_FILTER`], which an unparsable filter also falls back to;
+/// `EDGEKV_LOG_FORMAT=json` switches to one JSON object per line. Logs go to stderr so that
+/// stdout carries only what the command prints for people and scripts.
 pub fn init_tracing() {
     let filter = std::env::var("EDGEKV_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned());
+        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -344,5 +353,31 @@ pub fn init_tracing() {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::DEFAULT_LOG_FILTER;
+
+    #[test]
+    fn the_default_filter_keeps_edgekv_at_info_and_dependencies_at_warn() {
+        let filter = tracing_subscriber::EnvFilter::try_new(DEFAULT_LOG_FILTER);
+        let subscriber = tracing_subscriber::registry().with(filter.expect("a valid filter"));
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(tracing::enabled!(target: "edgekv", Level::INFO));
+            assert!(tracing::enabled!(target: "edgekv_node", Level::INFO));
+            assert!(tracing::enabled!(target: "edgekv_replication::sender", Level::INFO));
+            assert!(!tracing::enabled!(target: "edgekv_store::disk", Level::DEBUG));
+            // The targets of the records fjall and lsm_tree log through the `log` crate.
+            assert!(!tracing::enabled!(target: "fjall::db", Level::INFO));
+            assert!(!tracing::enabled!(target: "lsm_tree::tree::ingest", Level::INFO));
+            assert!(tracing::enabled!(target: "lsm_tree::tree::ingest", Level::WARN));
+            assert!(!tracing::enabled!(target: "h2::codec", Level::INFO));
+            assert!(tracing::enabled!(target: "hyper", Level::ERROR));
+        });
     }
 }

@@ -3,12 +3,17 @@
 //!
 //! Conversions from the wire validate everything a peer sends against the same rules a client's
 //! request meets (ids, key names, sizes, region names), so a malformed or hostile message is
-//! refused with a [`WireError`] before it reaches the store.
+//! refused with a [`WireError`] before it reaches the store. A request that is not a protobuf
+//! message at all is refused by the service's [`codec`] with INVALID_ARGUMENT.
 
 use bytes::Bytes;
-use edgekv_core::limits::{MAX_METADATA_BYTES, MAX_TITLE_CHARS, MAX_VALUE_BYTES};
+use edgekv_core::limits::{
+    MAX_EXPIRATION_SECS, MAX_METADATA_BYTES, MAX_TITLE_CHARS, MAX_VALUE_BYTES,
+};
 use edgekv_core::{validate_key, Entry, Timestamp, Version};
 use edgekv_store::{AccountId, ItemId, NamespaceId, NamespaceRecord, ReplicatedWrite};
+
+pub mod codec;
 
 /// The generated messages, client and server.
 #[allow(missing_docs, unreachable_pub, clippy::all)]
@@ -89,25 +94,31 @@ impl From<&ReplicatedWrite> for pb::Write {
     }
 }
 
+/// The limits a client's write of a key meets: the key name, the value and metadata sizes, and
+/// the latest expiry.
+fn check_key_write(k: &pb::KeyWrite) -> Result<(), WireError> {
+    validate_key(&k.key).map_err(|e| invalid("key", e.to_string()))?;
+    if let Some(len) = k.value.as_ref().map(Bytes::len).filter(|l| *l > MAX_VALUE_BYTES) {
+        return Err(invalid("value", format!("{len} bytes, limit {MAX_VALUE_BYTES}")));
+    }
+    if let Some(len) = k.metadata.as_ref().map(String::len).filter(|l| *l > MAX_METADATA_BYTES) {
+        return Err(invalid("metadata", format!("{len} bytes, limit {MAX_METADATA_BYTES}")));
+    }
+    // A client cannot set a later expiry, and one from a peer would be listed as a number that
+    // JSON clients cannot read back exactly.
+    if let Some(at) = k.expiration.filter(|at| *at > MAX_EXPIRATION_SECS) {
+        return Err(invalid("expiration", format!("{at}, limit {MAX_EXPIRATION_SECS}")));
+    }
+    Ok(())
+}
+
 impl TryFrom<pb::Write> for ReplicatedWrite {
     type Error = WireError;
 
     fn try_from(write: pb::Write) -> Result<Self, WireError> {
         match write.kind.ok_or(WireError::Missing("write.kind"))? {
             pb::write::Kind::Key(k) => {
-                validate_key(&k.key).map_err(|e| invalid("key", e.to_string()))?;
-                if let Some(len) = k.value.as_ref().map(Bytes::len).filter(|l| *l > MAX_VALUE_BYTES)
-                {
-                    return Err(invalid("value", format!("{len} bytes, limit {MAX_VALUE_BYTES}")));
-                }
-                if let Some(len) =
-                    k.metadata.as_ref().map(String::len).filter(|l| *l > MAX_METADATA_BYTES)
-                {
-                    return Err(invalid(
-                        "metadata",
-                        format!("{len} bytes, limit {MAX_METADATA_BYTES}"),
-                    ));
-                }
+                check_key_write(&k)?;
                 let entry = Entry {
                     value: k.value,
                     metadata: k.metadata.map(Bytes::from),
@@ -197,6 +208,18 @@ mod tests {
     }
 
     #[test]
+    fn expiration_from_a_peer_may_reach_2_pow_53_minus_1() {
+        let mut write = pb::Write::from(&key_write());
+        if let Some(pb::write::Kind::Key(k)) = &mut write.kind {
+            k.expiration = Some(MAX_EXPIRATION_SECS);
+        }
+        let Ok(ReplicatedWrite::Key { entry, .. }) = ReplicatedWrite::try_from(write) else {
+            panic!("a write expiring at the bound is refused");
+        };
+        assert_eq!(entry.expiration, Some(MAX_EXPIRATION_SECS));
+    }
+
+    #[test]
     fn malformed_writes_are_refused() {
         let good = pb::Write::from(&key_write());
         let with = |f: fn(&mut pb::KeyWrite)| {
@@ -215,6 +238,8 @@ mod tests {
         assert!(with(|k| k.version.as_mut().unwrap().timestamp = 0).is_err());
         assert!(with(|k| k.metadata = Some("m".repeat(1025))).is_err());
         assert!(with(|k| k.value = Some(Bytes::from(vec![0; MAX_VALUE_BYTES + 1]))).is_err());
+        assert!(with(|k| k.expiration = Some(MAX_EXPIRATION_SECS + 1)).is_err());
+        assert!(with(|k| k.expiration = Some(u64::MAX)).is_err());
         assert!(ReplicatedWrite::try_from(pb::Write { kind: None }).is_err());
     }
 }

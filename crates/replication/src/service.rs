@@ -7,6 +7,8 @@ use edgekv_core::Timestamp;
 use edgekv_proto::pb::replication_server::{Replication, ReplicationServer};
 use edgekv_proto::pb::{self};
 use edgekv_store::{ItemId, ReplicatedWrite};
+use tonic::codegen::{http, BoxFuture, Context, Poll, Service as TowerService};
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
@@ -241,13 +243,54 @@ impl tonic::service::Interceptor for CheckSecret {
     }
 }
 
+/// Counts the requests refused before any handler ran because they are not protobuf messages.
+/// The codec ([`edgekv_proto::codec`]) answers them with INVALID_ARGUMENT but cannot reach the
+/// metrics; it marks the status, which tonic leaves in the response's extensions.
+#[derive(Clone)]
+pub(crate) struct CountMalformed<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S, B, R> TowerService<http::Request<B>> for CountMalformed<S>
+where
+    S: TowerService<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let response = self.inner.call(request);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let response = response.await?;
+            let status = response.extensions().get::<Status>();
+            if status.is_some_and(edgekv_proto::codec::is_malformed_request) {
+                shared.metrics.reject("malformed");
+                tracing::debug!("refused a request that is not a protobuf message");
+            }
+            Ok(response)
+        })
+    }
+}
+
+impl<S: NamedService> NamedService for CountMalformed<S> {
+    const NAME: &'static str = S::NAME;
+}
+
 /// The server a node mounts on its gRPC listener.
 pub(crate) fn server(
     shared: Arc<Shared>,
-) -> InterceptedService<ReplicationServer<Service>, CheckSecret> {
+) -> CountMalformed<InterceptedService<ReplicationServer<Service>, CheckSecret>> {
     let check = CheckSecret { expected: Arc::clone(&shared.secret), shared: Arc::clone(&shared) };
-    let server = ReplicationServer::new(Service(shared))
+    let server = ReplicationServer::new(Service(Arc::clone(&shared)))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    InterceptedService::new(server, check)
+    CountMalformed { inner: InterceptedService::new(server, check), shared }
 }

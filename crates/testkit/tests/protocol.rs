@@ -124,3 +124,96 @@ async fn oversized_messages_are_refused_without_harm() {
     cluster.must_put("enam", "after", "ok");
     cluster.wait_for_value("wnam", "after", Some("ok"), std::time::Duration::from_secs(10)).await;
 }
+
+/// A codec that sends and receives raw bytes, so a test can put anything on the wire as the
+/// message of a call.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = bytes::Bytes;
+    type Decode = bytes::Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<bytes::Bytes>, tonic::Status> {
+        let len = bytes::Buf::remaining(buf);
+        Ok(Some(bytes::Buf::copy_to_bytes(buf, len)))
+    }
+}
+
+/// Calls `rpc` of the replication service with `message` as the request's bytes.
+async fn raw_call(
+    cluster: &TestCluster,
+    region: &str,
+    rpc: &str,
+    message: &'static [u8],
+) -> Result<bytes::Bytes, tonic::Status> {
+    let url = edgekv_replication::grpc_url(cluster.region(region).grpc_addr);
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("gRPC url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("channel ready");
+    let path = format!("/edgekv.replication.v1.Replication/{rpc}").parse().expect("path");
+    let request =
+        with_secret(bytes::Bytes::from_static(message), edgekv_node::config::DEV_CLUSTER_SECRET);
+    grpc.unary(request, path, RawCodec).await.map(tonic::Response::into_inner)
+}
+
+/// Requests that are not protobuf messages at all are the caller's fault: INVALID_ARGUMENT,
+/// counted as malformed, for every rpc, and the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_requests_are_invalid_arguments_and_counted() {
+    let cluster = TestCluster::builder().start().await;
+    // A field tag that is a varint of more than ten bytes.
+    let garbage: &'static [u8] = &[0xff; 11];
+    // Field 1 (sender) announces five bytes and carries two.
+    let truncated: &'static [u8] = b"\x0a\x05en";
+    let calls =
+        [("Push", garbage), ("Push", truncated), ("Digest", garbage), ("Reconcile", garbage)];
+    for (n, (rpc, message)) in calls.into_iter().enumerate() {
+        let status = raw_call(&cluster, "wnam", rpc, message).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{rpc} {message:?}: {status}");
+        assert_eq!(rejected(&cluster, "wnam", "malformed"), n as u64 + 1, "{rpc} {message:?}");
+    }
+    // A valid message sent the same way, `DigestRequest { sender: "enam" }`, is served and
+    // not counted.
+    let reply = raw_call(&cluster, "wnam", "Digest", b"\x0a\x04enam").await;
+    assert!(reply.is_ok(), "{reply:?}");
+    assert_eq!(rejected(&cluster, "wnam", "malformed"), calls.len() as u64);
+    cluster.must_put("enam", "after", "ok");
+    cluster.wait_for_value("wnam", "after", Some("ok"), std::time::Duration::from_secs(10)).await;
+}
