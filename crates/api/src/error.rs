@@ -51,11 +51,18 @@ pub enum ApiError {
     /// The client's body stream failed before it was complete. Nothing of it was stored.
     #[error("failed to read request body: {0}")]
     BodyRead(String),
-    /// The store could not commit or make the write durable. It was not acknowledged; a
-    /// client may retry it.
+    /// The store could not commit or make the write durable. It was not acknowledged and is
+    /// never shown; a client may retry it.
     #[error("internal storage error: {0}")]
     Storage(String),
+    /// The store takes no writes for now (its disk is nearly full, or it is recovering from a
+    /// storage failure). Nothing of the request was stored; retry after `Retry-After`.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
 }
+
+/// How long a client is told to wait before retrying a write the store could not take.
+const RETRY_AFTER_SECS: u32 = 5;
 
 impl ApiError {
     /// The HTTP status Workers KV answers with.
@@ -76,6 +83,7 @@ impl ApiError {
             | ApiError::BadRequest(_)
             | ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -94,7 +102,7 @@ impl ApiError {
             | ApiError::TooLarge(_)
             | ApiError::BodyRead(_) => VALIDATION_CODE,
             // The local simulator's internal error code (docs/api.md).
-            ApiError::Storage(_) => 10000,
+            ApiError::Storage(_) | ApiError::Unavailable(_) => 10000,
         }
     }
 
@@ -108,6 +116,7 @@ impl ApiError {
             StoreError::DuplicateTitle => ApiError::DuplicateTitle,
             StoreError::TooManyNamespaces => ApiError::TooManyNamespaces(err.to_string()),
             StoreError::Storage(message) => ApiError::Storage(message),
+            StoreError::Unavailable(message) => ApiError::Unavailable(message),
         }
     }
 }
@@ -126,8 +135,12 @@ impl IntoResponse for ApiError {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         // The Python SDK retries some statuses; only a storage failure may get better by
         // retrying.
-        let retry = if matches!(self, ApiError::Storage(_)) { "true" } else { "false" };
-        response.headers_mut().insert("x-should-retry", HeaderValue::from_static(retry));
+        let retry = matches!(self, ApiError::Storage(_) | ApiError::Unavailable(_));
+        let should = HeaderValue::from_static(if retry { "true" } else { "false" });
+        response.headers_mut().insert("x-should-retry", should);
+        if matches!(self, ApiError::Unavailable(_)) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
         response
     }
 }

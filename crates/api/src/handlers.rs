@@ -106,7 +106,10 @@ fn list_namespaces(
         _ => NamespaceOrder::Id,
     };
     let descending = query.choice("direction", &["asc", "desc"])? == Some("desc");
-    let all = state.store.list_namespaces(account, order, descending);
+    let all = state
+        .store
+        .list_namespaces(account, order, descending)
+        .map_err(|err| ApiError::from_store("list namespaces", err))?;
     // A page past the end is an empty list, not an error: the SDK pages until it sees one.
     let start = ((page - 1) * per_page).min(all.len() as u64) as usize;
     let items: Vec<NamespaceJson<'_>> =

@@ -77,7 +77,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .expect("region names are ASCII and valid header values");
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
+        .route("/readyz", get(readyz))
         .fallback(dispatch)
         .with_state(state)
         .layer(axum::middleware::map_response(move |mut response: Response| {
@@ -87,6 +87,19 @@ pub fn app(state: Arc<AppState>) -> Router {
                 response
             }
         }))
+}
+
+/// Ready when the store takes writes: a node whose disk is nearly full, or whose store failed
+/// and waits to reopen, answers 503 with the reason (reads still work there, but a load
+/// balancer should send writes elsewhere).
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.health() {
+        Ok(()) => "ready".into_response(),
+        Err(reason) => {
+            let body = serde_json::json!({ "ready": false, "reason": reason });
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
 }
 
 /// Routes on the raw path, authenticates, then runs the operation. Unknown routes answer 404

@@ -76,6 +76,7 @@ fn api() -> Api {
         region: "wnam".parse().unwrap(),
         tombstone_grace: Duration::from_secs(60),
         digest_horizon: Duration::from_secs(60),
+        reserve: Default::default(),
     };
     let store = Arc::new(Store::new(config, hlc));
     let state = Arc::new(AppState {

@@ -116,6 +116,8 @@ pub struct RegionConfig {
     pub clock_offset_ms: i64,
     /// How many apply events to keep for the consistency lab (`/admin/applies`); 0: none.
     pub apply_log: usize,
+    /// Free space the durable store keeps for its engine; writes are refused below it.
+    pub storage_reserve: edgekv_store::Reserve,
 }
 
 /// Where a region keeps its data.
@@ -173,6 +175,7 @@ impl RegionConfig {
             storage: Storage::InMemory,
             clock_offset_ms: 0,
             apply_log: 0,
+            storage_reserve: edgekv_store::Reserve::default(),
         }
     }
 }

@@ -101,6 +101,9 @@ impl RunningRegion {
             .with_context(|| format!("HTTP server of region {region}"))?;
         self.purger.await.context("purge task panicked")?;
         self.replication.stopped().await;
+        if let Some(reason) = self.store.closed() {
+            anyhow::bail!("the store of region {region} is closed: {reason}");
+        }
         // Last: replication saved its delivery positions on its way out.
         self.store.close().with_context(|| format!("flush the store of region {region}"))?;
         Ok(())
@@ -127,6 +130,7 @@ pub fn start(
         region: config.region,
         tombstone_grace: config.tombstone_grace,
         digest_horizon: digest_horizon(&config.replication.delays),
+        reserve: config.storage_reserve,
     };
     let store = Arc::new(open_store(&config, store_config, hlc)?);
     if config.apply_log > 0 {
@@ -255,23 +259,36 @@ pub async fn start_cluster(
     Ok(running)
 }
 
-/// Purges expired entries and old tombstones until shutdown.
+/// Purges expired entries and old tombstones until shutdown, and reopens the store after a
+/// storage failure once its disk has room again. A store that cannot be reopened stops the
+/// process (every region of it): exiting non-zero lets a supervisor restart it.
 async fn purge_loop(store: Arc<Store>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(PURGE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => loop {
-                let stats = store.purge(PURGE_BATCH);
-                if stats.expired + stats.collected > 0 {
-                    tracing::debug!(expired = stats.expired, collected = stats.collected, "purged");
-                }
-                if stats.expired + stats.collected < PURGE_BATCH {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            },
+            _ = tick.tick() => {}
+        }
+        let reopen = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || reopen.recover_storage()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "stopping: the store cannot be reopened");
+                shutdown.cancel();
+                return;
+            }
+            Err(error) => tracing::error!(%error, "the storage recovery task panicked"),
+        }
+        loop {
+            let stats = store.purge(PURGE_BATCH);
+            if stats.expired + stats.collected > 0 {
+                tracing::debug!(expired = stats.expired, collected = stats.collected, "purged");
+            }
+            if stats.expired + stats.collected < PURGE_BATCH {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
     }
 }

@@ -598,6 +598,7 @@ impl Shared {
             storage: self.storage(dir),
             clock_offset_ms: self.clock_offset_ms,
             apply_log: self.apply_log,
+            storage_reserve: edgekv_store::Reserve::default(),
         })
     }
 
@@ -764,11 +765,20 @@ async fn serve_until_signal(
     regions: Vec<RunningRegion>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    shutdown_signal().await;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = shutdown.cancelled() => {}
+    }
     tracing::info!("shutting down: finishing requests in flight");
     shutdown.cancel();
+    let mut failed = None;
     for region in regions {
-        region.stopped().await?;
+        if let Err(err) = region.stopped().await {
+            failed.get_or_insert(err);
+        }
+    }
+    if let Some(err) = failed {
+        return Err(err);
     }
     tracing::info!("stopped");
     Ok(())

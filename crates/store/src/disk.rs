@@ -17,8 +17,17 @@
 //! commit that happened before it woke into one `fsync`, so writers that arrive together share
 //! it: the more concurrent writers, the bigger each group. Under `periodic(ms)` the syncer runs
 //! on a timer and writers do not wait; under `none` only the OS and a clean shutdown flush.
-//! A kill -9 loses nothing committed in any mode (the OS buffers survive the process); the
-//! modes differ on power loss.
+//! A kill -9 loses nothing acknowledged in any mode; the modes differ on power loss.
+//!
+//! # Durable before visible
+//! In `fsync` mode a local write is not shown to anyone (readers, listings, the replication
+//! senders, anti-entropy) until its group commit's fsync has succeeded, because until then it
+//! may still be refused: a failed fsync answers its writer 500, and a write that was refused
+//! must never be seen. The syncer keeps [`Disk::visible_through`], the newest local timestamp
+//! known durable, and a fjall snapshot taken at exactly that point (every batch committed
+//! before the group's fsync began, none after), from which a read of a key whose newest version
+//! is still in flight gets the key's durable state instead. Writes from peers are shown at once:
+//! their origin acknowledged them already, so showing them cannot expose a refused write.
 
 use std::fmt;
 use std::fs::File;
@@ -33,11 +42,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use edgekv_core::{Entry, RegionId, Timestamp};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode};
-use parking_lot::{Condvar, Mutex};
+use fjall::{
+    Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode, Readable, Snapshot,
+};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::codec::{self, DecodeError};
-use crate::{NamespaceId, NamespaceRecord, ReplicatedWrite, StoreError};
+use crate::space::{NoSpace, Reserve, SpaceGuard};
+use crate::{NamespaceId, NamespaceRecord, ReplicatedWrite, StoreError, WriteListener};
 
 /// When an acknowledged write reaches the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -144,12 +156,46 @@ struct SyncState {
     stopping: AtomicBool,
     /// An fsync failed: nothing can be acknowledged as durable any more.
     failed: AtomicBool,
+    /// Why the store cannot write any more, once it cannot.
+    failure: Mutex<Option<String>>,
     fsyncs: AtomicU64,
+    /// Commits hold it shared; the syncer holds it alone for the instant it reads how far the
+    /// commits got and takes its snapshot, so the two describe exactly the same batches.
+    commit_gate: RwLock<()>,
+    /// The newest timestamp of a local write committed so far.
+    local_committed: AtomicU64,
+    /// Every local write at or below this timestamp is durable (and so may be shown).
+    local_durable: AtomicU64,
+    /// The database as of the last successful group commit: what a refused write would roll
+    /// back to.
+    durable: Mutex<Option<Snapshot>>,
+    /// Called once more local writes became durable (wakes the replication senders).
+    on_durable: RwLock<Option<WriteListener>>,
+    /// Tests: the next group commit reports a failure after its fsync did succeed, as when a
+    /// failing disk wrote part of a group: the writers are refused, yet the batches are there.
+    #[cfg(test)]
+    pub(crate) fail_next_group: AtomicBool,
+    /// Tests: the syncer starts no group while this is set.
+    #[cfg(test)]
+    pub(crate) hold_groups: AtomicBool,
+}
+
+impl SyncState {
+    /// Records the first failure; the store refuses writes from then on.
+    fn fail(&self, reason: String) {
+        let mut failure = self.failure.lock();
+        if failure.is_none() {
+            tracing::error!(%reason, "the store can no longer write; reads go on, writes are refused until it recovers");
+            *failure = Some(reason);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
 }
 
 /// The open durable store of one region.
 pub(crate) struct Disk {
     dir: PathBuf,
+    region: RegionId,
     db: Database,
     pub(crate) items: Keyspace,
     pub(crate) namespaces: Keyspace,
@@ -162,6 +208,7 @@ pub(crate) struct Disk {
     compacted_through: Mutex<u64>,
     /// The clock bound stored (or being committed): no timestamp at or above it was issued.
     clock_bound: Mutex<Timestamp>,
+    space: SpaceGuard,
 }
 
 impl fmt::Debug for Disk {
@@ -185,6 +232,7 @@ impl Disk {
         dir: &Path,
         region: RegionId,
         durability: Durability,
+        reserve: Reserve,
     ) -> Result<(Disk, Meta), OpenError> {
         let engine = |e: &dyn fmt::Display| OpenError::Engine {
             dir: dir.to_path_buf(),
@@ -269,10 +317,19 @@ impl Disk {
                 positions.push((String::from_utf8_lossy(peer).into_owned(), Timestamp(ts)));
             }
         }
+        // What recovery found may have reached only the OS before a kill -9: make it durable
+        // before anything of it is shown as such.
+        sync_journals(dir).map_err(|e| engine(&e))?;
         // Recovery itself may have committed nothing new; start with the counters level.
         let sync = Arc::new(SyncState::default());
+        if durability != Durability::Fsync {
+            // The other modes acknowledge before any fsync: nothing waits to be shown.
+            sync.local_durable.store(u64::MAX, Ordering::Release);
+        }
+        *sync.durable.lock() = Some(db.snapshot());
         let disk = Disk {
             dir: dir.to_path_buf(),
+            region,
             db,
             items,
             namespaces,
@@ -283,6 +340,7 @@ impl Disk {
             syncer: Mutex::new(None),
             compacted_through: Mutex::new(0),
             clock_bound: Mutex::new(hlc_bound),
+            space: SpaceGuard::new(dir, reserve),
         };
         disk.start_syncer();
         Ok((disk, Meta { hlc_bound, positions }))
@@ -291,6 +349,33 @@ impl Disk {
     /// The data directory.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Tests: makes the next group commit fail after its fsync.
+    #[cfg(test)]
+    pub(crate) fn fail_next_group(&self) {
+        self.sync.fail_next_group.store(true, Ordering::Release);
+    }
+
+    /// Tests: holds (or releases) every group commit.
+    #[cfg(test)]
+    pub(crate) fn hold_groups(&self, hold: bool) {
+        self.sync.hold_groups.store(hold, Ordering::Release);
+    }
+
+    /// The region the directory belongs to.
+    pub(crate) fn region(&self) -> RegionId {
+        self.region
+    }
+
+    /// Whether the engine failed and its filesystem has room again, so reopening it may work.
+    pub(crate) fn needs_reopen(&self) -> bool {
+        self.sync.failed.load(Ordering::Acquire) && self.space.check().is_ok()
+    }
+
+    /// Makes everything committed durable, now.
+    pub(crate) fn sync_all(&self) -> Result<(), StoreError> {
+        self.db.persist(PersistMode::SyncAll).map_err(storage_error)
     }
 
     pub(crate) fn durability(&self) -> Durability {
@@ -317,12 +402,111 @@ impl Disk {
         *self.syncer.lock() = handle;
     }
 
-    /// Commits `batch` atomically. Visible to readers at once; durable once [`Disk::flushed`]
-    /// resolves.
+    /// Commits `batch` atomically. Durable once [`Disk::flushed`] resolves.
     pub(crate) fn commit(&self, batch: fjall::OwnedWriteBatch) -> Result<(), StoreError> {
-        batch.commit().map_err(storage_error)?;
+        self.commit_local(batch, None)
+    }
+
+    /// Commits `batch`, which holds local writes up to timestamp `local` if given: those are
+    /// shown once their group commit is durable (see [`Disk::visible_through`]).
+    pub(crate) fn commit_local(
+        &self,
+        batch: fjall::OwnedWriteBatch,
+        local: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let _gate = self.sync.commit_gate.read();
+        if self.sync.failed.load(Ordering::Acquire) {
+            return Err(self.unavailable());
+        }
+        if let Err(error) = batch.commit() {
+            self.sync.fail(format!("a commit failed: {error}"));
+            return Err(storage_error(error));
+        }
         self.sync.committed.fetch_add(1, Ordering::AcqRel);
+        if let Some(ts) = local {
+            self.sync.local_committed.fetch_max(ts.0, Ordering::AcqRel);
+            if self.durability == Durability::Fsync {
+                // Nobody sees these writes until they are durable: have them synced soon even
+                // if no one waits for them.
+                self.request_sync();
+            }
+        }
         Ok(())
+    }
+
+    /// Asks for room for a commit of about `bytes`: refused when the filesystem is about to
+    /// fill up (see [`crate::space`]) or the store has failed. `internal` commits (expiry,
+    /// tombstone collection, positions) may use part of the reserve.
+    pub(crate) fn admit(&self, bytes: u64, internal: bool) -> Result<(), StoreError> {
+        if self.sync.failed.load(Ordering::Acquire) {
+            return Err(self.unavailable());
+        }
+        self.space.admit(bytes, internal).map_err(|full| StoreError::Unavailable(full.to_string()))
+    }
+
+    fn unavailable(&self) -> StoreError {
+        let reason = self.sync.failure.lock().clone();
+        StoreError::Unavailable(reason.unwrap_or_else(|| "the store has failed".to_owned()))
+    }
+
+    /// Why the store cannot take writes now, if it cannot: it failed, or its filesystem is
+    /// about to fill up (a fresh reading).
+    pub(crate) fn health(&self) -> Result<(), Unwritable> {
+        if let Some(reason) = self.sync.failure.lock().clone() {
+            return Err(Unwritable::Failed(reason));
+        }
+        self.space.check().map_err(Unwritable::Full)
+    }
+
+    /// Every local write at or below this timestamp is durable and may be shown; a newer one
+    /// is still in its group commit (or was refused, if the store failed).
+    pub(crate) fn visible_through(&self) -> Timestamp {
+        Timestamp(self.sync.local_durable.load(Ordering::Acquire))
+    }
+
+    /// Declares everything at or below `floor` durable: what recovery found on disk.
+    pub(crate) fn recovered_through(&self, floor: Timestamp) {
+        if self.durability == Durability::Fsync {
+            self.sync.local_durable.fetch_max(floor.0, Ordering::AcqRel);
+        }
+    }
+
+    /// Registers what to call once more local writes became durable.
+    pub(crate) fn on_durable(&self, listener: Option<WriteListener>) {
+        *self.sync.on_durable.write() = listener;
+    }
+
+    /// A key's entry as of the last successful group commit.
+    pub(crate) fn durable_entry(
+        &self,
+        namespace: &NamespaceId,
+        key: &str,
+    ) -> Result<Option<Entry>, StoreError> {
+        let snapshot = self.sync.durable.lock().clone();
+        let raw = match &snapshot {
+            Some(snapshot) => snapshot.get(&self.items, Self::item_key(namespace, key)),
+            None => self.items.get(Self::item_key(namespace, key)),
+        }
+        .map_err(storage_error)?;
+        raw.map(|raw| codec::decode_entry(&Bytes::from(raw.to_vec())))
+            .transpose()
+            .map_err(|e| StoreError::Storage(format!("{}: {e}", self.items.path().display())))
+    }
+
+    /// A namespace's record as of the last successful group commit.
+    pub(crate) fn durable_record(
+        &self,
+        namespace: &NamespaceId,
+    ) -> Result<Option<NamespaceRecord>, StoreError> {
+        let snapshot = self.sync.durable.lock().clone();
+        let raw = match &snapshot {
+            Some(snapshot) => snapshot.get(&self.namespaces, namespace.as_str()),
+            None => self.namespaces.get(namespace.as_str()),
+        }
+        .map_err(storage_error)?;
+        raw.map(|raw| codec::decode_record(&raw))
+            .transpose()
+            .map_err(|e| StoreError::Storage(format!("{}: {e}", self.namespaces.path().display())))
     }
 
     pub(crate) fn batch(&self) -> fjall::OwnedWriteBatch {
@@ -339,12 +523,17 @@ impl Disk {
         if self.sync.synced.load(Ordering::Acquire) >= target {
             return Flushed { wait: None };
         }
-        // Only the first waiter of a group wakes the syncer; the rest find it already asked.
+        self.request_sync();
+        Flushed { wait: Some((Arc::clone(&self.sync), target)) }
+    }
+
+    /// Asks the syncer for a group commit soon. Only the first request of a group wakes it;
+    /// the rest find it already asked.
+    fn request_sync(&self) {
         let asked = std::mem::replace(&mut *self.sync.wanted.lock(), true);
         if !asked {
             self.sync.wake_syncer.notify_one();
         }
-        Flushed { wait: Some((Arc::clone(&self.sync), target)) }
     }
 
     /// How many fsyncs the syncer has done.
@@ -354,11 +543,11 @@ impl Disk {
 
     /// Stops the syncer and makes everything committed durable.
     pub(crate) fn close(&self) -> Result<(), StoreError> {
-        self.sync.stopping.store(true, Ordering::Release);
-        self.sync.wake_syncer.notify_all();
-        if let Some(handle) = self.syncer.lock().take() {
-            let _ = handle.join();
+        if let Some(reason) = self.sync.failure.lock().clone() {
+            self.stop_syncer();
+            return Err(StoreError::Unavailable(reason));
         }
+        self.stop_syncer();
         self.db.persist(PersistMode::SyncAll).map_err(storage_error)?;
         self.sync.synced.store(self.sync.committed.load(Ordering::Acquire), Ordering::Release);
         wake_all(&self.sync);
@@ -395,6 +584,27 @@ impl Disk {
         batch.remove(&self.items, Self::item_key(namespace, key));
     }
 
+    pub(crate) fn remove_record(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        namespace: &NamespaceId,
+    ) {
+        batch.remove(&self.namespaces, namespace.as_str());
+    }
+
+    /// Adds the removal of every outbox record after `after` to `batch`.
+    pub(crate) fn remove_outbox_after(
+        &self,
+        batch: &mut fjall::OwnedWriteBatch,
+        after: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(start) = after.0.checked_add(1) else { return Ok(()) };
+        for guard in self.outbox.range(start.to_be_bytes()..) {
+            batch.remove(&self.outbox, guard.key().map_err(storage_error)?);
+        }
+        Ok(())
+    }
+
     pub(crate) fn put_record(&self, batch: &mut fjall::OwnedWriteBatch, record: &NamespaceRecord) {
         let mut value = Vec::with_capacity(64 + record.title.len());
         codec::encode_record(record, &mut value);
@@ -425,6 +635,7 @@ impl Disk {
     /// Records how far `peer` has every write of this region. Not waited for: a position that
     /// is lost in a crash only makes the sender repeat writes the peer already has.
     pub(crate) fn save_position(&self, peer: &str, through: Timestamp) -> Result<(), StoreError> {
+        self.admit(64, true)?;
         let mut batch = self.batch();
         batch.insert(&self.meta, format!("{META_PEER}{peer}"), through.0.to_be_bytes());
         self.commit(batch)
@@ -445,6 +656,17 @@ impl Disk {
         codec::decode_entry(&Bytes::from(raw.to_vec()))
             .map(Some)
             .map_err(|e| StoreError::Storage(format!("{}: {e}", self.items.path().display())))
+    }
+
+    /// The stored record of a namespace.
+    pub(crate) fn record(
+        &self,
+        namespace: &NamespaceId,
+    ) -> Result<Option<NamespaceRecord>, StoreError> {
+        let raw = self.namespaces.get(namespace.as_str()).map_err(storage_error)?;
+        raw.map(|raw| codec::decode_record(&raw))
+            .transpose()
+            .map_err(|e| StoreError::Storage(format!("{}: {e}", self.namespaces.path().display())))
     }
 
     /// Every stored namespace record.
@@ -502,15 +724,20 @@ impl Disk {
         }
     }
 
-    /// Up to `max` outbox writes after `after`, in timestamp order.
+    /// Up to `max` outbox writes after `after` and at or below `through`, in timestamp order.
     pub(crate) fn outbox_after(
         &self,
         after: Timestamp,
+        through: Timestamp,
         max: usize,
     ) -> Result<Vec<ReplicatedWrite>, StoreError> {
         let Some(start) = after.0.checked_add(1) else { return Ok(Vec::new()) };
+        if start > through.0 {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
-        for guard in self.outbox.range(start.to_be_bytes()..).take(max) {
+        let range = self.outbox.range(start.to_be_bytes()..=through.0.to_be_bytes());
+        for guard in range.take(max) {
             let value = guard.value().map_err(storage_error)?;
             let write = codec::decode_write(&Bytes::from(value.to_vec())).map_err(|e| {
                 StoreError::Storage(format!("{}: {e}", self.outbox.path().display()))
@@ -526,6 +753,7 @@ impl Disk {
         if through.0 <= *done {
             return Ok(());
         }
+        self.admit(64, true)?;
         let mut batch = self.batch();
         let from = done.saturating_add(1);
         for guard in self.outbox.range(from.to_be_bytes()..=through.0.to_be_bytes()) {
@@ -548,10 +776,9 @@ impl Disk {
     }
 }
 
-impl Drop for Disk {
-    /// Stops the syncer, which holds the database open. No flush: a store dropped without
-    /// [`Disk::close`] keeps what it committed, as after a crash of the process.
-    fn drop(&mut self) {
+impl Disk {
+    /// Stops the syncer thread and wakes whoever still waits on it.
+    fn stop_syncer(&self) {
         self.sync.stopping.store(true, Ordering::Release);
         self.sync.wake_syncer.notify_all();
         if let Some(handle) = self.syncer.lock().take() {
@@ -559,6 +786,23 @@ impl Drop for Disk {
         }
         wake_all(&self.sync);
     }
+}
+
+impl Drop for Disk {
+    /// Stops the syncer, which holds the database open. No flush: a store dropped without
+    /// [`Disk::close`] keeps what it committed, as after a crash of the process.
+    fn drop(&mut self) {
+        self.stop_syncer();
+    }
+}
+
+/// Why a durable store cannot take writes now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Unwritable {
+    /// The filesystem is about to fill up.
+    Full(NoSpace),
+    /// A commit or an fsync failed; the engine must be reopened.
+    Failed(String),
 }
 
 /// The syncer thread: one fsync for every commit that happened before it woke.
@@ -581,55 +825,101 @@ fn syncer(db: &Database, dir: &Path, sync: &SyncState, interval: Option<Duration
     // Moving average of the fsync time, in microseconds.
     let mut fsync_us = 100.0_f64;
     loop {
-        {
-            let mut wanted = sync.wanted.lock();
-            match interval {
-                None => {
-                    // Also once a second unasked: commits nobody waits for (purges, delivery
-                    // positions, anti-entropy repairs) reach the disk within a second too.
-                    if !*wanted && !sync.stopping.load(Ordering::Acquire) {
-                        sync.wake_syncer.wait_for(&mut wanted, Duration::from_secs(1));
-                    }
-                }
-                Some(every) => {
-                    if !sync.stopping.load(Ordering::Acquire) {
-                        sync.wake_syncer.wait_for(&mut wanted, every);
-                    }
-                }
-            }
-            *wanted = false;
-        }
+        wait_for_work(sync, interval);
         if sync.stopping.load(Ordering::Acquire) {
             return;
         }
         if interval.is_none() && last_group > 1 {
             std::thread::sleep(Duration::from_micros(fsync_us.clamp(20.0, 1000.0) as u64));
         }
-        let target = sync.committed.load(Ordering::Acquire);
-        let before = sync.synced.load(Ordering::Acquire);
-        if before >= target {
-            continue;
+        #[cfg(test)]
+        while sync.hold_groups.load(Ordering::Acquire) && !sync.stopping.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
         }
-        last_group = target - before;
+        let Some(group) = Group::begin(db, sync, interval.is_none()) else { continue };
+        last_group = group.len;
         let started = std::time::Instant::now();
         let synced = db
             .persist(PersistMode::Buffer)
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|()| journal.sync(dir));
-        match synced {
-            Ok(()) => {
-                fsync_us = 0.9 * fsync_us + 0.1 * started.elapsed().as_micros() as f64;
-                sync.fsyncs.fetch_add(1, Ordering::Relaxed);
-                sync.synced.store(target, Ordering::Release);
+        #[cfg(test)]
+        let synced =
+            synced.and_then(|()| match sync.fail_next_group.swap(false, Ordering::AcqRel) {
+                true => Err(std::io::Error::other("injected group-commit failure")),
+                false => Ok(()),
+            });
+        if let Err(error) = synced {
+            sync.fail(format!("the journal could not be written to disk: {error}"));
+            wake_all(sync);
+            return;
+        }
+        fsync_us = 0.9 * fsync_us + 0.1 * started.elapsed().as_micros() as f64;
+        group.complete(sync);
+        wake_all(sync);
+    }
+}
+
+/// Waits until a writer asks for a group commit, or the period (or a second) has passed.
+fn wait_for_work(sync: &SyncState, interval: Option<Duration>) {
+    let mut wanted = sync.wanted.lock();
+    if !sync.stopping.load(Ordering::Acquire) {
+        match interval {
+            // Also once a second unasked: commits nobody waits for (purges, delivery
+            // positions, anti-entropy repairs) reach the disk within a second too.
+            None if !*wanted => {
+                sync.wake_syncer.wait_for(&mut wanted, Duration::from_secs(1));
             }
-            Err(error) => {
-                tracing::error!(%error, "fsync failed; no further write can be acknowledged");
-                sync.failed.store(true, Ordering::Release);
-                wake_all(sync);
-                return;
+            None => {}
+            Some(every) => {
+                sync.wake_syncer.wait_for(&mut wanted, every);
             }
         }
-        wake_all(sync);
+    }
+    *wanted = false;
+}
+
+/// One group commit: the batches committed before it began.
+struct Group {
+    /// How many batches will be durable once it is done.
+    target: u64,
+    len: u64,
+    /// The newest local timestamp among them.
+    local: u64,
+    /// The database holding exactly those batches (`fsync` mode only).
+    snapshot: Option<Snapshot>,
+}
+
+impl Group {
+    /// Reads how far the commits got, or `None` when there is nothing new to sync.
+    fn begin(db: &Database, sync: &SyncState, fsync_mode: bool) -> Option<Group> {
+        let _gate = sync.commit_gate.write();
+        let target = sync.committed.load(Ordering::Acquire);
+        let before = sync.synced.load(Ordering::Acquire);
+        if before >= target {
+            return None;
+        }
+        Some(Group {
+            target,
+            len: target - before,
+            local: sync.local_committed.load(Ordering::Acquire),
+            snapshot: fsync_mode.then(|| db.snapshot()),
+        })
+    }
+
+    /// The group is on disk: acknowledge its writers and show its local writes.
+    fn complete(self, sync: &SyncState) {
+        sync.fsyncs.fetch_add(1, Ordering::Relaxed);
+        sync.synced.store(self.target, Ordering::Release);
+        let Some(snapshot) = self.snapshot else { return };
+        *sync.durable.lock() = Some(snapshot);
+        let before = sync.local_durable.fetch_max(self.local, Ordering::AcqRel);
+        if before < self.local {
+            let listener = sync.on_durable.read().clone();
+            if let Some(listener) = listener {
+                listener();
+            }
+        }
     }
 }
 
@@ -707,6 +997,17 @@ impl Future for Flushed {
             None => Poll::Pending,
         }
     }
+}
+
+/// fsyncs every journal file of a data directory.
+fn sync_journals(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "jnl") {
+            File::open(&path)?.sync_data()?;
+        }
+    }
+    Ok(())
 }
 
 /// The journal files of a data directory, for an error message.

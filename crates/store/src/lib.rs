@@ -35,6 +35,7 @@ mod disk;
 mod expiry;
 mod namespace;
 mod replicated;
+mod space;
 mod store;
 
 pub use applies::{ApplyEvent, ApplyPage};
@@ -42,6 +43,7 @@ pub use codec::DecodeError;
 pub use disk::{Durability, Flushed, OpenError};
 pub use namespace::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord};
 pub use replicated::{ItemId, ReplicatedWrite};
+pub use space::Reserve;
 pub use store::{
     KeyPage, ListedKey, PurgeStats, Recovered, Store, StoreConfig, StoreError, WriteListener,
     WriteOp, WriteResult,

@@ -30,14 +30,15 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use edgekv_core::digest::LeafId;
 use edgekv_core::limits::MAX_NAMESPACES_PER_ACCOUNT;
-use edgekv_core::{Hlc, RegionId, Timestamp, Version};
+use edgekv_core::{Entry, Hlc, RegionId, Timestamp, Version};
 use parking_lot::{Mutex, RwLock};
 
 use crate::applies::ApplyLog;
 use crate::digest::{Digest, Maturing, MaturityQueue};
-use crate::disk::{Disk, Durability, Flushed, OpenError};
+use crate::disk::{Disk, Durability, Flushed, OpenError, Unwritable};
 use crate::expiry::{Due, PurgeQueue};
 use crate::replicated::{Outbox, Watermarks};
+use crate::space::Reserve;
 use crate::{NamespaceId, NamespaceRecord, ReplicatedWrite};
 
 mod catalog;
@@ -75,6 +76,8 @@ pub struct StoreConfig {
     /// How old a version must be before it enters the anti-entropy digest: the longest delay a
     /// link may have, plus a margin. Younger versions are left to the outbox.
     pub digest_horizon: Duration,
+    /// Free space the durable store keeps for its engine; writes are refused below it.
+    pub reserve: Reserve,
 }
 
 impl StoreConfig {
@@ -84,6 +87,7 @@ impl StoreConfig {
             region: region.parse().expect("a valid test region name"),
             tombstone_grace: Duration::from_secs(60),
             digest_horizon: Duration::from_secs(60),
+            reserve: Reserve::default(),
         }
     }
 }
@@ -103,10 +107,14 @@ pub enum StoreError {
     /// A replicated write names a namespace that belongs to another account here.
     #[error("namespace {0} belongs to another account")]
     AccountMismatch(NamespaceId),
-    /// The durable store could not commit, fsync or read: the write was not applied (or, for
-    /// a failed fsync, not acknowledged).
+    /// The durable store could not commit, fsync or read: the write was not applied, and it
+    /// is never shown (a local write in `fsync` mode is shown only once durable).
     #[error("storage error: {0}")]
     Storage(String),
+    /// The store takes no writes now (its filesystem is about to fill up, or it failed and
+    /// waits to recover): the write was refused before anything of it was stored.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// One write of a batch: a put when `value` is `Some`, a delete when it is `None`.
@@ -120,6 +128,20 @@ pub struct WriteOp {
     pub metadata: Option<Bytes>,
     /// Absolute expiry in epoch seconds.
     pub expiration: Option<u64>,
+}
+
+impl WriteOp {
+    /// About what the write adds to the journal, for the free-space guard.
+    fn weight(&self) -> u64 {
+        let value = self.value.as_ref().map_or(0, Bytes::len);
+        let metadata = self.metadata.as_ref().map_or(0, Bytes::len);
+        (128 + self.key.len() + value + metadata) as u64
+    }
+}
+
+/// Whether an entry is a value that has not expired at `now_ms`.
+fn entry_is_live(entry: &Entry, now_ms: u64) -> bool {
+    entry.value.is_some() && entry.expiration.is_none_or(|secs| now_ms < secs.saturating_mul(1000))
 }
 
 /// The outcome of one applied local write.
@@ -269,7 +291,17 @@ pub struct Store {
     logging: AtomicBool,
     /// Each peer's delivery position: every write of this region at or below it is there.
     positions: Mutex<HashMap<String, Timestamp>>,
-    disk: Option<Disk>,
+    /// Local namespace deletes whose keys are dropped once the delete is durable: until then
+    /// the delete may still be refused, and the keys must still be there if it is.
+    pending_drops: Mutex<Vec<NamespaceId>>,
+    /// The durable store's engine. Every operation holds it shared from its first step, before
+    /// any other lock; recovery after a storage failure holds it alone while it reopens the
+    /// engine and rebuilds the index, so no operation sees a half-built state.
+    disk: RwLock<Option<Disk>>,
+    /// Where the durable store lives, and its mode (`None`: in memory).
+    location: Option<(std::path::PathBuf, Durability)>,
+    /// Why the durable store's engine is gone for good (it could not be reopened).
+    closed: Mutex<Option<String>>,
     /// Apply events, when the lab asked for them.
     applies: std::sync::OnceLock<Mutex<ApplyLog>>,
 }
@@ -279,7 +311,7 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("config", &self.config)
             .field("namespaces", &self.namespaces.len())
-            .field("disk", &self.disk)
+            .field("location", &self.location)
             .finish_non_exhaustive()
     }
 }
@@ -308,10 +340,16 @@ impl Store {
     /// An empty in-memory store for `config.region`, stamping versions from `hlc`. Nothing
     /// survives a restart.
     pub fn new(config: StoreConfig, hlc: Arc<Hlc>) -> Self {
-        Self::with_disk(config, hlc, None)
+        Self::empty(config, hlc, None)
     }
 
-    fn with_disk(config: StoreConfig, hlc: Arc<Hlc>, disk: Option<Disk>) -> Self {
+    /// A store with nothing in it yet; a durable one (`location` given) gets its engine once
+    /// the index is recovered from it.
+    fn empty(
+        config: StoreConfig,
+        hlc: Arc<Hlc>,
+        location: Option<(std::path::PathBuf, Durability)>,
+    ) -> Self {
         Store {
             config,
             hlc,
@@ -325,7 +363,10 @@ impl Store {
             listener: RwLock::new(None),
             logging: AtomicBool::new(true),
             positions: Mutex::new(HashMap::new()),
-            disk,
+            pending_drops: Mutex::new(Vec::new()),
+            disk: RwLock::new(None),
+            location,
+            closed: Mutex::new(None),
             applies: std::sync::OnceLock::new(),
         }
     }
@@ -340,10 +381,28 @@ impl Store {
         dir: &Path,
         durability: Durability,
     ) -> Result<(Self, Recovered), OpenError> {
-        let (disk, meta) = Disk::open(dir, config.region, durability)?;
-        let store = Self::with_disk(config, hlc, Some(disk));
-        let recovered = store.recover(meta)?;
+        let (disk, meta) = Disk::open(dir, config.region, durability, config.reserve)?;
+        let store = Self::empty(config, hlc, Some((dir.to_path_buf(), durability)));
+        let recovered = store.recover(&disk, meta)?;
+        *store.disk.write() = Some(disk);
         Ok((store, recovered))
+    }
+
+    /// The durable engine, held shared for the rest of an operation (see the field).
+    fn disk(&self) -> parking_lot::RwLockReadGuard<'_, Option<Disk>> {
+        self.disk.read_recursive()
+    }
+
+    /// The engine a change commits to: `None` for the in-memory store, an error for a durable
+    /// store whose engine is gone (a change must never land in memory alone there).
+    fn engine<'a>(&self, disk: &'a Option<Disk>) -> Result<Option<&'a Disk>, StoreError> {
+        match disk {
+            Some(disk) => Ok(Some(disk)),
+            None if self.location.is_none() => Ok(None),
+            None => Err(StoreError::Unavailable(
+                self.closed.lock().clone().unwrap_or_else(|| "the store is closed".to_owned()),
+            )),
+        }
     }
 
     /// Stops logging local writes to the outbox, for a region that has no peer to send them
@@ -370,23 +429,23 @@ impl Store {
 
     /// The durability mode, or `None` for the in-memory store.
     pub fn durability(&self) -> Option<Durability> {
-        self.disk.as_ref().map(Disk::durability)
+        self.location.as_ref().map(|(_, durability)| *durability)
     }
 
     /// The data directory, or `None` for the in-memory store.
     pub fn data_dir(&self) -> Option<&Path> {
-        self.disk.as_ref().map(Disk::dir)
+        self.location.as_ref().map(|(dir, _)| dir.as_path())
     }
 
-    /// How many group-commit fsyncs the store has done.
+    /// How many group-commit fsyncs the store has done (since it last recovered).
     pub fn fsyncs(&self) -> u64 {
-        self.disk.as_ref().map_or(0, Disk::fsyncs)
+        self.disk().as_ref().map_or(0, Disk::fsyncs)
     }
 
     /// Resolves once every write that returned before this call is as durable as the mode
     /// promises. A write is acknowledged only after this.
     pub fn flushed(&self) -> Flushed {
-        match &self.disk {
+        match &*self.disk() {
             Some(disk) => disk.flushed(),
             None => Flushed::ready(),
         }
@@ -394,15 +453,51 @@ impl Store {
 
     /// Flushes everything to disk and stops the syncer. Call once, at shutdown.
     pub fn close(&self) -> Result<(), StoreError> {
-        match &self.disk {
+        match &*self.disk() {
             Some(disk) => disk.close(),
             None => Ok(()),
         }
     }
 
-    /// Registers the function called after each local write (replacing any earlier one).
+    /// Whether the store takes writes now: `Err` says why not (its filesystem is about to fill
+    /// up, or it failed and waits to recover). Reads work either way. Takes a fresh reading of
+    /// the free space, so it is for readiness probes, not for every request.
+    pub fn health(&self) -> Result<(), String> {
+        let disk = self.disk();
+        let disk = self.engine(&disk).map_err(|e| e.to_string())?;
+        match disk {
+            Some(disk) => disk.health().map_err(|why| match why {
+                Unwritable::Full(full) => full.to_string(),
+                Unwritable::Failed(reason) => {
+                    format!("{reason}; the store reopens once its filesystem has room again")
+                }
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Why the durable store's engine is gone for good, if it is: it failed and could not be
+    /// reopened. Such a store refuses every write; the process should exit.
+    pub fn closed(&self) -> Option<String> {
+        self.closed.lock().clone()
+    }
+
+    /// Registers the function called after each local write becomes visible (replacing any
+    /// earlier one): at once in the in-memory store and in the durable store's `periodic` and
+    /// `none` modes, after its group commit in `fsync` mode.
     pub fn on_write(&self, listener: WriteListener) {
-        *self.listener.write() = Some(listener);
+        *self.listener.write() = Some(Arc::clone(&listener));
+        if let Some(disk) = &*self.disk() {
+            disk.on_durable(Some(listener));
+        }
+    }
+
+    /// Whether `version` must not be shown yet: a local write whose group commit has not
+    /// succeeded (see the `disk` module). Such a read serves the key's durable state instead.
+    fn hidden(&self, disk: Option<&Disk>, version: Version) -> bool {
+        disk.is_some_and(|disk| {
+            version.origin == self.config.region && version.ts > disk.visible_through()
+        })
     }
 
     fn notify(&self) {
@@ -421,17 +516,27 @@ impl Store {
     /// in the durable store the same batch carries the new states and, when they pass it, a new
     /// clock bound, so each write, its outbox record and the bound commit together or not at
     /// all.
+    ///
+    /// `bytes` estimates what the writes weigh; the durable store refuses them up front,
+    /// before any timestamp is taken, when its filesystem has no room for them.
     fn stamp_and_log(
         &self,
+        bytes: u64,
         makes: Vec<Box<dyn FnOnce(Version) -> ReplicatedWrite + '_>>,
     ) -> Result<Vec<ReplicatedWrite>, StoreError> {
+        let logging = self.logging.load(Ordering::Relaxed);
+        let disk = self.disk();
+        let disk = self.engine(&disk)?;
+        if let Some(disk) = disk {
+            // Each write goes to the journal twice when logged: its entry and its outbox record.
+            disk.admit(bytes.saturating_mul(1 + u64::from(logging)), false)?;
+        }
         let mut outbox = self.outbox.lock();
         let writes: Vec<ReplicatedWrite> = makes
             .into_iter()
             .map(|make| make(Version::new(self.hlc.now(), self.config.region)))
             .collect();
-        let logging = self.logging.load(Ordering::Relaxed);
-        match &self.disk {
+        match disk {
             None => {
                 if logging {
                     for write in &writes {
@@ -452,10 +557,11 @@ impl Store {
                         disk.put_outbox(&mut batch, write);
                     }
                 }
-                if let Some(last) = writes.last() {
-                    disk.cover_timestamp(&mut batch, last.version().ts);
+                let last = writes.last().map(|w| w.version().ts);
+                if let Some(last) = last {
+                    disk.cover_timestamp(&mut batch, last);
                 }
-                disk.commit(batch)?;
+                disk.commit_local(batch, last)?;
             }
         }
         Ok(writes)
@@ -466,16 +572,21 @@ impl Store {
         &self,
         make: impl FnOnce(Version) -> ReplicatedWrite,
     ) -> Result<ReplicatedWrite, StoreError> {
-        let mut writes = self.stamp_and_log(vec![Box::new(make)])?;
+        let mut writes = self.stamp_and_log(256, vec![Box::new(make)])?;
         writes.pop().ok_or_else(|| StoreError::Storage("no write was stamped".into()))
     }
 
-    /// Commits changes that need no outbox record or timestamp (replicated writes, purges).
+    /// Commits changes that need no outbox record or timestamp: replicated writes (`bytes`
+    /// their weight), and, when `bytes` is `None`, the store's own small changes (purges,
+    /// dropped keys, placeholders), which may use part of the space reserve.
     fn commit_with(
         &self,
+        bytes: Option<u64>,
         fill: impl FnOnce(&Disk, &mut fjall::OwnedWriteBatch),
     ) -> Result<(), StoreError> {
-        let Some(disk) = &self.disk else { return Ok(()) };
+        let disk = self.disk();
+        let Some(disk) = self.engine(&disk)? else { return Ok(()) };
+        disk.admit(bytes.unwrap_or(256), bytes.is_none())?;
         let mut batch = disk.batch();
         fill(disk, &mut batch);
         disk.commit(batch)
@@ -502,3 +613,6 @@ mod tests;
 
 #[cfg(test)]
 mod durable_tests;
+
+#[cfg(test)]
+mod failure_tests;

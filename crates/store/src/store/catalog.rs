@@ -16,8 +16,10 @@ impl Store {
         account: &AccountId,
         title: &str,
     ) -> Result<NamespaceRecord, StoreError> {
+        let _disk = self.disk();
         let _catalog = self.catalog.lock();
-        let live = self.live_records(account);
+        // Unshown records count too: a create still in its group commit holds its title.
+        let live = self.live_records(account, false)?;
         if live.len() >= MAX_NAMESPACES_PER_ACCOUNT {
             return Err(StoreError::TooManyNamespaces);
         }
@@ -50,7 +52,9 @@ impl Store {
         account: &AccountId,
         id: &NamespaceId,
     ) -> Result<NamespaceRecord, StoreError> {
-        Ok(self.namespace(account, id)?.record.read().clone())
+        let disk = self.disk();
+        let namespace = self.namespace(account, id)?;
+        self.visible_record(disk.as_ref(), &namespace)?.ok_or(StoreError::NamespaceNotFound)
     }
 
     /// Renames a namespace. Renaming to its current title is allowed and bumps the version.
@@ -60,9 +64,10 @@ impl Store {
         id: &NamespaceId,
         title: &str,
     ) -> Result<NamespaceRecord, StoreError> {
+        let _disk = self.disk();
         let _catalog = self.catalog.lock();
-        let namespace = self.namespace(account, id)?;
-        if self.live_records(account).iter().any(|r| r.title == title && r.id != *id) {
+        let namespace = self.namespace_for_write(account, id)?;
+        if self.live_records(account, false)?.iter().any(|r| r.title == title && r.id != *id) {
             return Err(StoreError::DuplicateTitle);
         }
         let mut effects = Effects::default();
@@ -74,21 +79,26 @@ impl Store {
         Ok(record)
     }
 
-    /// Deletes a namespace and all of its keys. The record stays behind as a tombstone.
+    /// Deletes a namespace and all of its keys. The record stays behind as a tombstone. The
+    /// keys go once the delete is durable (see `pending_drops`); until then readers see the
+    /// namespace as it was, and writers find it deleted.
     pub fn delete_namespace(
         &self,
         account: &AccountId,
         id: &NamespaceId,
     ) -> Result<(), StoreError> {
+        let disk = self.disk();
         let _catalog = self.catalog.lock();
-        let namespace = self.namespace(account, id)?;
+        let namespace = self.namespace_for_write(account, id)?;
         let mut effects = Effects::default();
-        self.rewrite_record(&namespace, &mut effects, |current, version| NamespaceRecord {
-            deleted: true,
-            version,
-            ..current.clone()
+        let record = self.rewrite_record(&namespace, &mut effects, |current, version| {
+            NamespaceRecord { deleted: true, version, ..current.clone() }
         })?;
-        self.drop_keys(&namespace)?;
+        if self.hidden(disk.as_ref(), record.version) {
+            self.pending_drops.lock().push(record.id);
+        } else {
+            self.drop_keys(&namespace)?;
+        }
         self.finish(effects);
         self.notify();
         Ok(())
@@ -120,7 +130,7 @@ impl Store {
             (record.account.clone(), record.id.clone())
         };
         let mut map = namespace.keys.write();
-        self.commit_with(|disk, batch| {
+        self.commit_with(None, |disk, batch| {
             for key in map.keys() {
                 disk.remove_entry(batch, &id, key);
             }
@@ -142,8 +152,9 @@ impl Store {
         account: &AccountId,
         order: NamespaceOrder,
         descending: bool,
-    ) -> Vec<NamespaceRecord> {
-        let mut records = self.live_records(account);
+    ) -> Result<Vec<NamespaceRecord>, StoreError> {
+        let _disk = self.disk();
+        let mut records = self.live_records(account, true)?;
         match order {
             NamespaceOrder::Id => records.sort_by(|a, b| a.id.cmp(&b.id)),
             NamespaceOrder::Title => {
@@ -153,27 +164,76 @@ impl Store {
         if descending {
             records.reverse();
         }
-        records
+        Ok(records)
     }
 
-    pub(super) fn live_records(&self, account: &AccountId) -> Vec<NamespaceRecord> {
-        self.namespaces
-            .iter()
-            .map(|ns| ns.record.read().clone())
-            .filter(|r| is_live(r) && r.account == *account)
-            .collect()
+    /// The live namespaces of `account`: as readers see them when `visible`, else with the
+    /// records still in their group commit.
+    fn live_records(
+        &self,
+        account: &AccountId,
+        visible: bool,
+    ) -> Result<Vec<NamespaceRecord>, StoreError> {
+        let disk = self.disk();
+        let disk = disk.as_ref().filter(|_| visible);
+        let namespaces: Vec<Arc<Namespace>> =
+            self.namespaces.iter().map(|ns| Arc::clone(&ns)).collect();
+        let mut live = Vec::new();
+        for ns in namespaces {
+            if let Some(record) = self.visible_record(disk, &ns)? {
+                if is_live(&record) && record.account == *account {
+                    live.push(record);
+                }
+            }
+        }
+        Ok(live)
     }
 
+    /// A namespace's record as readers see it: a local change still in its group commit is
+    /// not shown, the durable record is (`None`: the namespace is not durable yet).
+    pub(super) fn visible_record(
+        &self,
+        disk: Option<&Disk>,
+        ns: &Namespace,
+    ) -> Result<Option<NamespaceRecord>, StoreError> {
+        let record = ns.record.read().clone();
+        match disk {
+            Some(disk) if self.hidden(Some(disk), record.version) => {
+                disk.durable_record(&record.id)
+            }
+            _ => Ok(Some(record)),
+        }
+    }
+
+    /// The namespace `id` of `account` if readers see it live.
     pub(super) fn namespace(
         &self,
         account: &AccountId,
         id: &NamespaceId,
     ) -> Result<Arc<Namespace>, StoreError> {
+        let disk = self.disk();
+        let Some(namespace) = self.namespaces.get(id).map(|ns| Arc::clone(&ns)) else {
+            return Err(StoreError::NamespaceNotFound);
+        };
+        match self.visible_record(disk.as_ref(), &namespace)? {
+            Some(record) if record.account == *account && is_live(&record) => Ok(namespace),
+            _ => Err(StoreError::NamespaceNotFound),
+        }
+    }
+
+    /// The namespace `id` of `account` if it takes local writes: live, counting a change still
+    /// in its group commit. A write may follow a create that is not durable yet, because the
+    /// write's own group commit makes everything committed before it durable too.
+    pub(super) fn namespace_for_write(
+        &self,
+        account: &AccountId,
+        id: &NamespaceId,
+    ) -> Result<Arc<Namespace>, StoreError> {
         let namespace = self.namespaces.get(id).map(|ns| Arc::clone(&ns));
-        let visible = |ns: &Namespace| {
+        let takes = |ns: &Namespace| {
             let record = ns.record.read();
             record.account == *account && is_live(&record)
         };
-        namespace.filter(|ns| visible(ns)).ok_or(StoreError::NamespaceNotFound)
+        namespace.filter(|ns| takes(ns)).ok_or(StoreError::NamespaceNotFound)
     }
 }

@@ -80,8 +80,19 @@ impl Store {
 
     /// Moves every version that has become older than the digest horizon into the digest.
     pub fn mature(&self) {
+        let disk = self.disk();
         let now = self.now_ms();
         let mut due = self.maturing.lock().pop_due(now);
+        // A version not shown yet (its store failed before its group commit) waits: the digest
+        // holds only what anti-entropy may send.
+        let (hidden, mut due): (Vec<Maturing>, Vec<Maturing>) =
+            due.drain(..).partition(|item| self.hidden(disk.as_ref(), item.version));
+        if !hidden.is_empty() {
+            let mut queue = self.maturing.lock();
+            for item in hidden {
+                queue.push(Maturing { mature_at_ms: now.saturating_add(1000), ..item });
+            }
+        }
         // One lock per namespace and slice of items, not per item (writers contend for the
         // same lock), nor per whole namespace (that would stall its writers for milliseconds).
         due.sort_by(|a, b| a.namespace.cmp(&b.namespace));

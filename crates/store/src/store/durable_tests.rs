@@ -105,6 +105,8 @@ fn the_outbox_and_delivery_positions_survive_and_the_digest_is_rebuilt() {
         let first = store.write(&account, &ns, vec![put("a", "1")]).unwrap()[0].version;
         store.write(&account, &ns, vec![put("b", "2"), put("c", "3")]).unwrap();
         store.save_delivery_position("enam", first.ts);
+        // Local writes are shown (and so digested) once durable.
+        block_on(store.flushed()).unwrap();
         clock.advance(Duration::from_secs(11));
         store.mature();
         assert_eq!(store.digest_len(), 4);
@@ -164,7 +166,9 @@ fn a_directory_of_another_region_is_refused() {
 fn an_undecodable_record_is_an_error_naming_its_file() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (disk, _) = Disk::open(dir.path(), "wnam".parse().unwrap(), Durability::Fsync).unwrap();
+        let (disk, _) =
+            Disk::open(dir.path(), "wnam".parse().unwrap(), Durability::Fsync, Reserve::default())
+                .unwrap();
         let key = Disk::item_key(&NamespaceId::random(), "k");
         disk.items.insert(key, b"\x01garbage".as_slice()).unwrap();
         disk.close().unwrap();

@@ -26,7 +26,7 @@ impl Store {
             Value::Tombstone => return Ok(Entry::tombstone(slot.version)),
             Value::Memory(value) => Bytes::clone(value),
             Value::Disk => {
-                let stored = match &self.disk {
+                let stored = match &*self.disk() {
                     Some(disk) => disk.entry(namespace, key)?,
                     None => None,
                 };
@@ -48,6 +48,26 @@ impl Store {
         })
     }
 
+    /// What a reader sees of `key` now: its live entry, or `None` if it is absent, deleted or
+    /// expired. A newest version still in its group commit is not shown; the key's durable
+    /// state is, as if the write had not happened yet (it has not been acknowledged).
+    fn visible(
+        &self,
+        disk: Option<&Disk>,
+        namespace: &NamespaceId,
+        key: &str,
+        slot: Option<&Slot>,
+        now: u64,
+    ) -> Result<Option<Entry>, StoreError> {
+        match (slot, disk) {
+            (Some(slot), Some(disk)) if self.hidden(Some(disk), slot.version) => {
+                Ok(disk.durable_entry(namespace, key)?.filter(|e| entry_is_live(e, now)))
+            }
+            (Some(slot), _) if slot.is_live(now) => self.load(namespace, key, slot).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The live entry of `key`, or `None` if it is absent, deleted or expired.
     pub fn get(
         &self,
@@ -55,13 +75,11 @@ impl Store {
         namespace: &NamespaceId,
         key: &str,
     ) -> Result<Option<Entry>, StoreError> {
+        let disk = self.disk();
         let ns = self.namespace(account, namespace)?;
         let now = self.now_ms();
         let keys = ns.keys.read();
-        match keys.get(key).filter(|s| s.is_live(now)) {
-            Some(slot) => self.load(namespace, key, slot).map(Some),
-            None => Ok(None),
-        }
+        self.visible(disk.as_ref(), namespace, key, keys.get(key), now)
     }
 
     /// The live entries of several keys, in the order asked, read under one lock so they are a
@@ -72,14 +90,12 @@ impl Store {
         namespace: &NamespaceId,
         keys: &[String],
     ) -> Result<Vec<Option<Entry>>, StoreError> {
+        let disk = self.disk();
         let ns = self.namespace(account, namespace)?;
         let now = self.now_ms();
         let map = ns.keys.read();
         keys.iter()
-            .map(|k| match map.get(k.as_str()).filter(|s| s.is_live(now)) {
-                Some(slot) => self.load(namespace, k, slot).map(Some),
-                None => Ok(None),
-            })
+            .map(|k| self.visible(disk.as_ref(), namespace, k, map.get(k.as_str()), now))
             .collect()
     }
 
@@ -93,7 +109,9 @@ impl Store {
         namespace: &NamespaceId,
         ops: Vec<WriteOp>,
     ) -> Result<Vec<WriteResult>, StoreError> {
-        let ns = self.namespace(account, namespace)?;
+        let _disk = self.disk();
+        let ns = self.namespace_for_write(account, namespace)?;
+        let bytes: u64 = ops.iter().map(WriteOp::weight).sum();
         let mut effects = Effects::default();
         let results = {
             let mut keys = ns.keys.write();
@@ -118,7 +136,7 @@ impl Store {
                     })
                 })
                 .collect();
-            let writes = self.stamp_and_log(makes)?;
+            let writes = self.stamp_and_log(bytes, makes)?;
             let mut results = Vec::with_capacity(writes.len());
             for write in writes {
                 let ReplicatedWrite::Key { key, entry, .. } = write else {
@@ -139,7 +157,7 @@ impl Store {
 
     /// What the index keeps of an entry's value.
     pub(super) fn resident(&self, entry: &Entry) -> Value {
-        match (&entry.value, &self.disk) {
+        match (&entry.value, &*self.disk()) {
             (None, _) => Value::Tombstone,
             (Some(_), Some(_)) => Value::Disk,
             (Some(value), None) => Value::Memory(Box::new(value.clone())),
@@ -170,6 +188,8 @@ impl Store {
     /// an older or duplicate write changes nothing, so replays and reordering are harmless.
     /// Durable once [`Store::flushed`] resolves.
     pub fn apply_replicated(&self, write: ReplicatedWrite) -> Result<bool, StoreError> {
+        let _disk = self.disk();
+        let weight = write.size_hint() as u64;
         match write {
             ReplicatedWrite::Key { account, namespace, key, entry } => {
                 let ns = self.namespace_for_replica(&account, &namespace)?;
@@ -183,7 +203,7 @@ impl Store {
                     if keys.get(key.as_str()).is_some_and(|s| s.version >= entry.version) {
                         return Ok(false);
                     }
-                    self.commit_with(|disk, batch| {
+                    self.commit_with(Some(weight), |disk, batch| {
                         disk.put_entry(batch, &namespace, &key, &entry)
                     })?;
                     let key: Arc<str> = Arc::from(key);
@@ -228,7 +248,9 @@ impl Store {
                     .clone();
                 if created {
                     // Stored so that recovery knows the account of the keys it holds.
-                    self.commit_with(|disk, batch| disk.put_record(batch, &placeholder))?;
+                    self.commit_with(Some(256), |disk, batch| {
+                        disk.put_record(batch, &placeholder)
+                    })?;
                 }
                 ns
             }
@@ -243,6 +265,7 @@ impl Store {
         &self,
         record: NamespaceRecord,
     ) -> Result<bool, StoreError> {
+        let _disk = self.disk();
         let _catalog = self.catalog.lock();
         let ns = self.namespace_for_replica(&record.account, &record.id)?;
         let mut effects = Effects::default();
@@ -251,7 +274,7 @@ impl Store {
             if current.version >= record.version {
                 return Ok(false);
             }
-            self.commit_with(|disk, batch| disk.put_record(batch, &record))?;
+            self.commit_with(Some(256), |disk, batch| disk.put_record(batch, &record))?;
             self.untrack_record(&ns, &current);
             *current = record.clone();
             self.track_record(&ns, &record, &mut effects);
@@ -336,6 +359,7 @@ impl Store {
         resume_after: Option<&str>,
         limit: usize,
     ) -> Result<KeyPage, StoreError> {
+        let disk = self.disk();
         let ns = self.namespace(account, namespace)?;
         let now = self.now_ms();
         let keys = ns.keys.read();
@@ -347,7 +371,8 @@ impl Store {
         let mut skipped = 0;
         let range = keys.range::<str, _>((start, Bound::Unbounded));
         for (name, slot) in range.take_while(|(name, _)| name.starts_with(prefix)) {
-            if !slot.is_live(now) {
+            let listed = self.listed(disk.as_ref(), namespace, name, slot, now)?;
+            let Some(listed) = listed else {
                 skipped += 1;
                 // Out of budget: resume from here rather than scan on, but never with an empty
                 // page: the official SDKs stop paginating at the first empty page, so one would
@@ -357,18 +382,38 @@ impl Store {
                     return Ok(page);
                 }
                 continue;
-            }
+            };
             if page.keys.len() == limit {
                 // There is at least one more live key: the page is full and not the last.
                 page.resume_after = page.keys.last().map(|k| k.name.clone());
                 return Ok(page);
             }
-            page.keys.push(ListedKey {
-                name: name.to_string(),
-                expiration: slot.expiration(),
-                metadata: slot.metadata(),
-            });
+            page.keys.push(listed);
         }
         Ok(page)
+    }
+
+    /// How `name` shows in a listing now, or `None` if it does not (see [`Store::visible`]).
+    fn listed(
+        &self,
+        disk: Option<&Disk>,
+        namespace: &NamespaceId,
+        name: &str,
+        slot: &Slot,
+        now: u64,
+    ) -> Result<Option<ListedKey>, StoreError> {
+        if self.hidden(disk, slot.version) {
+            let durable = self.visible(disk, namespace, name, Some(slot), now)?;
+            return Ok(durable.map(|entry| ListedKey {
+                name: name.to_owned(),
+                expiration: entry.expiration,
+                metadata: entry.metadata,
+            }));
+        }
+        Ok(slot.is_live(now).then(|| ListedKey {
+            name: name.to_owned(),
+            expiration: slot.expiration(),
+            metadata: slot.metadata(),
+        }))
     }
 }

@@ -14,6 +14,8 @@ impl Store {
     /// whose delete has reached every region. Does at most `max` items per call so that a
     /// caller can yield between batches.
     pub fn purge(&self, max: usize) -> PurgeStats {
+        let _disk = self.disk();
+        self.drop_deleted();
         let now = self.now_ms();
         let due = self.purge_queue.lock().pop_due(now, max);
         let mut stats = PurgeStats::default();
@@ -33,7 +35,7 @@ impl Store {
                     // Keep the version: an older write of this key arriving later must still
                     // lose to it.
                     let tombstone = Entry::tombstone(item.version);
-                    let committed = self.commit_with(|disk, batch| {
+                    let committed = self.commit_with(None, |disk, batch| {
                         disk.put_entry(batch, &item.namespace, &item.key, &tombstone)
                     });
                     if let Err(error) = committed {
@@ -66,7 +68,7 @@ impl Store {
                     stats.expired += 1;
                 }
                 PurgeKind::Collect if self.watermarks.read().covers(item.version) => {
-                    let committed = self.commit_with(|disk, batch| {
+                    let committed = self.commit_with(None, |disk, batch| {
                         disk.remove_entry(batch, &item.namespace, &item.key)
                     });
                     if let Err(error) = committed {
@@ -99,5 +101,33 @@ impl Store {
     /// Whether `key` has any state at all, live or tombstone (for tests of purging).
     pub fn has_state(&self, namespace: &NamespaceId, key: &str) -> bool {
         self.namespaces.get(namespace).is_some_and(|ns| ns.keys.read().contains_key(key))
+    }
+
+    /// Drops the keys of namespaces whose local delete has become durable.
+    fn drop_deleted(&self) {
+        let waiting = std::mem::take(&mut *self.pending_drops.lock());
+        if waiting.is_empty() {
+            return;
+        }
+        let disk = self.disk();
+        let mut still = Vec::new();
+        for id in waiting {
+            let Some(ns) = self.namespaces.get(&id).map(|ns| Arc::clone(&ns)) else { continue };
+            let version = ns.record.read().version;
+            let dropped = if self.hidden(disk.as_ref(), version) {
+                Ok(false)
+            } else {
+                self.drop_keys(&ns).map(|()| true)
+            };
+            match dropped {
+                Ok(true) => {}
+                Ok(false) => still.push(id),
+                Err(error) => {
+                    tracing::warn!(%error, namespace = %id, "keys of a deleted namespace not dropped; retried later");
+                    still.push(id);
+                }
+            }
+        }
+        self.pending_drops.lock().extend(still);
     }
 }

@@ -1,14 +1,20 @@
-//! Rebuilding the in-memory index from the durable store when it opens.
+//! Rebuilding the in-memory index from the durable store when it opens, and reopening the
+//! engine after a storage failure.
 
 use std::sync::Arc;
 
+use edgekv_core::{Entry, Timestamp, Version};
+
 use super::*;
-use crate::disk::{Meta, OpenError};
-use crate::{AccountId, NamespaceId};
+use crate::digest::{Digest, MaturityQueue};
+use crate::disk::{Disk, Meta, OpenError};
+use crate::expiry::PurgeQueue;
+use crate::{AccountId, NamespaceId, NamespaceRecord};
 
 impl Store {
-    pub(super) fn recover(&self, meta: Meta) -> Result<Recovered, OpenError> {
-        let Some(disk) = &self.disk else { return Ok(Recovered::default()) };
+    /// Rebuilds the index from `disk`, which is not installed yet (or is being replaced, with
+    /// the store's engine lock held alone).
+    pub(super) fn recover(&self, disk: &Disk, meta: Meta) -> Result<Recovered, OpenError> {
         let mut recovered = Recovered::default();
         let mut floor = meta.hlc_bound;
         // Everything old enough goes straight into the digest; the rest matures as usual.
@@ -78,9 +84,140 @@ impl Store {
             floor = floor.max(last);
         }
         self.hlc.raise_floor(floor);
+        disk.recovered_through(floor);
         recovered.clock_floor = floor;
         self.positions.lock().extend(meta.positions);
         self.finish(effects);
         Ok(recovered)
     }
+}
+
+/// A local write that may have been refused: its store failed before the write's group commit
+/// succeeded. If the reopened engine holds it after all (part of the failed group reached the
+/// journal), the key goes back to its durable state, the one readers were shown.
+struct Refused {
+    namespace: NamespaceId,
+    /// `None`: the namespace's record.
+    key: Option<Arc<str>>,
+    /// The durable state to restore.
+    durable: Restore,
+}
+
+enum Restore {
+    Entry(Option<Entry>),
+    Record(Option<NamespaceRecord>),
+}
+
+impl Store {
+    /// After a storage failure, reopens the engine once the data directory's filesystem has
+    /// room again, puts back the durable state of every write the failure refused, and
+    /// rebuilds the index from the disk. Every operation waits meanwhile (see the `disk`
+    /// field). Returns whether it reopened: `false` when the store has not failed, or when
+    /// there is still no room. An error means the engine could not be opened again; the store
+    /// then refuses every write, and the process should exit so that a supervisor restarts it.
+    pub fn recover_storage(&self) -> Result<bool, StoreError> {
+        match &*self.disk() {
+            Some(disk) if disk.needs_reopen() => {}
+            _ => return Ok(false),
+        }
+        let mut engine = self.disk.write();
+        let Some(old) = engine.as_ref().filter(|d| d.needs_reopen()) else { return Ok(false) };
+        let refused = self.refused(old)?;
+        let through = old.visible_through();
+        let (dir, durability) = (old.dir().to_path_buf(), old.durability());
+        *engine = None;
+        tracing::warn!(dir = %dir.display(), refused = refused.len(), "reopening the store");
+        let (disk, meta) = Disk::open(&dir, self.config.region, durability, self.config.reserve)
+            .map_err(|e| self.close_for_good(format!("the store could not be reopened: {e}")))?;
+        restore(&disk, &refused, through).map_err(|e| self.close_for_good(e.to_string()))?;
+        self.clear_index();
+        let recovered = self
+            .recover(&disk, meta)
+            .map_err(|e| self.close_for_good(format!("recovery failed: {e}")))?;
+        if let Some(listener) = self.listener.read().clone() {
+            disk.on_durable(Some(listener));
+        }
+        *engine = Some(disk);
+        tracing::warn!(
+            keys = recovered.keys,
+            namespaces = recovered.namespaces,
+            "store reopened; writes resume"
+        );
+        Ok(true)
+    }
+
+    /// Records why the engine is gone for good.
+    fn close_for_good(&self, reason: String) -> StoreError {
+        tracing::error!(%reason, "the store is closed; restart the node");
+        *self.closed.lock() = Some(reason.clone());
+        StoreError::Unavailable(reason)
+    }
+
+    /// Every local write not shown yet, with the durable state of its item.
+    fn refused(&self, disk: &Disk) -> Result<Vec<Refused>, StoreError> {
+        let mut out = Vec::new();
+        let namespaces: Vec<Arc<Namespace>> =
+            self.namespaces.iter().map(|ns| Arc::clone(&ns)).collect();
+        for ns in namespaces {
+            let record = ns.record.read().clone();
+            if self.hidden(Some(disk), record.version) {
+                let durable = Restore::Record(disk.durable_record(&record.id)?);
+                out.push(Refused { namespace: record.id.clone(), key: None, durable });
+            }
+            let keys = ns.keys.read();
+            for (key, _) in keys.iter().filter(|(_, s)| self.hidden(Some(disk), s.version)) {
+                let durable = Restore::Entry(disk.durable_entry(&record.id, key)?);
+                out.push(Refused {
+                    namespace: record.id.clone(),
+                    key: Some(Arc::clone(key)),
+                    durable,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Empties the index before it is rebuilt from a reopened engine.
+    fn clear_index(&self) {
+        self.namespaces.clear();
+        *self.purge_queue.lock() = PurgeQueue::default();
+        *self.digest.lock() = Digest::default();
+        *self.maturing.lock() = MaturityQueue::default();
+        self.positions.lock().clear();
+        self.pending_drops.lock().clear();
+    }
+}
+
+/// Puts back the durable state of every refused write the reopened engine still holds (a
+/// local version newer than `through`), drops the refused writes' outbox records, and syncs.
+fn restore(disk: &Disk, refused: &[Refused], through: Timestamp) -> Result<(), StoreError> {
+    let region = disk.region();
+    let was_refused = |v: Version| v.origin == region && v.ts > through;
+    let mut batch = disk.batch();
+    for item in refused {
+        match (&item.key, &item.durable) {
+            (Some(key), Restore::Entry(durable)) => {
+                let found = disk.entry(&item.namespace, key)?;
+                if found.is_some_and(|e| was_refused(e.version)) {
+                    match durable {
+                        Some(entry) => disk.put_entry(&mut batch, &item.namespace, key, entry),
+                        None => disk.remove_entry(&mut batch, &item.namespace, key),
+                    }
+                }
+            }
+            (None, Restore::Record(durable)) => {
+                let found = disk.record(&item.namespace)?;
+                if found.is_some_and(|r| was_refused(r.version)) {
+                    match durable {
+                        Some(record) => disk.put_record(&mut batch, record),
+                        None => disk.remove_record(&mut batch, &item.namespace),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    disk.remove_outbox_after(&mut batch, through)?;
+    disk.commit(batch)?;
+    disk.sync_all()
 }

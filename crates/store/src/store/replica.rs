@@ -10,19 +10,23 @@ use crate::{ItemId, ReplicatedWrite};
 
 impl Store {
     /// Up to `max` of this region's writes with timestamps after `after`, in timestamp order.
+    /// Only writes that may be shown are sent: in `fsync` mode, those whose group commit has
+    /// succeeded (a refused write must never reach a peer).
     pub fn outbox_after(&self, after: Timestamp, max: usize) -> Vec<ReplicatedWrite> {
-        match &self.disk {
+        match &*self.disk() {
             None => self.outbox.lock().after(after, max),
-            Some(disk) => disk.outbox_after(after, max).unwrap_or_else(|error| {
-                tracing::error!(%error, "cannot read the outbox");
-                Vec::new()
-            }),
+            Some(disk) => {
+                disk.outbox_after(after, disk.visible_through(), max).unwrap_or_else(|error| {
+                    tracing::error!(%error, "cannot read the outbox");
+                    Vec::new()
+                })
+            }
         }
     }
 
     /// Drops outbox entries at or below `through`: every peer has them.
     pub fn compact_outbox(&self, through: Timestamp) {
-        match &self.disk {
+        match &*self.disk() {
             None => self.outbox.lock().compact_through(through),
             Some(disk) => {
                 if let Err(error) = disk.compact_outbox(through) {
@@ -34,7 +38,7 @@ impl Store {
 
     /// How many writes the outbox holds (in the durable store, the engine's estimate).
     pub fn outbox_len(&self) -> usize {
-        match &self.disk {
+        match &*self.disk() {
             None => self.outbox.lock().len(),
             Some(disk) => disk.outbox_len(),
         }
@@ -48,13 +52,14 @@ impl Store {
 
     /// Records `peer`'s delivery position (persisted in the durable store, not waited for).
     pub fn save_delivery_position(&self, peer: &str, through: Timestamp) {
+        let disk = self.disk();
         let mut positions = self.positions.lock();
         let known = positions.entry(peer.to_owned()).or_default();
         if *known == through {
             return;
         }
         *known = through;
-        if let Some(disk) = &self.disk {
+        if let Some(disk) = &*disk {
             if let Err(error) = disk.save_position(peer, through) {
                 tracing::warn!(%error, peer, "delivery position not stored");
             }
@@ -67,22 +72,33 @@ impl Store {
         self.watermarks.write().raise(origin, through);
     }
 
-    /// The current state of an item as a replicated write, tombstones included, or `None`.
+    /// The current state of an item as a replicated write, tombstones included, or `None`. As
+    /// readers see it: a local write still in its group commit is not sent to repair a peer.
     pub fn current(&self, item: &ItemId) -> Option<ReplicatedWrite> {
+        let disk = self.disk();
         let ns = self.namespaces.get(&item.namespace).map(|ns| Arc::clone(&ns))?;
         let record = ns.record.read().clone();
         if record.account != item.account {
             return None;
         }
+        let unreadable =
+            |error: &StoreError| tracing::warn!(%error, "cannot read an item to repair");
         match &item.key {
-            None => (!is_placeholder(&record)).then_some(ReplicatedWrite::Namespace(record)),
+            None => {
+                let shown =
+                    self.visible_record(disk.as_ref(), &ns).inspect_err(unreadable).ok()??;
+                (!is_placeholder(&shown)).then_some(ReplicatedWrite::Namespace(shown))
+            }
             Some(key) => {
                 let keys = ns.keys.read();
                 let slot = keys.get(key.as_str())?;
-                let entry = self
-                    .load(&record.id, key, slot)
-                    .inspect_err(|error| tracing::warn!(%error, "cannot read an item to repair"))
-                    .ok()?;
+                let entry = match &*disk {
+                    Some(disk) if self.hidden(Some(disk), slot.version) => {
+                        disk.durable_entry(&record.id, key)
+                    }
+                    _ => self.load(&record.id, key, slot).map(Some),
+                };
+                let entry = entry.inspect_err(unreadable).ok()??;
                 Some(ReplicatedWrite::Key {
                     account: record.account,
                     namespace: record.id,

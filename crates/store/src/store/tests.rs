@@ -207,6 +207,7 @@ fn namespace_titles_are_unique_per_account_and_accounts_are_isolated() {
     let titles = |a: &AccountId| -> Vec<String> {
         f.store
             .list_namespaces(a, NamespaceOrder::Title, false)
+            .unwrap()
             .into_iter()
             .map(|r| r.title)
             .collect()
