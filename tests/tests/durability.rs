@@ -475,3 +475,146 @@ fn a_damaged_journal_is_refused_naming_the_journal() {
         "the error names the journal: {stderr}"
     );
 }
+
+/// A small tmpfs mounted for one test and unmounted when dropped. Mounting needs root: where it
+/// cannot be mounted the test says so and does nothing, except in CI, where that is a failure.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(root: &Path, size: &str) -> Option<Tmpfs> {
+        let dir = root.join("tmpfs");
+        std::fs::create_dir_all(&dir).expect("create the mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            return Some(Tmpfs { dir });
+        }
+        assert!(std::env::var_os("CI").is_none(), "CI must be able to mount a tmpfs (root)");
+        eprintln!("skipped: mounting a tmpfs needs root");
+        None
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// Fills the filesystem holding `dir` to the last byte with one file, returned.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).expect("create the filler");
+    for chunk in [1 << 20, 4096, 1] {
+        let bytes = vec![0u8; chunk];
+        while file.write_all(&bytes).and_then(|()| file.flush()).is_ok() {}
+    }
+    path
+}
+
+/// How many anti-entropy rounds `addr` has finished with any peer.
+fn anti_entropy_rounds(addr: &str) -> u64 {
+    let reply = http(addr, "GET", "/metrics", &[], b"");
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    text.lines()
+        .filter(|l| l.starts_with("edgekv_anti_entropy_rounds_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// A disk filled to the brim by someone else: writes are refused before anything of them is
+/// stored (503 with Retry-After), readiness says why, what was refused is seen nowhere, not in
+/// the region nor in its peer, and once space is freed writes resume by themselves and what
+/// they acknowledge survives a kill -9.
+#[test]
+fn a_full_disk_refuses_writes_that_are_never_seen_and_writes_resume_when_space_returns() {
+    let root = tempfile::tempdir().expect("a temp dir");
+    let Some(tmpfs) = Tmpfs::mount(root.path(), "16m") else { return };
+    let flags = ["--anti-entropy-interval", "300ms"];
+    let wnam = RegionSpec::new("wnam", &tmpfs.dir, &flags);
+    let enam = RegionSpec::new("enam", root.path(), &flags);
+    let origin = wnam.start(&[&enam], &[]);
+    let _peer = enam.start(&[&wnam], &[]);
+    let ns = create_replicated_namespace(&wnam, &enam);
+    must_put(&wnam.addr(), &ns, "k", b"before");
+    wait_until(Duration::from_secs(10), "the first write in the peer", || {
+        get(&enam.addr(), &ns, "k").as_deref() == Some(b"before")
+    });
+
+    let filler = fill(&tmpfs.dir);
+    for key in ["k", "fresh"] {
+        let reply = http(&wnam.addr(), "PUT", &value_path(&ns, key), &AUTH, b"refused");
+        assert_eq!(reply.status, 503, "PUT {key}: {}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(reply.headers.get("retry-after").map(String::as_str), Some("5"));
+        assert_eq!(reply.json()["success"], false);
+    }
+    let ready = http(&wnam.addr(), "GET", "/readyz", &[], b"");
+    assert_eq!(ready.status, 503);
+    let reason = ready.json()["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("free"), "{reason}");
+    assert_eq!(http(&wnam.addr(), "GET", "/healthz", &[], b"").status, 200, "still alive");
+
+    // Never seen: not in the region, and not in the peer after anti-entropy has compared
+    // them twice (the link has no delay, so delivery would have come first).
+    assert_eq!(get(&wnam.addr(), &ns, "k").as_deref(), Some(&b"before"[..]));
+    assert_eq!(get(&wnam.addr(), &ns, "fresh"), None);
+    let rounds = anti_entropy_rounds(&enam.addr());
+    wait_until(Duration::from_secs(10), "two anti-entropy rounds", || {
+        anti_entropy_rounds(&enam.addr()) >= rounds + 2
+    });
+    assert_eq!(get(&enam.addr(), &ns, "k").as_deref(), Some(&b"before"[..]));
+    assert_eq!(get(&enam.addr(), &ns, "fresh"), None);
+
+    std::fs::remove_file(&filler).expect("free the space");
+    wait_until(Duration::from_secs(10), "readiness once space is back", || {
+        http(&wnam.addr(), "GET", "/readyz", &[], b"").status == 200
+    });
+    must_put(&wnam.addr(), &ns, "k", b"after");
+    wait_until(Duration::from_secs(10), "the write after the heal in the peer", || {
+        get(&enam.addr(), &ns, "k").as_deref() == Some(b"after")
+    });
+    kill_9(origin);
+    let _origin = wnam.start(&[&enam], &[]);
+    assert_eq!(get(&wnam.addr(), &ns, "k").as_deref(), Some(&b"after"[..]));
+    assert_eq!(get(&wnam.addr(), &ns, "fresh"), None);
+}
+
+/// A region that fills its own disk: writes are acknowledged until the free-space guard
+/// refuses them, never a 500 (the engine never meets ENOSPC), and after a kill -9 the region
+/// starts again on that disk with every acknowledged write.
+#[test]
+fn writes_that_would_fill_the_disk_are_refused_before_the_engine_fails() {
+    let root = tempfile::tempdir().expect("a temp dir");
+    let Some(tmpfs) = Tmpfs::mount(root.path(), "16m") else { return };
+    let wnam = RegionSpec::new("wnam", &tmpfs.dir, &[]);
+    let enam = RegionSpec::new("enam", root.path(), &[]);
+    let origin = wnam.start(&[&enam], &[]);
+    let _peer = enam.start(&[&wnam], &[]);
+    let ns = create_replicated_namespace(&wnam, &enam);
+    // Incompressible, or the journal's compression would let far more fit.
+    let mut rng = Rng(7);
+    let value: Vec<u8> = (0..64 * 1024).map(|_| rng.next() as u8).collect();
+    let mut acked = Vec::new();
+    loop {
+        let key = format!("k{:04}", acked.len());
+        let reply = http(&wnam.addr(), "PUT", &value_path(&ns, &key), &AUTH, &value);
+        match reply.status {
+            200 => acked.push(key),
+            503 => break,
+            other => panic!("PUT {key} answered {other}: {}", String::from_utf8_lossy(&reply.body)),
+        }
+        assert!(acked.len() < 1000, "a 16 MiB disk cannot take 64 MB");
+    }
+    assert!(acked.len() > 20, "only {} writes fitted", acked.len());
+    assert_eq!(http(&wnam.addr(), "GET", "/readyz", &[], b"").status, 503);
+    kill_9(origin);
+    let _origin = wnam.start(&[&enam], &[]);
+    for key in &acked {
+        assert_eq!(get(&wnam.addr(), &ns, key).as_deref(), Some(value.as_slice()), "{key}");
+    }
+}

@@ -26,6 +26,10 @@ const REFRESH: Duration = Duration::from_millis(10);
 /// Below this many reserves of free space, every commit reads the free space afresh.
 const CLOSE_FACTOR: u64 = 16;
 
+/// Readiness fails once free space is within half a reserve of the reserve, a little before
+/// writes are refused, so that a load balancer turns writers away before they see 503s.
+const READY_HEADROOM_DIVISOR: u64 = 2;
+
 /// Internal commits (expiry, tombstone collection, delivery positions) may dig into the reserve
 /// down to this fraction of it: they are small, and they are what frees the index of expired
 /// entries. Client and peer writes stop at the full reserve.
@@ -133,11 +137,11 @@ impl std::fmt::Display for NoSpace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the data directory's filesystem has {} free, and {} more would leave less than the \
-             {} it keeps for the storage engine; writes resume once space is freed",
+            "the data directory's filesystem has {} free and keeps {} for the storage engine: \
+             not enough for {} more; writes resume once space is freed",
             human_bytes(self.free),
-            human_bytes(self.needed),
-            human_bytes(self.reserve)
+            human_bytes(self.reserve),
+            human_bytes(self.needed)
         )
     }
 }
@@ -232,17 +236,19 @@ impl SpaceGuard {
         taken.map(|_| ()).map_err(|free| NoSpace { free, reserve, needed: bytes })
     }
 
-    /// Whether client writes would be admitted now, from a fresh reading; `Err` says why not.
+    /// Whether the store should count as ready for writes, from a fresh reading: free space is
+    /// more than the reserve and a headroom (see [`READY_HEADROOM_DIVISOR`]); `Err` says why not.
     pub(crate) fn check(&self) -> Result<(), NoSpace> {
         let mut read_at = self.read_at.lock();
         self.read();
         *read_at = Instant::now();
         let free = self.free.load(Ordering::Acquire);
         let reserve = self.reserve_bytes.load(Ordering::Acquire);
-        if free > reserve {
+        let headroom = reserve / READY_HEADROOM_DIVISOR;
+        if free > reserve.saturating_add(headroom) {
             Ok(())
         } else {
-            Err(NoSpace { free, reserve, needed: 0 })
+            Err(NoSpace { free, reserve, needed: headroom })
         }
     }
 }
