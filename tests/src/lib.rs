@@ -45,6 +45,8 @@ pub struct RegionRow {
     pub url: String,
     /// `host:port` of the URL.
     pub addr: String,
+    /// Its gRPC URL, `http://HOST:PORT`.
+    pub grpc: String,
 }
 
 /// A running `edgekv` process, killed when dropped.
@@ -107,7 +109,7 @@ impl Edgekv {
             let cols: Vec<&str> = line.split_whitespace().collect();
             match cols.as_slice() {
                 ["REGION", "URL", "GRPC", "TOKEN"] => header_seen = true,
-                [region, url, _grpc, _token] if header_seen && url.starts_with("http://") => {
+                [region, url, grpc, _token] if header_seen && url.starts_with("http://") => {
                     let addr = url
                         .trim_start_matches("http://")
                         .split('/')
@@ -118,6 +120,7 @@ impl Edgekv {
                         region: region.to_string(),
                         url: url.to_string(),
                         addr,
+                        grpc: grpc.to_string(),
                     });
                 }
                 _ if header_seen => break,

@@ -385,3 +385,99 @@ fn regions_report_their_apply_events_to_the_admin_api() {
     let off = http(&plain.region("wnam").addr, "GET", "/admin/applies", &admin, b"");
     assert_eq!(off.status, 409, "the log is off by default");
 }
+
+/// One request over HTTP/2 with prior knowledge (h2c), as `curl --http2-prior-knowledge` sends
+/// it: the status, and the grpc-status if the answer has one.
+fn h2c(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Option<String>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .expect("an HTTP/2 handshake with prior knowledge");
+        tokio::spawn(connection);
+        let mut request =
+            hyper::Request::builder().method(method).uri(format!("http://{addr}{path}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request =
+            request.body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(body))).unwrap();
+        let response = sender.send_request(request).await.expect("an HTTP/2 response");
+        let grpc = response.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
+        (response.status().as_u16(), grpc)
+    })
+}
+
+/// A blank entry in a token list or secret is never a credential: not over HTTP/1.1, and not
+/// over HTTP/2, which keeps the trailing space of `Authorization: Bearer ` that HTTP/1.1
+/// parsers strip. `'realsecret,'` is a typo for one token, and `' , '` for none.
+#[test]
+fn blank_tokens_and_secrets_are_never_credentials_over_http1_or_http2() {
+    let env = [
+        ("EDGEKV_API_TOKEN", "apitoken, ,"),
+        ("EDGEKV_ADMIN_TOKEN", "realsecret,"),
+        ("EDGEKV_CLUSTER_SECRET", " "),
+    ];
+    let node = Edgekv::must_start(&["node", "--region", "wnam", "--listen", "127.0.0.1:0"], &env);
+    let row = node.region("wnam");
+    let addr = row.addr.as_str();
+    let empty = [("Authorization", "Bearer ")];
+    for (path, good) in [(namespaces_path(), "apitoken"), ("/admin/status", "realsecret")] {
+        let bearer = format!("Bearer {good}");
+        let ok = [("Authorization", bearer.as_str())];
+        assert_eq!(http(addr, "GET", path, &ok, b"").status, 200, "{path} over HTTP/1.1");
+        assert_eq!(h2c(addr, "GET", path, &ok, b"").0, 200, "{path} over HTTP/2");
+        assert_eq!(http(addr, "GET", path, &empty, b"").status, 403, "{path} over HTTP/1.1");
+        assert_eq!(h2c(addr, "GET", path, &empty, b"").0, 403, "{path} over HTTP/2");
+        assert_eq!(h2c(addr, "GET", path, &[("Authorization", "Bearer")], b"").0, 403);
+    }
+    assert_eq!(
+        h2c(addr, "POST", "/admin/faults", &empty, br#"{"kind":"pause","from":"*","to":"*"}"#).0,
+        403
+    );
+    // The blank cluster secret left the development default in force on loopback, and an
+    // empty secret is refused by the gRPC service.
+    let grpc = row.grpc.trim_start_matches("http://");
+    let frame = [0u8, 0, 0, 0, 0]; // an empty DigestRequest
+    let call = |secret: &str| {
+        let header = format!("Bearer {secret}");
+        let headers = [
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("authorization", header.as_str()),
+        ];
+        h2c(grpc, "POST", "/edgekv.replication.v1.Replication/Digest", &headers, &frame).1
+    };
+    assert_eq!(call("").as_deref(), Some("16"), "UNAUTHENTICATED");
+    assert_eq!(call(" ").as_deref(), Some("16"));
+    assert_ne!(call(edgekv_dev_cluster_secret()).as_deref(), Some("16"));
+}
+
+/// The development cluster secret (the node crate's `DEV_CLUSTER_SECRET`).
+fn edgekv_dev_cluster_secret() -> &'static str {
+    "edgekv-dev-cluster-secret"
+}
+
+#[test]
+fn a_node_off_loopback_with_only_blank_tokens_refuses_to_start() {
+    let args = ["node", "--region", "wnam", "--listen", "0.0.0.0:0"];
+    let env =
+        [("EDGEKV_API_TOKEN", "t"), ("EDGEKV_CLUSTER_SECRET", "s"), ("EDGEKV_ADMIN_TOKEN", " , ")];
+    let (status, stderr) = must_run(&args, &env);
+    assert!(!status.success());
+    assert!(stderr.contains("EDGEKV_ADMIN_TOKEN"), "{stderr}");
+    let env =
+        [("EDGEKV_API_TOKEN", ","), ("EDGEKV_CLUSTER_SECRET", "s"), ("EDGEKV_ADMIN_TOKEN", "a")];
+    let (status, stderr) = must_run(&args, &env);
+    assert!(!status.success());
+    assert!(stderr.contains("EDGEKV_API_TOKEN"), "{stderr}");
+}

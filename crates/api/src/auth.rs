@@ -1,6 +1,7 @@
 //! Credentials: API tokens, accepted the two ways Cloudflare accepts them.
 
 use axum::http::HeaderMap;
+use edgekv_core::Tokens;
 
 /// The token a node accepts when it listens only on loopback and no token is configured, so
 /// that a local cluster works with zero setup. A node on any other address refuses to start
@@ -16,44 +17,33 @@ pub const DEV_TOKEN: &str = "edgekv-dev-token";
 /// token, which matches how local development against Workers KV uses one token.
 #[derive(Clone, Debug)]
 pub struct Auth {
-    tokens: Vec<String>,
+    tokens: Tokens,
 }
 
 impl Auth {
-    /// Accepts exactly `tokens` (empty strings are ignored).
+    /// Accepts exactly `tokens` (blank ones are dropped).
     pub fn new(tokens: impl IntoIterator<Item = String>) -> Self {
-        Auth { tokens: tokens.into_iter().filter(|t| !t.is_empty()).collect() }
+        Auth { tokens: Tokens::new(tokens) }
     }
 
     /// Whether the request carries an accepted credential.
     pub fn allows(&self, headers: &HeaderMap) -> bool {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         if let Some(token) = header("authorization").and_then(bearer_token) {
-            return self.accepts(token);
+            return self.tokens.accepts(token);
         }
         match (header("x-auth-email"), header("x-auth-key")) {
-            (Some(email), Some(key)) if !email.trim().is_empty() => self.accepts(key.trim()),
+            (Some(email), Some(key)) if !email.trim().is_empty() => self.tokens.accepts(key.trim()),
             _ => false,
         }
     }
-
-    /// Compares against every token without stopping early, so response timing does not tell
-    /// how much of a guessed token was right.
-    fn accepts(&self, candidate: &str) -> bool {
-        self.tokens.iter().fold(false, |found, token| found | constant_time_eq(token, candidate))
-    }
 }
 
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
+/// The token of an `Authorization: Bearer <token>` header value (any case of "Bearer").
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -83,6 +73,8 @@ mod tests {
             headers(&[]),
             headers(&[("authorization", "Bearer t")]),
             headers(&[("authorization", "Bearer ")]),
+            headers(&[("authorization", "Bearer")]),
+            headers(&[("authorization", "Bearer  ")]),
             headers(&[("authorization", "Basic t1")]),
             headers(&[("authorization", "t1")]),
             headers(&[("x-auth-key", "t1")]),

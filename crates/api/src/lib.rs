@@ -32,7 +32,7 @@ use axum::Router;
 use edgekv_metrics::{Counter, Family, Registry};
 use edgekv_store::Store;
 
-pub use auth::{Auth, DEV_TOKEN};
+pub use auth::{bearer_token, Auth, DEV_TOKEN};
 pub use error::ApiError;
 
 /// The header naming the region that served a response.

@@ -312,20 +312,24 @@ fn bounded(text: &str, param: &str) -> Result<Duration, ParseDelayError> {
     Ok(delay)
 }
 
-/// Parses a duration of the grammar above (`500ms`, `1.5s`, `2m`), with no upper bound: the
-/// lab's scenario files use it for run lengths and fault times, so they read like delays.
+/// Parses a duration of the grammar above (`500ms`, `1.5s`, `2m`, `24h`, `7d`), with no upper
+/// bound: the lab's scenario files use it for run lengths and fault times, and the node's
+/// settings for timeouts and grace periods, so they all read like delays.
 pub fn parse_duration(text: &str) -> Result<Duration, ParseDelayError> {
     let t = text.trim();
     if t.starts_with('-') {
         return Err(error(t, "a delay cannot be negative"));
     }
-    let bad = || error(t, "expected a number and a unit ms, s or m, such as 500ms, 1.5s or 1m");
+    let bad =
+        || error(t, "expected a number and a unit ms, s, m, h or d, such as 500ms, 1.5s or 24h");
     let (number, unit) =
         t.split_at(t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len()));
     let unit_ns: u128 = match unit.trim() {
         "ms" => 1_000_000,
         "s" => 1_000_000_000,
         "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
         _ => return Err(bad()),
     };
     let (int, frac) = number.split_once('.').unwrap_or((number, ""));
@@ -560,7 +564,7 @@ mod tests {
             ("mix(1:61s)", "delay is over 60 s"),
             ("-1s", r#""-1s": a delay cannot be negative"#),
             ("uniform(-1s,2s)", r#""-1s": a delay cannot be negative"#),
-            ("5", r#""5": expected a number and a unit ms, s or m"#),
+            ("5", r#""5": expected a number and a unit ms, s, m, h or d"#),
             ("5h", r#""5h": expected a number"#),
             ("1..5s", r#""1..5s": expected a number"#),
             ("uniform(2s,1s)", r#""uniform(2s,1s)": min is greater than max"#),

@@ -22,6 +22,8 @@ mod entry;
 mod key;
 pub mod limits;
 mod region;
+mod size;
+mod tokens;
 mod validate;
 mod version;
 
@@ -30,6 +32,8 @@ pub use delay::{parse_duration, DelayModel, LatencyMatrix, LinkDelay, ParseDelay
 pub use entry::{merge, Entry, Versioned};
 pub use key::{decode_key, percent_decode, validate_key, KeyError};
 pub use region::{RegionId, RegionIdError};
+pub use size::parse_bytes;
+pub use tokens::Tokens;
 pub use validate::{
     canonical_metadata, canonical_metadata_value, resolve_expiration, validate_list_limit,
     validate_title, ValidationError,

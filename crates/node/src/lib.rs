@@ -10,6 +10,7 @@ mod admin;
 pub mod chaos;
 pub mod config;
 pub mod lab;
+pub mod settings;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -144,7 +145,7 @@ pub fn start(
         metrics: ApiMetrics::register(&registry),
     });
     let admin = Arc::new(admin::AdminState {
-        tokens: config.admin_tokens.clone(),
+        tokens: edgekv_core::Tokens::new(&config.admin_tokens),
         faults: Arc::clone(&faults),
         store: Arc::clone(&store),
         store_metrics: admin::StoreMetrics::register(&registry, &store),

@@ -1,21 +1,16 @@
 //! `edgekv`: run one regional node, or a local multi-region cluster in one process.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand};
-use edgekv_node::config::{
-    latency_matrix, parse_duration, parse_peer, parse_region, resolve_secret, resolve_tokens,
-    FileConfig, Storage, DEFAULT_ANTI_ENTROPY_INTERVAL, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
-    DEFAULT_TOMBSTONE_GRACE, DEV_ADMIN_TOKEN, DEV_CLUSTER_SECRET,
-};
-use edgekv_node::{
-    bind, init_tracing, shutdown_signal, start, start_cluster, RegionConfig, RunningRegion,
-};
-use edgekv_replication::{Faults, ReplicationConfig};
+use anyhow::Context;
+use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
+use edgekv_node::config::{cluster_configs, node_config, DEV_ADMIN_TOKEN};
+use edgekv_node::settings::{self, Given, Settings, SPECS};
+use edgekv_node::{bind, init_tracing, shutdown_signal, start, start_cluster, RunningRegion};
+use edgekv_replication::Faults;
 use tokio_util::sync::CancellationToken;
 
 /// EdgeKV: an eventually consistent, multi-region key-value store that speaks the Cloudflare
@@ -30,10 +25,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one regional node.
-    Node(NodeArgs),
+    Node(SettingsArgs<false>),
     /// Run one node per region in this process, replicating with each other; region i serves
     /// HTTP on PORT+i and gRPC on GRPC_PORT+i.
-    Cluster(ClusterArgs),
+    Cluster(SettingsArgs<true>),
     /// The consistency lab.
     #[command(subcommand)]
     Lab(LabCommand),
@@ -191,107 +186,67 @@ enum LabCommand {
     },
 }
 
-/// Settings shared by `node` and `cluster`.
-#[derive(Args)]
-struct CommonArgs {
-    /// TOML configuration file; environment variables and flags override it.
-    #[arg(long, env = "EDGEKV_CONFIG")]
+/// The settings of `node` (`CLUSTER` false) or `cluster`, as flags built from their one
+/// definition in [`settings::SPECS`].
+struct SettingsArgs<const CLUSTER: bool> {
     config: Option<PathBuf>,
-    /// Accepted API tokens, comma-separated. Without one, a node on loopback accepts
-    /// `edgekv-dev-token` and a node on any other address refuses to start.
-    #[arg(
-        long = "api-token",
-        env = "EDGEKV_API_TOKEN",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    api_tokens: Option<Vec<String>>,
-    /// Admin API tokens, comma-separated; on loopback `edgekv-dev-admin-token` by default.
-    #[arg(
-        long = "admin-token",
-        env = "EDGEKV_ADMIN_TOKEN",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    admin_tokens: Option<Vec<String>>,
-    /// Secret regions present to each other; on loopback a development default.
-    #[arg(long, env = "EDGEKV_CLUSTER_SECRET", hide_env_values = true)]
-    cluster_secret: Option<String>,
-    /// Propagation delay of every link: 5s, uniform(1s,5s), normal(3s,1s), lognormal(p50,p99),
-    /// exponential(mean), pareto(scale,shape) or mix(w:model,...); at most 60 s [default: 0s].
-    #[arg(long, env = "EDGEKV_DELAY")]
-    delay: Option<String>,
-    /// Delay of one link, overriding --delay: ORIGIN->DESTINATION=MODEL (repeatable).
-    #[arg(long = "link-delay", env = "EDGEKV_LINK_DELAYS", value_delimiter = ';')]
-    link_delays: Option<Vec<String>>,
-    /// Seed of every sampled delay and fault decision, so a run replays [default: 0].
-    #[arg(long, env = "EDGEKV_SEED")]
-    seed: Option<u64>,
-    /// How long deletes and expiries are remembered as tombstones (e.g. 24h, 30m).
-    #[arg(long, env = "EDGEKV_TOMBSTONE_GRACE")]
-    tombstone_grace: Option<String>,
-    /// Mean interval between anti-entropy rounds with each peer [default: 30s].
-    #[arg(long, env = "EDGEKV_ANTI_ENTROPY_INTERVAL")]
-    anti_entropy_interval: Option<String>,
-    /// Largest lead of a peer's timestamp over the local clock that is accepted [default: 500ms].
-    #[arg(long, env = "EDGEKV_MAX_CLOCK_SKEW")]
-    max_clock_skew: Option<String>,
-    /// Keep all data in memory: nothing survives a restart (tests, quick experiments).
-    #[arg(long, env = "EDGEKV_IN_MEMORY", conflicts_with = "data_dir")]
-    in_memory: bool,
-    /// Data directory. `node`: the region's own [default: ./data/REGION]; `cluster`: one
-    /// subdirectory per region under it [default: ./data].
-    #[arg(long, env = "EDGEKV_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// When a write is acknowledged: fsync (after the group commit's fsync), periodic(MS)
-    /// (fsync every MS milliseconds, ack before it) or none (the OS flushes) [default: fsync].
-    #[arg(long, env = "EDGEKV_DURABILITY")]
-    durability: Option<String>,
-    /// Offset added to the wall clock, e.g. -1h or 30s: starts the node with a skewed clock
-    /// (experiments; the HLC still never goes back) [default: 0s].
-    #[arg(long, env = "EDGEKV_CLOCK_OFFSET", allow_hyphen_values = true)]
-    clock_offset: Option<String>,
-    /// Keep the newest N apply events (which version of which key the region applied, when)
-    /// for the consistency lab, served at /admin/applies [default: 0, off].
-    #[arg(long, env = "EDGEKV_APPLY_LOG")]
-    apply_log: Option<usize>,
+    given: Given,
 }
 
-#[derive(Args)]
-struct NodeArgs {
-    /// This node's region name (1-16 characters of a-z, 0-9, _).
-    #[arg(long, env = "EDGEKV_REGION")]
-    region: Option<String>,
-    /// HTTP listen address [default: 127.0.0.1:8787].
-    #[arg(long, env = "EDGEKV_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// gRPC listen address for peers [default: the HTTP address with port + 1000].
-    #[arg(long, env = "EDGEKV_GRPC_LISTEN")]
-    grpc_listen: Option<SocketAddr>,
-    /// A peer region: NAME=http://HOST:PORT (its gRPC address; repeatable).
-    #[arg(long = "peer", env = "EDGEKV_PEERS", value_delimiter = ',')]
-    peers: Option<Vec<String>>,
-    #[command(flatten)]
-    common: CommonArgs,
+impl<const CLUSTER: bool> SettingsArgs<CLUSTER> {
+    const COMMAND: settings::Command =
+        if CLUSTER { settings::Command::Cluster } else { settings::Command::Node };
+
+    fn resolve(&self) -> anyhow::Result<Settings> {
+        Settings::resolve(Self::COMMAND, &self.given, self.config.as_deref())
+    }
 }
 
-#[derive(Args)]
-struct ClusterArgs {
-    /// Region names, comma-separated [default: wnam,enam,weur].
-    #[arg(long, env = "EDGEKV_REGIONS", value_delimiter = ',')]
-    regions: Option<Vec<String>>,
-    /// HTTP port of the first region; region i listens on PORT+i. 0 picks free ports
-    /// [default: 8787].
-    #[arg(long, env = "EDGEKV_PORT")]
-    port: Option<u16>,
-    /// gRPC port of the first region [default: PORT+1000, or free ports when PORT is 0].
-    #[arg(long, env = "EDGEKV_GRPC_PORT")]
-    grpc_port: Option<u16>,
-    /// Address every region binds to [default: 127.0.0.1].
-    #[arg(long, env = "EDGEKV_HOST")]
-    host: Option<IpAddr>,
-    #[command(flatten)]
-    common: CommonArgs,
+impl<const CLUSTER: bool> Args for SettingsArgs<CLUSTER> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let config = Arg::new("config")
+            .long("config")
+            .env("EDGEKV_CONFIG")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("TOML configuration file; environment variables and flags override it");
+        let specs = SPECS.iter().filter(|spec| spec.applies_to(Self::COMMAND));
+        specs.fold(cmd.arg(config), |cmd, spec| {
+            let help = spec.help.trim();
+            let secret = spec.name.contains("token") || spec.name.contains("secret");
+            let arg = Arg::new(spec.name)
+                .long(spec.flag)
+                .env(spec.env)
+                .hide_env_values(secret)
+                .help(help);
+            let arg = match (spec.list, spec.switch) {
+                (Some(separator), _) => arg.action(ArgAction::Append).value_delimiter(separator),
+                (None, true) => arg.num_args(0..=1).default_missing_value("true"),
+                (None, false) => arg.action(ArgAction::Set),
+            };
+            cmd.arg(arg)
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl<const CLUSTER: bool> FromArgMatches for SettingsArgs<CLUSTER> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut given = Given::new();
+        for spec in SPECS.iter().filter(|spec| spec.applies_to(Self::COMMAND)) {
+            if let Some(values) = matches.get_many::<String>(spec.name) {
+                given.insert(spec.name, values.cloned().collect());
+            }
+        }
+        Ok(SettingsArgs { config: matches.get_one::<PathBuf>("config").cloned(), given })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
 }
 
 fn main() -> ExitCode {
@@ -425,7 +380,7 @@ async fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
             json!({"kind": "loss", "from": from, "to": to, "rate": rate})
         }
         ChaosAction::Clock { region, offset } => {
-            let offset_ms = signed_millis(&offset).context("clock offset")?;
+            let offset_ms = settings::parse_offset(offset.trim()).map_err(anyhow::Error::msg)?.0;
             json!({"kind": "clock_offset", "region": region, "offset_ms": offset_ms})
         }
         ChaosAction::PauseReplication { from, to } => {
@@ -475,250 +430,23 @@ fn lab_report(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-/// The settings every region of one invocation shares, resolved from file, environment and
-/// flags.
-struct Shared {
-    file: FileConfig,
-    api_tokens: Vec<String>,
-    admin_tokens: Vec<String>,
-    cluster_secret: Option<String>,
-    tombstone_grace: std::time::Duration,
-    delays: edgekv_core::LatencyMatrix,
-    seed: u64,
-    anti_entropy_interval: std::time::Duration,
-    max_clock_skew: std::time::Duration,
-    /// The data directory (`None`: in memory) and the durability mode.
-    data_dir: Option<PathBuf>,
-    durability: edgekv_store::Durability,
-    clock_offset_ms: i64,
-    apply_log: usize,
-}
-
-fn shared(common: CommonArgs) -> anyhow::Result<Shared> {
-    let file = match &common.config {
-        Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
-    };
-    let duration = |flag: Option<&str>, file: Option<&str>, default, what: &str| match flag.or(file)
-    {
-        Some(text) => parse_duration(text).with_context(|| what.to_owned()),
-        None => Ok(default),
-    };
-    let tombstone_grace = duration(
-        common.tombstone_grace.as_deref(),
-        file.tombstone_grace.as_deref(),
-        DEFAULT_TOMBSTONE_GRACE,
-        "tombstone grace",
-    )?;
-    let anti_entropy_interval = duration(
-        common.anti_entropy_interval.as_deref(),
-        file.anti_entropy_interval.as_deref(),
-        DEFAULT_ANTI_ENTROPY_INTERVAL,
-        "anti-entropy interval",
-    )?;
-    if anti_entropy_interval.is_zero() {
-        bail!("the anti-entropy interval must be longer than zero");
-    }
-    let max_clock_skew = duration(
-        common.max_clock_skew.as_deref(),
-        file.max_clock_skew.as_deref(),
-        edgekv_core::Hlc::DEFAULT_MAX_DELTA,
-        "max clock skew",
-    )?;
-    let links = common.link_delays.or_else(|| file.link_delays.clone()).unwrap_or_default();
-    let delays = latency_matrix(common.delay.as_deref().or(file.delay.as_deref()), &links)?;
-    let in_memory = common.in_memory || file.in_memory.unwrap_or(false);
-    let data_dir = match common.data_dir.clone().or_else(|| file.data_dir.clone()) {
-        _ if in_memory => None,
-        Some(dir) => Some(dir),
-        None => Some(PathBuf::from(DEFAULT_DATA_DIR)),
-    };
-    let durability = match common.durability.as_deref().or(file.durability.as_deref()) {
-        Some(text) => text.parse().map_err(|e: String| anyhow::anyhow!(e))?,
-        None => edgekv_store::Durability::default(),
-    };
-    let clock_offset_ms = match common.clock_offset.as_deref().or(file.clock_offset.as_deref()) {
-        Some(text) => signed_millis(text).context("clock offset")?,
-        None => 0,
-    };
-    Ok(Shared {
-        data_dir,
-        durability,
-        clock_offset_ms,
-        apply_log: common.apply_log.or(file.apply_log).unwrap_or(0),
-        api_tokens: common.api_tokens.or_else(|| file.api_tokens.clone()).unwrap_or_default(),
-        admin_tokens: common.admin_tokens.or_else(|| file.admin_tokens.clone()).unwrap_or_default(),
-        cluster_secret: common.cluster_secret.or_else(|| file.cluster_secret.clone()),
-        seed: common.seed.or(file.seed).unwrap_or(0),
-        file,
-        tombstone_grace,
-        delays,
-        anti_entropy_interval,
-        max_clock_skew,
-    })
-}
-
-impl Shared {
-    fn region_config(
-        &self,
-        region: edgekv_core::RegionId,
-        listen: SocketAddr,
-        grpc_listen: SocketAddr,
-        peers: Vec<edgekv_replication::PeerConfig>,
-        dir: impl FnOnce(&std::path::Path) -> PathBuf,
-    ) -> anyhow::Result<RegionConfig> {
-        let api_tokens = resolve_tokens(self.api_tokens.clone(), listen)?;
-        let secret = resolve_secret(
-            self.cluster_secret.clone(),
-            grpc_listen,
-            DEV_CLUSTER_SECRET,
-            "cluster secret",
-            "EDGEKV_CLUSTER_SECRET",
-        )?;
-        let admin = resolve_secret(
-            (!self.admin_tokens.is_empty()).then(|| self.admin_tokens.join(",")),
-            listen,
-            DEV_ADMIN_TOKEN,
-            "admin token",
-            "EDGEKV_ADMIN_TOKEN",
-        )?;
-        let mut replication = ReplicationConfig::new(region, peers, secret);
-        replication.delays = self.delays.clone();
-        replication.seed = self.seed;
-        replication.anti_entropy_interval = self.anti_entropy_interval;
-        Ok(RegionConfig {
-            region,
-            listen,
-            grpc_listen,
-            api_tokens,
-            admin_tokens: admin.split(',').map(str::to_owned).collect(),
-            tombstone_grace: self.tombstone_grace,
-            replication,
-            max_clock_skew: self.max_clock_skew,
-            storage: self.storage(dir),
-            clock_offset_ms: self.clock_offset_ms,
-            apply_log: self.apply_log,
-            storage_reserve: edgekv_store::Reserve::default(),
-        })
-    }
-
-    /// Where a region keeps its data: `dir` under the data directory, or in memory.
-    fn storage(&self, dir: impl FnOnce(&std::path::Path) -> PathBuf) -> Storage {
-        match &self.data_dir {
-            None => Storage::InMemory,
-            Some(root) => Storage::Disk { dir: dir(root), durability: self.durability },
-        }
-    }
-}
-
-/// Parses a signed duration such as `-1h`, `+30s` or `250ms` into milliseconds.
-fn signed_millis(text: &str) -> anyhow::Result<i64> {
-    let text = text.trim();
-    let (negative, magnitude) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
-    let ms = i64::try_from(parse_duration(magnitude)?.as_millis()).context("offset too large")?;
-    Ok(if negative { -ms } else { ms })
-}
-
-/// The gRPC address next to an HTTP address: same host, port + 1000 (0 stays 0).
-fn grpc_beside(http: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let port = match http.port() {
-        0 => 0,
-        p => p
-            .checked_add(1000)
-            .context("the HTTP port is too high to put gRPC at port + 1000; set --grpc-listen")?,
-    };
-    Ok(SocketAddr::new(http.ip(), port))
-}
-
-async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
-    let flag_dir = args.common.data_dir.is_some();
-    let shared = shared(args.common)?;
-    let region = args.region.or_else(|| shared.file.region.clone()).context(
-        "no region given: pass --region NAME, set EDGEKV_REGION, or set region in the config file",
-    )?;
-    let region = parse_region(&region)?;
-    let listen = match args.listen.or(shared.file.listen) {
-        Some(addr) => addr,
-        None => DEFAULT_LISTEN.parse().context("default listen address")?,
-    };
-    let grpc_listen = match args.grpc_listen.or(shared.file.grpc_listen) {
-        Some(addr) => addr,
-        None => grpc_beside(listen)?,
-    };
-    let peers = match args.peers {
-        Some(list) => list.iter().map(|p| parse_peer(p)).collect::<anyhow::Result<Vec<_>>>()?,
-        None => shared
-            .file
-            .peers
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(name, url)| parse_peer(&format!("{name}={url}")))
-            .collect::<anyhow::Result<Vec<_>>>()?,
-    };
-    if peers.iter().any(|p| p.name == region) {
-        bail!("region {region} lists itself as a peer");
-    }
-    // An explicit directory is the region's own; the default keeps the cluster's layout, so
-    // `edgekv node --region wnam` finds the data `edgekv cluster` wrote for wnam.
-    let explicit = flag_dir || shared.file.data_dir.is_some();
-    let config = shared.region_config(region, listen, grpc_listen, peers, |root| {
-        if explicit {
-            root.to_path_buf()
-        } else {
-            root.join(region.as_str())
-        }
-    })?;
+async fn run_node(args: SettingsArgs<false>) -> anyhow::Result<()> {
+    let settings = args.resolve()?;
+    let config = node_config(&settings)?;
     let shutdown = CancellationToken::new();
-    let faults = Arc::new(Faults::new(shared.seed));
+    let faults = Arc::new(Faults::new(settings.seed));
     let running = start(bind(config).await?, faults, shutdown.clone())?;
-    print_table(std::slice::from_ref(&running), &shared);
+    print_table(std::slice::from_ref(&running), &settings);
     serve_until_signal(vec![running], shutdown).await
 }
 
-async fn run_cluster(args: ClusterArgs) -> anyhow::Result<()> {
-    let shared = shared(args.common)?;
-    let names = args
-        .regions
-        .or_else(|| shared.file.regions.clone())
-        .unwrap_or_else(|| vec!["wnam".into(), "enam".into(), "weur".into()]);
-    let host = args.host.or(shared.file.host).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let base_port = args.port.or(shared.file.port).unwrap_or(8787);
-    let grpc_base = match args.grpc_port.or(shared.file.grpc_port) {
-        Some(port) => port,
-        None => grpc_beside(SocketAddr::new(host, base_port))?.port(),
-    };
-    let port_of = |base: u16, i: usize| -> anyhow::Result<u16> {
-        if base == 0 {
-            return Ok(0);
-        }
-        let offset = u16::try_from(i).context("too many regions")?;
-        base.checked_add(offset).context("region ports run past 65535")
-    };
-    let mut configs: Vec<RegionConfig> = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let region = parse_region(name)?;
-        if configs.iter().any(|r| r.region == region) {
-            bail!("region {region} is listed twice");
-        }
-        let listen = SocketAddr::new(host, port_of(base_port, i)?);
-        let grpc = SocketAddr::new(host, port_of(grpc_base, i)?);
-        configs.push(
-            shared.region_config(region, listen, grpc, Vec::new(), |root| {
-                root.join(region.as_str())
-            })?,
-        );
-    }
-    if configs.is_empty() {
-        bail!("--regions needs at least one region name");
-    }
+async fn run_cluster(args: SettingsArgs<true>) -> anyhow::Result<()> {
+    let settings = args.resolve()?;
+    let configs = cluster_configs(&settings)?;
     let shutdown = CancellationToken::new();
-    let faults = Arc::new(Faults::new(shared.seed));
+    let faults = Arc::new(Faults::new(settings.seed));
     let running = start_cluster(configs, faults, shutdown.clone()).await?;
-    print_table(&running, &shared);
+    print_table(&running, &settings);
     println!("Ctrl-C stops the cluster.");
     serve_until_signal(running, shutdown).await
 }
@@ -730,7 +458,7 @@ fn base_url(addr: SocketAddr) -> String {
 /// Prints where each region listens, once every listener is bound (so a script that has read
 /// the table can connect at once). Scripts parse it: one header line, then one line per region
 /// with the columns REGION, URL, GRPC, TOKEN separated by whitespace.
-fn print_table(regions: &[RunningRegion], shared: &Shared) {
+fn print_table(regions: &[RunningRegion], settings: &Settings) {
     println!("{:<8} {:<40} {:<26} TOKEN", "REGION", "URL", "GRPC");
     for region in regions {
         let token = region.config.api_tokens.first().map(String::as_str).unwrap_or("");
@@ -749,15 +477,22 @@ fn print_table(regions: &[RunningRegion], shared: &Shared) {
         .and_then(|r| r.config.admin_tokens.first())
         .map(|t| if t == DEV_ADMIN_TOKEN { t.as_str() } else { "(configured)" })
         .unwrap_or("");
-    let storage = match &shared.data_dir {
-        None => "in memory".to_owned(),
-        Some(dir) => format!("{} ({})", dir.display(), shared.durability),
+    let storage = match regions.first().map(|r| &r.config.storage) {
+        Some(edgekv_node::Storage::Disk { dir, durability }) if regions.len() == 1 => {
+            format!("{} ({durability})", dir.display())
+        }
+        Some(edgekv_node::Storage::Disk { durability, .. }) => {
+            let root = settings.data_dir.clone().unwrap_or_else(|| "data".into());
+            format!("{} ({durability})", root.display())
+        }
+        _ => "in memory".to_owned(),
     };
+    let delays = regions.first().map(|r| &r.config.replication.delays);
+    let (model, max) =
+        delays.map_or_else(Default::default, |d| (d.default_model().to_string(), d.max()));
     println!(
-        "delay {} (max {:?}), seed {}, admin token {admin}, storage {storage}",
-        shared.delays.default_model(),
-        shared.delays.max(),
-        shared.seed
+        "delay {model} (max {max:?}), seed {}, admin token {admin}, storage {storage}",
+        settings.seed
     );
 }
 

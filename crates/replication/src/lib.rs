@@ -120,7 +120,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<ReplicationMetrics>,
     pub(crate) delays: LatencyMatrix,
     pub(crate) seed: u64,
-    pub(crate) secret: Arc<str>,
+    /// The cluster secret, as the one accepted credential of peers.
+    pub(crate) secret: Arc<edgekv_core::Tokens>,
     pub(crate) ae_interval: Duration,
     pub(crate) max_backoff: Duration,
     pub(crate) outbox_peer_cap: usize,
@@ -166,7 +167,7 @@ pub enum StartError {
         url: String,
     },
     /// The cluster secret cannot be sent as a header.
-    #[error("the cluster secret must be printable ASCII")]
+    #[error("the cluster secret must be printable ASCII and not blank")]
     Secret,
     /// The gRPC listener failed.
     #[error("serve gRPC")]
@@ -223,7 +224,10 @@ pub fn spawn_replication(
     grpc_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<ReplicationHandle, StartError> {
-    let header = MetadataValue::try_from(format!("Bearer {}", config.cluster_secret))
+    if config.cluster_secret.trim().is_empty() {
+        return Err(StartError::Secret);
+    }
+    let header = MetadataValue::try_from(format!("Bearer {}", config.cluster_secret.trim()))
         .map_err(|_| StartError::Secret)?;
     let shared = Arc::new(Shared {
         region: config.region,
@@ -232,7 +236,7 @@ pub fn spawn_replication(
         metrics,
         delays: config.delays.clone(),
         seed: config.seed,
-        secret: Arc::from(config.cluster_secret.as_str()),
+        secret: Arc::new(edgekv_core::Tokens::new([config.cluster_secret.as_str()])),
         ae_interval: config.anti_entropy_interval,
         max_backoff: config.max_backoff,
         outbox_peer_cap: config.outbox_peer_cap,

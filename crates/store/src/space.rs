@@ -86,28 +86,10 @@ impl FromStr for Reserve {
                 _ => Err(format!("storage reserve {raw:?}: a percentage must be 0% to 50%")),
             };
         }
-        parse_bytes(raw).map(Reserve::Bytes).ok_or_else(|| {
+        edgekv_core::parse_bytes(raw).map(Reserve::Bytes).map_err(|_| {
             format!("storage reserve {raw:?}: expected a size such as 64MiB or 1GB, or a percentage such as 5%")
         })
     }
-}
-
-/// Parses a byte size with an optional unit (B, KB, MB, GB, KiB, MiB, GiB).
-fn parse_bytes(raw: &str) -> Option<u64> {
-    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let (number, unit) = raw.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "kB" => 1000,
-        "MB" => 1000 * 1000,
-        "GB" => 1000 * 1000 * 1000,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(scale)
 }
 
 /// A byte count for people: `16.0 MiB`, `512 B`.

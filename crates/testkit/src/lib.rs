@@ -83,7 +83,7 @@ impl Builder {
     /// Starts the regions and creates one namespace, `ns`, in account `acct` from the first
     /// region, waiting until every region has it.
     pub async fn start(self) -> TestCluster {
-        let matrix = edgekv_node::config::latency_matrix(Some(&self.delay), &self.links)
+        let matrix = edgekv_node::config::parse_latency_matrix(&self.delay, &self.links)
             .expect("a valid test delay model");
         let configs = self
             .regions
