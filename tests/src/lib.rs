@@ -63,7 +63,27 @@ impl Edgekv {
     /// Starts `edgekv ARGS` with extra environment and waits for its region table.
     pub fn must_start(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(edgekv_bin());
-        command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.args(args);
+        Self::spawn(command, args, env)
+    }
+
+    /// Like [`Edgekv::must_start`], with the process's file descriptor limit set to `fds`.
+    pub fn must_start_with_fd_limit(fds: u64, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "ulimit -n \"$0\" && exec \"$@\"", &fds.to_string()])
+            .arg(edgekv_bin())
+            .args(args);
+        Self::spawn(command, args, env)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn spawn(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Self {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for var in [
             "EDGEKV_API_TOKEN",
             "EDGEKV_REGION",

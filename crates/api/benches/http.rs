@@ -121,6 +121,7 @@ async fn start_edgekv() -> Target {
         store,
         auth: Auth::new(vec![DEV_TOKEN.into()]),
         metrics: ApiMetrics::register(&Registry::default()),
+        budget: edgekv_api::BodyBudget::new(256 << 20),
     });
     let prefix = format!("/client/v4/accounts/{account}/storage/kv/namespaces/{ns}/values");
     let uris = (0..KEYS).map(|i| format!("{prefix}/{}", key(i)).parse().expect("uri")).collect();

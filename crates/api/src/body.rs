@@ -2,7 +2,8 @@
 //!
 //! A body over its limit is refused as soon as the limit is crossed, from `Content-Length` when
 //! the client declares one, else while it streams in: nothing past the limit is buffered and
-//! nothing of the request is stored.
+//! nothing of the request is stored. A body also takes its share of the body budget before it
+//! is buffered (see `budget`), and holds it until the request is done.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
@@ -11,6 +12,7 @@ use edgekv_core::canonical_metadata;
 use edgekv_core::limits::MAX_VALUE_BYTES;
 use futures_util::StreamExt;
 
+use crate::budget::{BodyBudget, Held};
 use crate::ApiError;
 
 /// Largest `metadata` part we will buffer before measuring it. Its compact form must still fit in
@@ -20,28 +22,48 @@ const MAX_METADATA_PART_BYTES: usize = 64 * 1024;
 /// Room for multipart boundaries and part headers around a maximal value and metadata.
 const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
 
-/// Reads a whole body of at most `limit` bytes; `too_large` builds the error for a longer one
-/// from the length known so far.
+/// How a body is read: its limit, the error past it, and its cost in the body budget.
+#[derive(Clone, Copy)]
+pub(crate) struct Reading<'a> {
+    /// The most bytes the body may have.
+    pub(crate) limit: usize,
+    /// The error for a longer body, from the length known so far.
+    pub(crate) too_large: fn(usize) -> ApiError,
+    pub(crate) budget: &'a BodyBudget,
+    /// Budget bytes per body byte: more than one for a body that is parsed into owned data
+    /// (a bulk request's items take as much again as its JSON, and more once decoded).
+    pub(crate) cost: usize,
+}
+
+/// Reads a whole body within `reading`'s limit, holding its share of the budget.
 pub(crate) async fn read_limited(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
-    too_large: impl Fn(usize) -> ApiError,
-) -> Result<Bytes, ApiError> {
+    reading: Reading<'_>,
+) -> Result<(Bytes, Held), ApiError> {
     let declared = content_length(headers);
-    if let Some(len) = declared.filter(|len| *len > limit) {
-        return Err(too_large(len));
+    if let Some(len) = declared.filter(|len| *len > reading.limit) {
+        return Err((reading.too_large)(len));
     }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut held = Held::default();
+    let mut paid = declared.unwrap_or(0).saturating_mul(reading.cost);
+    reading.budget.take(&mut held, paid)?;
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(reading.limit));
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|err| ApiError::BodyRead(err.to_string()))?;
-        if buf.len() + chunk.len() > limit {
-            return Err(too_large(declared.unwrap_or(buf.len() + chunk.len())));
+        if buf.len() + chunk.len() > reading.limit {
+            return Err((reading.too_large)(declared.unwrap_or(buf.len() + chunk.len())));
         }
         buf.extend_from_slice(&chunk);
+        // A chunked body (or one longer than declared) pays as it arrives.
+        let due = buf.len().saturating_mul(reading.cost);
+        if due > paid {
+            reading.budget.take(&mut held, due - paid)?;
+            paid = due;
+        }
     }
-    Ok(buf.freeze())
+    Ok((buf.freeze(), held))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<usize> {
@@ -57,6 +79,8 @@ pub(crate) fn value_too_large(len: usize) -> ApiError {
 pub(crate) struct ValueBody {
     pub(crate) value: Bytes,
     pub(crate) metadata: Option<String>,
+    /// Its share of the body budget, until the write is done.
+    pub(crate) _held: Held,
 }
 
 /// The boundary of a `multipart/form-data` body, or `None` for any other content type, whose
@@ -90,24 +114,34 @@ fn malformed(why: &str) -> ApiError {
 pub(crate) async fn read_value_body(
     headers: &HeaderMap,
     body: Body,
+    budget: &BodyBudget,
 ) -> Result<ValueBody, ApiError> {
     let Some(boundary) = multipart_boundary(headers)? else {
-        let value = read_limited(headers, body, MAX_VALUE_BYTES, value_too_large).await?;
-        return Ok(ValueBody { value, metadata: None });
+        let reading =
+            Reading { limit: MAX_VALUE_BYTES, too_large: value_too_large, budget, cost: 1 };
+        let (value, held) = read_limited(headers, body, reading).await?;
+        return Ok(ValueBody { value, metadata: None, _held: held });
     };
     let whole_limit = MAX_VALUE_BYTES + MAX_METADATA_PART_BYTES + MULTIPART_OVERHEAD_BYTES;
-    if let Some(len) = content_length(headers).filter(|len| *len > whole_limit) {
+    let declared = content_length(headers);
+    if let Some(len) = declared.filter(|len| *len > whole_limit) {
         return Err(value_too_large(len));
     }
+    // The form is parsed as it streams; it pays for what it may hold up front.
+    let mut held = Held::default();
+    budget.take(&mut held, declared.unwrap_or(whole_limit))?;
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().whole_stream(whole_limit as u64));
-    read_form(multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints))
-        .await
+    let form = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let (value, metadata) = read_form(form).await?;
+    Ok(ValueBody { value, metadata, _held: held })
 }
 
 /// The `value` and `metadata` parts of a form; other parts are skipped unread. A second `value`
 /// or `metadata` part is refused: keeping either one would silently drop the other.
-async fn read_form(mut form: multer::Multipart<'static>) -> Result<ValueBody, ApiError> {
+async fn read_form(
+    mut form: multer::Multipart<'static>,
+) -> Result<(Bytes, Option<String>), ApiError> {
     let mut value = None;
     let mut metadata = None;
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
@@ -126,7 +160,7 @@ async fn read_form(mut form: multer::Multipart<'static>) -> Result<ValueBody, Ap
     }
     let value = value
         .ok_or_else(|| ApiError::BadRequest("the multipart form has no 'value' part".into()))?;
-    Ok(ValueBody { value, metadata: metadata.flatten() })
+    Ok((value, metadata.flatten()))
 }
 
 fn only_once(seen: bool, name: &str) -> Result<(), ApiError> {

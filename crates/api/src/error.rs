@@ -121,6 +121,30 @@ impl ApiError {
     }
 }
 
+/// The envelope of a refusal made before any route saw the request: by the HTTP layer (a head
+/// it cannot parse, 400; a URI over its limit, 414; headers too large, 431) or by a listener at
+/// its connection limit (503). Rendered as Cloudflare renders its errors, so clients that parse
+/// every error body get one here too.
+pub fn refusal_envelope(status: u16) -> bytes::Bytes {
+    let (code, message) = match status {
+        400 => (
+            VALIDATION_CODE,
+            "Bad Request: the request line, a header or the message framing is malformed",
+        ),
+        414 => (VALIDATION_CODE, "URI Too Long: the request line is over 64 KB"),
+        431 => (VALIDATION_CODE, "Request Header Fields Too Large"),
+        503 => (10000, "Service Unavailable: the node is at its connection limit; retry shortly"),
+        _ => (10000, "the request was refused"),
+    };
+    let body = json!({
+        "success": false,
+        "errors": [{ "code": code, "message": message }],
+        "messages": [],
+        "result": null,
+    });
+    bytes::Bytes::from(body.to_string())
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({

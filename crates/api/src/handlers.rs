@@ -14,7 +14,7 @@ use edgekv_store::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord, Writ
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::body::{read_limited, read_value_body};
+use crate::body::{read_limited, read_value_body, Reading};
 use crate::query::Query;
 use crate::route::{KeyPath, Route};
 use crate::{bulk, envelope, ApiError, AppState, VERSION_HEADER};
@@ -123,13 +123,25 @@ struct TitleBody {
     title: String,
 }
 
-async fn read_title(headers: &HeaderMap, body: Body) -> Result<String, ApiError> {
-    let bytes = read_limited(headers, body, MAX_SMALL_JSON_BYTES, |len| {
-        ApiError::TooLarge(format!(
-            "request body of {len} bytes exceeds limit of {MAX_SMALL_JSON_BYTES}"
-        ))
-    })
-    .await?;
+/// The error for a small JSON body over its 1 MiB limit.
+pub(crate) fn small_json_too_large(len: usize) -> ApiError {
+    ApiError::TooLarge(format!(
+        "request body of {len} bytes exceeds limit of {MAX_SMALL_JSON_BYTES}"
+    ))
+}
+
+/// How a small JSON body (a title, the keys of a bulk get) is read.
+pub(crate) fn small_json(state: &AppState) -> Reading<'_> {
+    Reading {
+        limit: MAX_SMALL_JSON_BYTES,
+        too_large: small_json_too_large,
+        budget: &state.budget,
+        cost: 2,
+    }
+}
+
+async fn read_title(state: &AppState, headers: &HeaderMap, body: Body) -> Result<String, ApiError> {
+    let (bytes, _held) = read_limited(headers, body, small_json(state)).await?;
     let parsed: TitleBody = serde_json::from_slice(&bytes).map_err(|err| {
         ApiError::BadRequest(format!("request body must be {{\"title\": string}}: {err}"))
     })?;
@@ -143,7 +155,7 @@ async fn create_namespace(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let title = read_title(headers, body).await?;
+    let title = read_title(state, headers, body).await?;
     let record = state
         .store
         .create_namespace(account, &title)
@@ -170,7 +182,7 @@ async fn rename_namespace(
 ) -> Result<Response, ApiError> {
     // Check the namespace first so a missing one is a 404 whatever the body holds.
     require_namespace(state, account, ns, "rename namespace")?;
-    let title = read_title(headers, body).await?;
+    let title = read_title(state, headers, body).await?;
     let record = state
         .store
         .rename_namespace(account, ns, &title)
@@ -272,8 +284,8 @@ fn get_value(
 ) -> Result<Response, ApiError> {
     let key = key.decode()?;
     let entry = live_entry(state, account, ns, &key, "get")?;
-    let value = entry.value.unwrap_or_default();
-    let mut response = (StatusCode::OK, Body::from(value)).into_response();
+    let value = state.budget.response(entry.value.unwrap_or_default())?;
+    let mut response = (StatusCode::OK, value).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     if let Some(expiration) = entry.expiration {
@@ -312,7 +324,7 @@ async fn put_value(
         resolve_expiration(query.get("expiration"), query.get("expiration_ttl"), now_ms)?;
     // Refuse a write to a missing namespace before reading up to 25 MiB of body.
     require_namespace(state, account, ns, "put")?;
-    let body = read_value_body(headers, body).await?;
+    let body = read_value_body(headers, body, &state.budget).await?;
     let op = WriteOp {
         key,
         value: Some(body.value),

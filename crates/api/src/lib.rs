@@ -15,6 +15,7 @@
 
 mod auth;
 mod body;
+mod budget;
 mod bulk;
 mod envelope;
 mod error;
@@ -33,7 +34,8 @@ use edgekv_metrics::{Counter, Family, Registry};
 use edgekv_store::Store;
 
 pub use auth::{bearer_token, Auth, DEV_TOKEN};
-pub use error::ApiError;
+pub use budget::BodyBudget;
+pub use error::{refusal_envelope, ApiError};
 
 /// The header naming the region that served a response.
 pub const REGION_HEADER: HeaderName = HeaderName::from_static("edgekv-region");
@@ -49,6 +51,8 @@ pub struct AppState {
     pub auth: Auth,
     /// Request counters.
     pub metrics: ApiMetrics,
+    /// Memory all requests together may hold for bodies.
+    pub budget: BodyBudget,
 }
 
 /// The API's series in the node's metrics registry.

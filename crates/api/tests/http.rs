@@ -83,6 +83,7 @@ fn api() -> Api {
         store: Arc::clone(&store),
         auth: Auth::new([TOKEN.to_string()]),
         metrics: ApiMetrics::register(&Registry::default()),
+        budget: edgekv_api::BodyBudget::new(256 << 20),
     });
     Api { app: app(state), clock, store }
 }

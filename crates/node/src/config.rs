@@ -53,6 +53,10 @@ pub struct RegionConfig {
     pub apply_log: usize,
     /// Free space the durable store keeps for its engine; writes are refused below it.
     pub storage_reserve: edgekv_store::Reserve,
+    /// Timeouts and the connection bound of the HTTP and gRPC listeners.
+    pub limits: crate::serve::Limits,
+    /// Bytes of request and response bodies all requests together may hold.
+    pub body_memory: u64,
 }
 
 /// Where a region keeps its data.
@@ -111,6 +115,8 @@ impl RegionConfig {
             clock_offset_ms: 0,
             apply_log: 0,
             storage_reserve: edgekv_store::Reserve::default(),
+            limits: crate::serve::Limits::generous(),
+            body_memory: 256 << 20,
         }
     }
 }
@@ -210,6 +216,16 @@ fn region_config(
         clock_offset_ms: settings.clock_offset.0,
         apply_log: settings.apply_log,
         storage_reserve: settings.storage_reserve,
+        limits: crate::serve::Limits {
+            timeouts: crate::serve::Timeouts {
+                header: settings.header_timeout,
+                body: settings.body_timeout,
+                idle: settings.idle_timeout,
+                send: settings.send_timeout,
+            },
+            max_connections: settings.max_connections.max(1),
+        },
+        body_memory: settings.body_memory.0,
     })
 }
 

@@ -10,6 +10,7 @@ mod admin;
 pub mod chaos;
 pub mod config;
 pub mod lab;
+pub mod serve;
 pub mod settings;
 
 use std::io::IsTerminal;
@@ -81,7 +82,7 @@ pub struct RunningRegion {
     pub registry: Arc<Registry>,
     /// Its replication series, for tests and benchmarks that read them directly.
     pub replication_metrics: Arc<ReplicationMetrics>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     purger: JoinHandle<()>,
 }
 
@@ -96,10 +97,7 @@ impl RunningRegion {
     /// are closed and requests in flight have finished.
     pub async fn stopped(self) -> anyhow::Result<()> {
         let region = self.config.region;
-        self.server
-            .await
-            .context("HTTP server task panicked")?
-            .with_context(|| format!("HTTP server of region {region}"))?;
+        self.server.await.context("HTTP server task panicked")?;
         self.purger.await.context("purge task panicked")?;
         self.replication.stopped().await;
         if let Some(reason) = self.store.closed() {
@@ -143,6 +141,7 @@ pub fn start(
         store: Arc::clone(&store),
         auth: Auth::new(config.api_tokens.iter().cloned()),
         metrics: ApiMetrics::register(&registry),
+        budget: edgekv_api::BodyBudget::new(config.body_memory),
     });
     let admin = Arc::new(admin::AdminState {
         tokens: edgekv_core::Tokens::new(&config.admin_tokens),
@@ -157,14 +156,26 @@ pub fn start(
             .to_string(),
     });
 
+    let serve_metrics = serve::ServeMetrics::register(&registry);
     let replication = {
         let _entered = span.enter();
+        // Peers ping every 20 s; an idle timeout shorter than three pings would cut quiet links.
+        let mut grpc_limits = config.limits;
+        grpc_limits.timeouts.idle =
+            grpc_limits.timeouts.idle.max(edgekv_replication::PEER_IDLE_FLOOR);
+        let incoming = serve::grpc_incoming(
+            config.region,
+            grpc,
+            grpc_limits,
+            serve_metrics.clone(),
+            shutdown.clone(),
+        );
         spawn_replication(
             config.replication.clone(),
             Arc::clone(&store),
             faults,
             Arc::clone(&replication_metrics),
-            grpc,
+            incoming,
             shutdown.clone(),
         )
         .with_context(|| format!("start replication of region {}", config.region))?
@@ -181,11 +192,18 @@ pub fn start(
     });
 
     let router = app(state).merge(admin::router(admin));
-    let server = {
-        let serve =
-            axum::serve(http, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        tokio::spawn(async move { serve.await }.instrument(span.clone()))
-    };
+    let server = tokio::spawn(
+        serve::serve_http(
+            "http",
+            config.region,
+            http,
+            router,
+            config.limits,
+            serve_metrics,
+            shutdown.clone(),
+        )
+        .instrument(span.clone()),
+    );
     let purger = tokio::spawn(purge_loop(Arc::clone(&store), shutdown).instrument(span));
     Ok(RunningRegion {
         config,

@@ -339,6 +339,27 @@ settings! {
     /// Keep the newest N apply events (which version of which key the region applied, when)
     /// for the consistency lab, served at /admin/applies [default: 0, off].
     [Node, Cluster] apply_log: usize = 0, flag "apply-log", env "EDGEKV_APPLY_LOG";
+    /// Longest time a client may take to send a request head, from its first byte, however
+    /// slowly the rest arrives (on the gRPC listener: the HTTP/2 preface, from connecting)
+    /// [default: 10s].
+    [Node, Cluster] header_timeout: Duration = Duration::from_secs(10), flag "header-timeout", env "EDGEKV_HEADER_TIMEOUT";
+    /// Longest pause in a connection's traffic while a request is in flight, such as a body
+    /// that stops arriving [default: 30s].
+    [Node, Cluster] body_timeout: Duration = Duration::from_secs(30), flag "body-timeout", env "EDGEKV_BODY_TIMEOUT";
+    /// Longest time a connection may stay open with no request (on the gRPC listener: with
+    /// no traffic, and never less than 60 s, since peers ping every 20 s) [default: 60s].
+    [Node, Cluster] idle_timeout: Duration = Duration::from_secs(60), flag "idle-timeout", env "EDGEKV_IDLE_TIMEOUT";
+    /// Longest time a response may wait on a client that does not read it; the connection and
+    /// what it held are then dropped [default: 30s].
+    [Node, Cluster] send_timeout: Duration = Duration::from_secs(30), flag "send-timeout", env "EDGEKV_SEND_TIMEOUT";
+    /// Most connections open at once on each listener; past it the oldest connection without
+    /// a request in flight is closed, and a newcomer is refused (503) only if all are busy
+    /// [default: 1024, lowered to fit the process's file descriptor limit].
+    [Node, Cluster] max_connections: usize = 1024, flag "max-connections", env "EDGEKV_MAX_CONNECTIONS";
+    /// Memory all requests together may hold for bodies: values and bulk requests being read,
+    /// values being sent. Past it a request is refused with 503 and Retry-After rather than
+    /// let memory grow; one request may always have it all [default: 256MiB].
+    [Node, Cluster] body_memory: ByteSize = ByteSize(256 << 20), flag "body-memory", env "EDGEKV_BODY_MEMORY";
 }
 
 fn default_regions() -> Vec<RegionId> {

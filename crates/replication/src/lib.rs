@@ -36,7 +36,6 @@ use edgekv_core::{LatencyMatrix, RegionId, Timestamp};
 use edgekv_proto::pb::replication_client::ReplicationClient;
 use edgekv_store::Store;
 use parking_lot::Mutex;
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +58,14 @@ pub const HORIZON_MARGIN: Duration = Duration::from_secs(2);
 pub fn digest_horizon(delays: &LatencyMatrix) -> Duration {
     delays.max() + HORIZON_MARGIN
 }
+
+/// How often both ends of a peer connection ping it, so that a quiet but live link is never cut
+/// as idle by a listener whose idle timeout is longer (see [`PEER_IDLE_FLOOR`]).
+pub const KEEPALIVE: Duration = Duration::from_secs(20);
+
+/// The shortest idle timeout a gRPC listener should put on peer connections: three keepalive
+/// periods, so a live peer always pings in time.
+pub const PEER_IDLE_FLOOR: Duration = Duration::from_secs(60);
 
 /// How often the hub publishes watermarks and matures digest entries.
 const HUB_TICK: Duration = Duration::from_millis(100);
@@ -214,16 +221,27 @@ impl ReplicationHandle {
     }
 }
 
-/// Starts replication for `store`: serves peers on `grpc_listener` and delivers to them, until
+/// Starts replication for `store`: serves peers on the connections `incoming` yields (the
+/// gRPC listener's, which the caller bounds and times out) and delivers to them, until
 /// `shutdown` is cancelled.
-pub fn spawn_replication(
+pub fn spawn_replication<I, IO, E>(
     config: ReplicationConfig,
     store: Arc<Store>,
     faults: Arc<Faults>,
     metrics: Arc<ReplicationMetrics>,
-    grpc_listener: TcpListener,
+    incoming: I,
     shutdown: CancellationToken,
-) -> Result<ReplicationHandle, StartError> {
+) -> Result<ReplicationHandle, StartError>
+where
+    I: futures_util::Stream<Item = Result<IO, E>> + Send + 'static,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Send
+        + Unpin
+        + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if config.cluster_secret.trim().is_empty() {
         return Err(StartError::Secret);
     }
@@ -249,7 +267,12 @@ pub fn spawn_replication(
             .map_err(|_| StartError::PeerUrl { peer: peer.name, url: peer.url.clone() })?
             .connect_timeout(Duration::from_secs(2))
             .timeout(config.request_timeout)
-            .tcp_nodelay(true);
+            // Small responses must not wait for Nagle's algorithm to meet the peer's delayed
+            // ACK: that adds tens of milliseconds to the tail of every delivery.
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEPALIVE)
+            .keep_alive_while_idle(true)
+            .keep_alive_timeout(KEEPALIVE);
         let client =
             ReplicationClient::with_interceptor(endpoint.connect_lazy(), AddSecret(header.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -290,13 +313,13 @@ pub fn spawn_replication(
     tasks.push(tokio::spawn(hub(Arc::clone(&shared), states, shutdown.clone())));
 
     let server = service::server(Arc::clone(&shared));
-    // Small responses must not wait for Nagle's algorithm to meet the peer's delayed ACK: that
-    // adds tens of milliseconds to the tail of every delivery.
-    let incoming =
-        tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     let region = config.region;
     tasks.push(tokio::spawn(async move {
+        // Pings find a peer that is gone; a live peer's pings also keep its connection from
+        // looking idle to the listener's guard.
         let served = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE))
+            .http2_keepalive_timeout(Some(KEEPALIVE))
             .add_service(server)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await;
