@@ -11,12 +11,19 @@
 //!
 //! Versions compare as text (16 hex digits of the hybrid logical clock, a dash, the origin), as
 //! in the checker.
+//!
+//! The measurements place each apply at one instant: its recorded estimate, moved into what the
+//! history proves ([`crate::bounds::apply_estimate`]: never before its write was sent). They
+//! are estimates, not verdicts; the checker alone reasons with the whole window. On one machine
+//! with the nodes' microsecond readings the window is a few microseconds wide, so the choice of
+//! point inside it does not show in figures measured in milliseconds.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use edgekv_core::DelayModel;
 
+use crate::bounds::{apply_estimate, completed_wall_ms, may_have_expired};
 use crate::history::{FaultEvent, Function, History, Nanos, Op, Outcome};
 use crate::meta::{RegionMeta, RunMeta};
 use crate::summary::{
@@ -297,24 +304,7 @@ impl<'a> Index<'a> {
         }
         ops_by_key.resize_with(keys.len(), Vec::new);
 
-        let mut held: FastMap<(usize, usize), Vec<(Nanos, &str)>> = FastMap::default();
-        for a in &history.applies {
-            if let (Some(&k), Some(&r)) =
-                (key_ix.get(a.key.as_str()), region_ix.get(a.region.as_str()))
-            {
-                held.entry((k, r)).or_default().push((a.at, a.version.as_str()));
-            }
-        }
-        for list in held.values_mut() {
-            list.sort_unstable();
-            let mut steps: Vec<(Nanos, &str)> = Vec::new();
-            for &(at, version) in list.iter() {
-                if steps.last().is_none_or(|&(_, top)| version > top) {
-                    steps.push((at, version));
-                }
-            }
-            *list = steps;
-        }
+        let held = held_steps(history, &key_ix, &region_ix, &ops_by_key);
 
         let mut writes = Vec::new();
         let mut writes_by_key = vec![Vec::new(); keys.len()];
@@ -443,6 +433,43 @@ impl<'a> Index<'a> {
             .max()
             .unwrap_or(0)
     }
+}
+
+/// Per (key, region): the steps where the region's greatest version grew, by time. Each apply is
+/// placed at [`apply_estimate`], given the write (of any outcome) that produced its version.
+fn held_steps<'a>(
+    history: &'a History,
+    key_ix: &FastMap<&'a str, usize>,
+    region_ix: &FastMap<&'a str, usize>,
+    ops_by_key: &[Vec<&'a Op>],
+) -> FastMap<(usize, usize), Vec<(Nanos, &'a str)>> {
+    let mut writes: FastMap<(usize, &str), &Op> = FastMap::default();
+    for (k, ops) in ops_by_key.iter().enumerate() {
+        for op in ops.iter().filter(|o| o.is_write()) {
+            if let Some(v) = op.version.as_deref() {
+                writes.entry((k, v)).or_insert(op);
+            }
+        }
+    }
+    let mut held: FastMap<(usize, usize), Vec<(Nanos, &str)>> = FastMap::default();
+    for a in &history.applies {
+        if let (Some(&k), Some(&r)) = (key_ix.get(a.key.as_str()), region_ix.get(a.region.as_str()))
+        {
+            let at = apply_estimate(a, writes.get(&(k, a.version.as_str())).copied());
+            held.entry((k, r)).or_default().push((at, a.version.as_str()));
+        }
+    }
+    for list in held.values_mut() {
+        list.sort_unstable();
+        let mut steps: Vec<(Nanos, &str)> = Vec::new();
+        for &(at, version) in list.iter() {
+            if steps.last().is_none_or(|&(_, top)| version > top) {
+                steps.push((at, version));
+            }
+        }
+        *list = steps;
+    }
+    held
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -791,6 +818,17 @@ impl<'a> StableReads<'a> {
     }
 }
 
+/// How long after a write's ack `seen` (when a region first held it or newer, or a read first
+/// returned it for good) came, in ms: t-visibility as PBS defines it, the time after the commit
+/// from which a read sees the write. A region that held the write, or a newer version, before
+/// the ack shows it to a read at the ack already: 0, not a negative time.
+fn visible_after_ms(seen: Nanos, ack: Nanos) -> f64 {
+    diff_ms(seen, ack).max(0.0)
+}
+
+/// t-visibility per region pair, pooled and global (B1). Assumes apply estimates are accurate to
+/// well under the figures' milliseconds, and that "holds w" may be reached through a newer
+/// version (a local overwrite), which makes the curve run ahead of the link model on hot keys.
 fn visibility(
     ix: &Index<'_>,
     meta: &RunMeta,
@@ -830,7 +868,7 @@ fn visibility(
                 let pair = w.origin * r_count + r;
                 match hold {
                     Some(at) => {
-                        let v = diff_ms(*at, w.ack());
+                        let v = visible_after_ms(*at, w.ack());
                         if let Some(values) = pair_values.get_mut(pair) {
                             values.push(v);
                         }
@@ -849,7 +887,7 @@ fn visibility(
                         stable.get(r).and_then(|s| s.first_stable(w.version, w.invoke()))
                     {
                         if let Some(values) = pair_blackbox.get_mut(pair) {
-                            values.push(diff_ms(at, w.ack()));
+                            values.push(visible_after_ms(at, w.ack()));
                         }
                     }
                 }
@@ -1062,14 +1100,10 @@ impl Tally {
     }
 }
 
-/// Whether a put may have expired by the client's wall clock `wall_ms`.
-fn may_have_expired(put: &Op, wall_ms: u64) -> bool {
-    put.f == Function::Put
-        && put.expiration.is_some_and(|secs| {
-            secs.saturating_mul(1000) <= wall_ms.saturating_add(crate::check::CLOCK_TOLERANCE_MS)
-        })
-}
-
+/// Stale reads (B2): a read is stale when it returns something older than the newest write
+/// acknowledged before it was invoked (exact: both are client instants on the run's clock). A
+/// not-found read is judged by what its region held by the read's end, from apply estimates,
+/// and left unjudged when the newest write may have expired by the read's end.
 fn stale_reads(ix: &Index<'_>, faults: &FaultSet, bucket_ms: f64) -> StaleSummary {
     let mut total = Tally::default();
     let (mut during, mut outside, mut local, mut remote) =
@@ -1115,7 +1149,7 @@ fn stale_reads(ix: &Index<'_>, faults: &FaultSet, bucket_ms: f64) -> StaleSummar
                 Some(v) => v < newest.version,
                 None if newest.op.f == Function::Delete => false,
                 None if held.is_some_and(|h| h >= newest.version) => false,
-                None if may_have_expired(newest.op, get.wall_ms) => {
+                None if may_have_expired(newest.op, completed_wall_ms(get)) => {
                     unjudged += 1;
                     continue;
                 }
@@ -1172,6 +1206,11 @@ fn stale_reads(ix: &Index<'_>, faults: &FaultSet, bucket_ms: f64) -> StaleSummar
 // ---------------------------------------------------------------------------------------------
 // B3: conflicts.
 
+/// Conflicts, LWW losers, silent losses and real-time inversions (B3). Concurrency compares a
+/// write's invoke with when the other region held the other write, from apply estimates; an
+/// estimate is never before its own write's invoke, so a region that holds an older write
+/// through its own newer one holds it after that newer write was sent. Inversions compare client
+/// instants only (acks and invokes), which are exact.
 fn conflicts(
     ix: &Index<'_>,
     meta: &RunMeta,
@@ -1436,6 +1475,10 @@ fn poisson_estimate(
 // ---------------------------------------------------------------------------------------------
 // B4: convergence after heal.
 
+/// Convergence after each heal (B4): per key, when every region held the greatest version
+/// written before the heal. Assumes the apply estimates: a region whose apply window straddles
+/// the heal counts on the side its estimate falls, so the figure is as exact as the estimates
+/// (microseconds on one machine, a millisecond either way from older histories).
 fn convergence(
     ix: &Index<'_>,
     faults: &[FaultEvent],
@@ -1500,6 +1543,8 @@ fn convergence(
 // ---------------------------------------------------------------------------------------------
 // B5: divergence.
 
+/// Divergent keys over time (B5), from apply estimates: a key diverges while some region's
+/// greatest version differs from another's, to the estimates' precision.
 fn divergence(
     ix: &Index<'_>,
     history: &History,

@@ -8,12 +8,12 @@
 //! anomaly here (the report measures it as a rate). What is:
 //!
 //! - **divergence**: after the quiet period, regions serve different states of a key;
-//! - **lost write**: the final state of a key is older than its newest acknowledged write, or
-//!   missing although that write is a put that has not expired;
+//! - **lost write**: the final state of a key is older than the newest write acknowledged
+//!   before the final read, or missing although that write is a put that has not expired;
 //! - **wrong value**: a final state whose version no write produced, or whose value is not the
 //!   one written with that version;
-//! - **resurrection**: a deleted key served again: finally, or by a region that had applied the
-//!   delete;
+//! - **resurrection**: a deleted key served again: finally, or by a region that had certainly
+//!   applied the delete before the read;
 //! - **read-your-writes**: a read in a region returns something older than a write that region
 //!   acknowledged before the read began;
 //! - **not expired**: a value served after its expiry.
@@ -21,15 +21,27 @@
 //! Each anomaly names the fewest operations that show it. The verdict is valid, invalid, or
 //! unknown when the history cannot decide (a key without a final read in some region, or an
 //! indeterminate write that could explain what was seen).
+//!
+//! Every rule that depends on an order proves it from bounds ([`crate::bounds`]), never from a
+//! point reading: an apply counts as before a read only if its window ends before the read was
+//! invoked, a write as acknowledged before a read only if its completion precedes the read's
+//! invoke on the run's clock, an expiry as passed only if its latest possible moment plus the
+//! clock tolerance precedes the read. A read that the evidence cannot order against such an
+//! event is not an anomaly: there is an order of those events, consistent with everything
+//! recorded, in which the store behaved, and the events were simply concurrent. Nor is it an
+//! unknown, which is kept for what the history lacks (a final read, the version of an
+//! indeterminate write); calling every close race unknown would leave no busy run decidable.
+//! Such reads are counted in [`CheckReport::unordered`], so a run shows how many it had.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::history::{Apply, FinalRead, Function, History, Op, Outcome};
-
-/// How far the client's and the servers' wall clocks may disagree when judging expiry.
-pub const CLOCK_TOLERANCE_MS: u64 = 1000;
+pub use crate::bounds::CLOCK_TOLERANCE_MS;
+use crate::bounds::{
+    apply_window, completed_wall_ms, expired, expiry_ms, final_answered_wall_ms, may_have_expired,
+};
+use crate::history::{Apply, FinalRead, Function, History, Nanos, Op, Outcome};
 
 /// The verdict, with Jepsen's exit codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -98,6 +110,9 @@ pub struct CheckReport {
     pub keys: usize,
     /// Operations examined.
     pub ops: usize,
+    /// Reads that would have resurrected a key had a delete's apply, whose window overlaps
+    /// them, come first: not proven, so neither anomalies nor unknowns (see the module doc).
+    pub unordered: usize,
 }
 
 /// Judges `history`.
@@ -158,6 +173,7 @@ pub fn check(history: &History) -> CheckReport {
         unknowns: checker.unknowns,
         keys: keys.len(),
         ops: history.ops.len(),
+        unordered: checker.unordered,
     }
 }
 
@@ -168,92 +184,148 @@ struct KeyHistory<'a> {
     ops: &'a [&'a Op],
     /// The write (of any outcome) that produced each version.
     by_version: HashMap<&'a str, &'a Op>,
-    /// The acknowledged write with the greatest version.
-    newest_acked: Option<&'a Op>,
+    /// Acknowledged writes by completion time, each with the greatest-version write
+    /// acknowledged up to then.
+    acked: Timeline<'a>,
     /// An indeterminate put and delete without a version, if any.
     unknown_put: Option<&'a Op>,
     unknown_delete: Option<&'a Op>,
     /// The greatest version of a delete that may have happened; `Some(None)`: one whose
     /// version is unknown, which may be greater than anything.
     newest_delete: Option<Option<&'a str>>,
-    /// Per region, its acknowledged writes by completion time, each with the greatest-version
-    /// write acknowledged there up to then.
-    own_writes: HashMap<&'a str, Vec<(u64, &'a Op)>>,
-    /// Per region, when it applied an acknowledged delete, each with the greatest-version delete
-    /// applied there up to then.
-    applied_deletes: HashMap<&'a str, Vec<(u64, &'a Op)>>,
+    /// Puts that may have happened and expire, for "a newer put may have expired".
+    expiring: Expiring<'a>,
+    /// Per region, its acknowledged writes by completion time.
+    own_writes: HashMap<&'a str, Timeline<'a>>,
+    /// Per region, acknowledged deletes by the latest moment it can have applied them: what it
+    /// certainly held before an instant.
+    applied_deletes: HashMap<&'a str, Timeline<'a>>,
+    /// Per region, acknowledged deletes by the earliest moment it can have applied them: what
+    /// it may have held before an instant.
+    maybe_deletes: HashMap<&'a str, Timeline<'a>>,
+}
+
+/// Writes by an instant each is tied to, each entry carrying the greatest-version write up to
+/// it, so that "the newest write before `t`" is a binary search.
+#[derive(Default)]
+struct Timeline<'a>(Vec<(Nanos, &'a Op)>);
+
+impl<'a> Timeline<'a> {
+    fn new(mut entries: Vec<(Nanos, &'a Op)>) -> Self {
+        entries.sort_by_key(|&(t, o)| (t, o.index));
+        let mut best: Option<&'a Op> = None;
+        for entry in &mut entries {
+            let newest = match best {
+                Some(prev) if prev.version >= entry.1.version => prev,
+                _ => entry.1,
+            };
+            best = Some(newest);
+            entry.1 = newest;
+        }
+        Timeline(entries)
+    }
+
+    /// The greatest-version write of the entries strictly before `t`.
+    fn before(&self, t: Nanos) -> Option<&'a Op> {
+        let n = self.0.partition_point(|&(at, _)| at < t);
+        n.checked_sub(1).and_then(|i| self.0.get(i)).map(|&(_, op)| op)
+    }
+}
+
+/// Groups `entries` by region into timelines.
+fn timelines<'a>(entries: Vec<(&'a str, Nanos, &'a Op)>) -> HashMap<&'a str, Timeline<'a>> {
+    let mut by_region: HashMap<&str, Vec<(Nanos, &Op)>> = HashMap::new();
+    for (region, t, op) in entries {
+        by_region.entry(region).or_default().push((t, op));
+    }
+    by_region.into_iter().map(|(r, list)| (r, Timeline::new(list))).collect()
+}
+
+/// The puts of one key that may have happened and expire: by version, with the earliest expiry
+/// among those at or after each position, and the earliest of those without a version.
+#[derive(Default)]
+struct Expiring<'a> {
+    versions: Vec<&'a str>,
+    suffix_earliest: Vec<u64>,
+    unversioned: Option<u64>,
+}
+
+impl<'a> Expiring<'a> {
+    fn new(ops: &[&'a Op]) -> Self {
+        let mut out = Expiring::default();
+        let mut list: Vec<(&str, u64)> = Vec::new();
+        for op in ops.iter().filter(|o| o.outcome != Outcome::Fail) {
+            let Some((earliest, _)) = expiry_ms(op) else { continue };
+            match op.version.as_deref() {
+                Some(v) => list.push((v, earliest)),
+                None => {
+                    out.unversioned = Some(out.unversioned.map_or(earliest, |e| e.min(earliest)))
+                }
+            }
+        }
+        list.sort_unstable();
+        let mut min = u64::MAX;
+        out.suffix_earliest = list
+            .iter()
+            .rev()
+            .map(|&(_, e)| {
+                min = min.min(e);
+                min
+            })
+            .collect();
+        out.suffix_earliest.reverse();
+        out.versions = list.into_iter().map(|(v, _)| v).collect();
+        out
+    }
+
+    /// Whether a put with a version greater than `v` may have expired by `wall_ms`.
+    fn newer_may_have_expired(&self, v: Option<&str>, wall_ms: u64) -> bool {
+        let by = wall_ms.saturating_add(CLOCK_TOLERANCE_MS);
+        let i = self.versions.partition_point(|&x| Some(x) <= v);
+        self.unversioned.is_some_and(|e| e <= by)
+            || self.suffix_earliest.get(i).is_some_and(|&e| e <= by)
+    }
 }
 
 impl<'a> KeyHistory<'a> {
     fn new(key: &'a str, ops: &'a [&'a Op], applies: &[&'a Apply]) -> Self {
-        let acked = |o: &&&'a Op| o.is_write() && o.outcome == Outcome::Ok && o.version.is_some();
         let mut by_version = HashMap::new();
         for op in ops.iter().filter(|o| o.is_write()) {
             if let Some(v) = op.version.as_deref() {
                 by_version.entry(v).or_insert(*op);
             }
         }
-        let newest_acked = ops.iter().filter(acked).max_by(|a, b| a.version.cmp(&b.version));
+        let acked: Vec<&Op> = ops
+            .iter()
+            .copied()
+            .filter(|o| o.is_write() && o.outcome == Outcome::Ok && o.version.is_some())
+            .collect();
         let unknown = |f: Function| {
             ops.iter()
                 .copied()
                 .find(|o| o.f == f && o.outcome == Outcome::Info && o.version.is_none())
         };
-        let newest_delete = ops
-            .iter()
-            .filter(|d| d.f == Function::Delete && d.outcome != Outcome::Fail)
-            .map(|d| d.version.as_deref())
-            // `None` (unknown) sorts first; it must win, so compare it as the greatest.
-            .max_by(|a, b| match (a, b) {
-                (None, None) => std::cmp::Ordering::Equal,
-                (None, _) => std::cmp::Ordering::Greater,
-                (_, None) => std::cmp::Ordering::Less,
-                (a, b) => a.cmp(b),
-            });
-        let mut own_writes: HashMap<&str, Vec<(u64, &Op)>> = HashMap::new();
-        let mut sorted: Vec<&Op> = ops.iter().filter(acked).copied().collect();
-        sorted.sort_by_key(|o| o.complete);
-        for op in sorted {
-            let list = own_writes.entry(op.region.as_str()).or_default();
-            let best = match list.last() {
-                Some(&(_, prev)) if prev.version >= op.version => prev,
-                _ => op,
-            };
-            list.push((op.complete, best));
-        }
-        let mut deletes: Vec<(&Apply, &Op)> = applies
-            .iter()
-            .filter_map(|a| {
-                let d = by_version.get(a.version.as_str())?;
-                (d.f == Function::Delete && d.outcome == Outcome::Ok).then_some((*a, *d))
-            })
-            .collect();
-        deletes.sort_by_key(|(a, _)| a.at);
-        let mut applied_deletes: HashMap<&str, Vec<(u64, &Op)>> = HashMap::new();
-        for (apply, delete) in deletes {
-            let list = applied_deletes.entry(apply.region.as_str()).or_default();
-            let best = match list.last() {
-                Some(&(_, prev)) if prev.version >= delete.version => prev,
-                _ => delete,
-            };
-            list.push((apply.at, best));
-        }
+        let (applied_deletes, maybe_deletes) = applied_deletes(&by_version, applies);
         KeyHistory {
             key,
             ops,
-            by_version,
-            newest_acked: newest_acked.copied(),
+            acked: Timeline::new(acked.iter().map(|o| (o.complete, *o)).collect()),
             unknown_put: unknown(Function::Put),
             unknown_delete: unknown(Function::Delete),
-            newest_delete,
-            own_writes,
+            newest_delete: newest_delete(ops),
+            expiring: Expiring::new(ops),
+            own_writes: timelines(
+                acked.iter().map(|o| (o.region.as_str(), o.complete, *o)).collect(),
+            ),
             applied_deletes,
+            maybe_deletes,
+            by_version,
         }
     }
 
-    /// The acknowledged write with the greatest version.
-    fn newest_acked(&self) -> Option<&'a Op> {
-        self.newest_acked
+    /// The acknowledged write with the greatest version among those acknowledged before `t`.
+    fn newest_acked_before(&self, t: Nanos) -> Option<&'a Op> {
+        self.acked.before(t)
     }
 
     /// The write (of any outcome) that produced `version`.
@@ -270,21 +342,19 @@ impl<'a> KeyHistory<'a> {
         }
     }
 
-    /// Of the entries of `list` (by time) strictly before `t`, the last one's op.
-    fn before(list: Option<&Vec<(u64, &'a Op)>>, t: u64) -> Option<&'a Op> {
-        let list = list?;
-        let n = list.partition_point(|(at, _)| *at < t);
-        n.checked_sub(1).map(|i| list[i].1)
-    }
-
     /// The greatest-version write `region` acknowledged before `t`.
-    fn own_newest_before(&self, region: &str, t: u64) -> Option<&'a Op> {
-        Self::before(self.own_writes.get(region), t)
+    fn own_newest_before(&self, region: &str, t: Nanos) -> Option<&'a Op> {
+        self.own_writes.get(region)?.before(t)
     }
 
-    /// The greatest-version acknowledged delete `region` had applied before `t`.
-    fn applied_delete_before(&self, region: &str, t: u64) -> Option<&'a Op> {
-        Self::before(self.applied_deletes.get(region), t)
+    /// The greatest-version acknowledged delete `region` certainly applied before `t`.
+    fn applied_delete_before(&self, region: &str, t: Nanos) -> Option<&'a Op> {
+        self.applied_deletes.get(region)?.before(t)
+    }
+
+    /// The greatest-version acknowledged delete `region` may have applied before `t`.
+    fn maybe_delete_before(&self, region: &str, t: Nanos) -> Option<&'a Op> {
+        self.maybe_deletes.get(region)?.before(t)
     }
 
     /// Whether a delete that may have happened could be newer than version `v`.
@@ -295,28 +365,62 @@ impl<'a> KeyHistory<'a> {
             Some(d) => d > v,
         }
     }
+
+    /// Whether "not found" at a wall clock of `wall_ms` (at the latest) is explained after
+    /// write `w` by what the history records: `w` is a delete, a delete with a greater version
+    /// may have happened, or `w` or a newer put may have expired. (A delete of unknown version
+    /// is left to the caller: the rules differ on it.)
+    fn absence_explained(&self, w: &Op, wall_ms: u64) -> bool {
+        let newer_delete =
+            matches!(self.newest_delete, Some(Some(d)) if Some(d) > w.version.as_deref());
+        w.f == Function::Delete
+            || newer_delete
+            || may_have_expired(w, wall_ms)
+            || self.expiring.newer_may_have_expired(w.version.as_deref(), wall_ms)
+    }
 }
 
-/// Whether `put` has expired by `wall_ms`, beyond any doubt from clock differences.
-fn expired(put: &Op, wall_ms: u64) -> bool {
-    put.f == Function::Put
-        && put.expiration.is_some_and(|secs| {
-            secs.saturating_mul(1000).saturating_add(CLOCK_TOLERANCE_MS) <= wall_ms
+/// The greatest version of a delete that may have happened (see [`KeyHistory`]).
+fn newest_delete<'a>(ops: &[&'a Op]) -> Option<Option<&'a str>> {
+    ops.iter()
+        .filter(|d| d.f == Function::Delete && d.outcome != Outcome::Fail)
+        .map(|d| d.version.as_deref())
+        // `None` (unknown) sorts first; it must win, so compare it as the greatest.
+        .max_by(|a, b| match (a, b) {
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, _) => std::cmp::Ordering::Greater,
+            (_, None) => std::cmp::Ordering::Less,
+            (a, b) => a.cmp(b),
         })
 }
 
-/// Whether `put` may have expired by `wall_ms`.
-fn may_have_expired(put: &Op, wall_ms: u64) -> bool {
-    put.f == Function::Put
-        && put.expiration.is_some_and(|secs| {
-            secs.saturating_mul(1000) <= wall_ms.saturating_add(CLOCK_TOLERANCE_MS)
-        })
+type DeleteTimelines<'a> = HashMap<&'a str, Timeline<'a>>;
+
+/// Per region, the acknowledged deletes it applied: by the latest moment each apply can have
+/// happened (certainly applied before), and by the earliest (maybe applied before). Both bounds
+/// take the delete's own invoke into account ([`apply_window`]).
+fn applied_deletes<'a>(
+    by_version: &HashMap<&'a str, &'a Op>,
+    applies: &[&'a Apply],
+) -> (DeleteTimelines<'a>, DeleteTimelines<'a>) {
+    let (mut certain, mut maybe) = (Vec::new(), Vec::new());
+    for apply in applies {
+        let Some(&d) = by_version.get(apply.version.as_str()) else { continue };
+        if d.f != Function::Delete || d.outcome != Outcome::Ok {
+            continue;
+        }
+        let (earliest, latest) = apply_window(apply, Some(d));
+        certain.push((apply.region.as_str(), latest, d));
+        maybe.push((apply.region.as_str(), earliest, d));
+    }
+    (timelines(certain), timelines(maybe))
 }
 
 #[derive(Default)]
 struct Checker {
     anomalies: Vec<Anomaly>,
     unknowns: Vec<String>,
+    unordered: usize,
 }
 
 impl Checker {
@@ -343,15 +447,15 @@ impl Checker {
         );
     }
 
-    /// A region's final state is the newest acknowledged write (or something newer that a
-    /// write produced).
+    /// A region's final state is the newest write acknowledged before the final read began (or
+    /// something newer that a write produced). A write acknowledged later is not owed to it.
     fn final_state(&mut self, k: &KeyHistory<'_>, read: &FinalRead) {
-        let newest = k.newest_acked();
+        let newest = k.newest_acked_before(read.at);
         let at = format!("the final read in {}", read.region);
         match (read.version.as_deref(), newest) {
             (None, None) => {}
             (None, Some(w)) => {
-                if w.f == Function::Delete || may_have_expired(w, read.wall_ms) {
+                if k.absence_explained(w, final_answered_wall_ms(read)) {
                     return;
                 }
                 if k.indeterminate(Function::Delete).is_some() {
@@ -375,28 +479,32 @@ impl Checker {
             }
             (Some(v), newest) => {
                 if let Some(w) = newest.filter(|w| w.version.as_deref() > Some(v)) {
-                    // Older than a delete: the deleted key is back.
-                    let kind = if w.f == Function::Delete {
-                        AnomalyKind::Resurrection
-                    } else {
-                        AnomalyKind::LostWrite
-                    };
-                    self.anomaly(
-                        kind,
-                        k.key,
-                        vec![w.index],
-                        format!(
-                            "{at} serves version {v}, older than acknowledged write {} (version \
-                             {})",
-                            w.index,
-                            w.version.as_deref().unwrap_or("?")
-                        ),
-                    );
+                    self.older_than_acked(k, w, v, &at);
                     return;
                 }
                 self.served(k, v, read.value.as_deref(), read.wall_ms, None, &at);
             }
         }
+    }
+
+    /// A final state with version `v`, older than `w`, acknowledged before the final read:
+    /// a resurrection if `w` is a delete, else a lost write.
+    fn older_than_acked(&mut self, k: &KeyHistory<'_>, w: &Op, v: &str, at: &str) {
+        let kind = if w.f == Function::Delete {
+            AnomalyKind::Resurrection
+        } else {
+            AnomalyKind::LostWrite
+        };
+        self.anomaly(
+            kind,
+            k.key,
+            vec![w.index],
+            format!(
+                "{at} serves version {v}, older than acknowledged write {} (version {})",
+                w.index,
+                w.version.as_deref().unwrap_or("?")
+            ),
+        );
     }
 
     /// Something served version `v` with `value` at `wall_ms`: a write produced it, it is not
@@ -460,56 +568,75 @@ impl Checker {
             k.ops.iter().copied().filter(|o| o.f == Function::Get && o.outcome == Outcome::Ok);
         for read in reads {
             let at = format!("get {} in {}", read.index, read.region);
-            // Read-your-writes: the newest write this region acknowledged before the read.
-            if let Some(w) = k.own_newest_before(&read.region, read.invoke) {
-                let older = match read.version.as_deref() {
-                    Some(v) => Some(v) < w.version.as_deref(),
-                    // Not found: fine after a delete or an expiry, or if some delete may be
-                    // newer than the write.
-                    None => {
-                        w.f == Function::Put
-                            && !may_have_expired(w, read.wall_ms)
-                            && !k.delete_may_follow(w.version.as_deref())
-                    }
-                };
-                if older {
-                    self.anomaly(
-                        AnomalyKind::ReadYourWrites,
-                        k.key,
-                        vec![w.index, read.index],
-                        format!(
-                            "{at} returns {}, older than write {} (version {}) that {} \
-                             acknowledged before the read began",
-                            read.version.as_deref().unwrap_or("nothing"),
-                            w.index,
-                            w.version.as_deref().unwrap_or("?"),
-                            read.region
-                        ),
-                    );
-                    continue;
-                }
+            if self.read_your_writes(k, read, &at) {
+                continue;
             }
             let Some(v) = read.version.as_deref() else { continue };
-            // Resurrection: a delete newer than what was read, already applied in this region.
-            let applied_delete = k
-                .applied_delete_before(&read.region, read.invoke)
-                .filter(|d| d.version.as_deref() > Some(v));
-            if let Some(d) = applied_delete {
-                self.anomaly(
-                    AnomalyKind::Resurrection,
-                    k.key,
-                    vec![d.index, read.index],
-                    format!(
-                        "{at} serves version {v} after {} had applied delete {} (version {})",
-                        read.region,
-                        d.index,
-                        d.version.as_deref().unwrap_or("?")
-                    ),
-                );
+            if self.resurrected(k, read, v, &at) {
                 continue;
             }
             self.served(k, v, read.value.as_deref(), read.wall_ms, Some(read), &at);
         }
+    }
+
+    /// Read-your-writes: `read` returns nothing older than the newest write its region
+    /// acknowledged before the read was invoked. Both instants are the client's, on the run's
+    /// one clock, so "before" is exact: the region answered the write before the client saw
+    /// the answer, and served the read after the client sent it. Returns whether it is broken.
+    fn read_your_writes(&mut self, k: &KeyHistory<'_>, read: &Op, at: &str) -> bool {
+        let Some(w) = k.own_newest_before(&read.region, read.invoke) else { return false };
+        let older = match read.version.as_deref() {
+            Some(v) => Some(v) < w.version.as_deref(),
+            // Not found: fine after a delete or an expiry, or if some delete may be newer than
+            // the write, judged at the latest the server can have served the read.
+            None => {
+                !k.absence_explained(w, completed_wall_ms(read))
+                    && !k.delete_may_follow(w.version.as_deref())
+            }
+        };
+        if older {
+            self.anomaly(
+                AnomalyKind::ReadYourWrites,
+                k.key,
+                vec![w.index, read.index],
+                format!(
+                    "{at} returns {}, older than write {} (version {}) that {} acknowledged \
+                     before the read began",
+                    read.version.as_deref().unwrap_or("nothing"),
+                    w.index,
+                    w.version.as_deref().unwrap_or("?"),
+                    read.region
+                ),
+            );
+        }
+        older
+    }
+
+    /// Resurrection: `read` serves version `v` although its region had certainly applied a
+    /// newer delete before the read was invoked (the apply's window ends before the invoke; the
+    /// node logs an apply before the new state becomes readable). A delete whose window
+    /// reaches into the read is concurrent with it: counted as unordered, not judged. Returns
+    /// whether it is broken.
+    fn resurrected(&mut self, k: &KeyHistory<'_>, read: &Op, v: &str, at: &str) -> bool {
+        let newer = |d: &&Op| d.version.as_deref() > Some(v);
+        let Some(d) = k.applied_delete_before(&read.region, read.invoke).filter(newer) else {
+            if k.maybe_delete_before(&read.region, read.complete).filter(newer).is_some() {
+                self.unordered += 1;
+            }
+            return false;
+        };
+        self.anomaly(
+            AnomalyKind::Resurrection,
+            k.key,
+            vec![d.index, read.index],
+            format!(
+                "{at} serves version {v} after {} had applied delete {} (version {})",
+                read.region,
+                d.index,
+                d.version.as_deref().unwrap_or("?")
+            ),
+        );
+        true
     }
 }
 

@@ -83,6 +83,10 @@ impl Op {
 }
 
 /// A region applied a version of a key (reported by the node).
+///
+/// The node's clock is not the run's, so an apply's moment is only known to lie in a window,
+/// `earliest..=latest`; `at` is the best single estimate inside it, for figures. The checker
+/// reasons with the window only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Apply {
     /// The region that applied it.
@@ -91,8 +95,43 @@ pub struct Apply {
     pub key: String,
     /// The version applied.
     pub version: String,
-    /// When, on the run's clock.
+    /// When, on the run's clock: the best estimate.
     pub at: Nanos,
+    /// It happened no earlier than this. Absent in histories written before apply windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest: Option<Nanos>,
+    /// It happened no later than this. Absent in histories written before apply windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<Nanos>,
+}
+
+/// How far from `at` an apply without a recorded window may have happened, either way.
+///
+/// Such histories placed a node's millisecond reading (the apply lies in `[M, M + 1 ms)` of it)
+/// relative to the lab's millisecond reading of its own start (which lies in `[S, S + 1 ms)`
+/// of it), so the truth is within 1 ms of `at` on either side.
+pub const LEGACY_APPLY_SLACK: Nanos = 1_000_000;
+
+impl Apply {
+    /// An apply whose moment is known exactly (hand-made histories).
+    pub fn exact(region: &str, key: &str, version: &str, at: Nanos) -> Self {
+        Apply {
+            region: region.to_owned(),
+            key: key.to_owned(),
+            version: version.to_owned(),
+            at,
+            earliest: Some(at),
+            latest: Some(at),
+        }
+    }
+
+    /// The instants it can have happened between, both included, as the node's clock tells
+    /// (see [`crate::bounds`] for what the history's operations add).
+    pub fn window(&self) -> (Nanos, Nanos) {
+        let earliest = self.earliest.unwrap_or_else(|| self.at.saturating_sub(LEGACY_APPLY_SLACK));
+        let latest = self.latest.unwrap_or_else(|| self.at.saturating_add(LEGACY_APPLY_SLACK));
+        (earliest.min(self.at), latest.max(self.at))
+    }
 }
 
 /// A fault started or stopped.
@@ -122,9 +161,12 @@ pub struct FinalRead {
     /// The version served, if a value was.
     #[serde(default)]
     pub version: Option<String>,
-    /// When, on the run's clock.
+    /// When it was sent, on the run's clock.
     pub at: Nanos,
-    /// The client's wall clock, epoch milliseconds.
+    /// When its answer came, on the run's clock. Absent in older histories: taken as `at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete: Option<Nanos>,
+    /// The client's wall clock when it was sent, epoch milliseconds.
     #[serde(default)]
     pub wall_ms: u64,
 }
@@ -243,10 +285,26 @@ mod tests {
             key: "k".into(),
             version: "01a2055700ed0000-wnam".into(),
             at: 30,
+            earliest: Some(25),
+            latest: Some(35),
         }));
         let mut out = Vec::new();
         history.write_jsonl(&mut out).unwrap();
         assert_eq!(History::read_jsonl(out.as_slice()).unwrap(), history);
+    }
+
+    #[test]
+    fn an_apply_without_a_window_spans_a_millisecond_either_side() {
+        let text = "{\"type\":\"apply\",\"region\":\"r\",\"key\":\"k\",\"version\":\"v\",\"at\":5000000}\n\
+                    {\"type\":\"final\",\"region\":\"r\",\"key\":\"k\",\"at\":7}\n";
+        let history = History::read_jsonl(text.as_bytes()).unwrap();
+        assert_eq!(history.applies[0].window(), (4_000_000, 6_000_000));
+        assert_eq!(history.applies[0].at, 5_000_000);
+        assert_eq!(history.finals[0].complete, None);
+        // Near the run's start the window is cut at 0.
+        let early = Apply { at: 300, earliest: None, latest: None, ..history.applies[0].clone() };
+        assert_eq!(early.window(), (0, 1_000_300));
+        assert_eq!(Apply::exact("r", "k", "v", 9).window(), (9, 9));
     }
 
     #[test]

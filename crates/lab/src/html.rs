@@ -1287,12 +1287,7 @@ mod tests {
             ("enam", "0000000000000002-enam", 17),
             ("wnam", "0000000000000002-enam", 300),
         ] {
-            h.applies.push(Apply {
-                region: region.into(),
-                key: "k<&>".into(),
-                version: version.into(),
-                at: at * ms,
-            });
+            h.applies.push(Apply::exact(region, "k<&>", version, at * ms));
         }
         let fault = serde_json::json!({"kind": "partition", "a": ["wnam"], "b": ["enam"]});
         h.faults.push(FaultEvent {
@@ -1325,6 +1320,7 @@ mod tests {
                 value: Some(value.into()),
                 version: Some(version.into()),
                 at: 2000 * ms,
+                complete: None,
                 wall_ms: 0,
             });
         }

@@ -5,6 +5,7 @@
 //! is tested on hand-made histories.
 
 pub mod analyze;
+pub mod bounds;
 pub mod check;
 pub mod edn;
 pub mod files;

@@ -54,6 +54,11 @@ pub const DEFAULT_LAB_ANTI_ENTROPY: Duration = Duration::from_secs(3);
 /// node's default).
 pub const DEFAULT_NODE_ANTI_ENTROPY: Duration = Duration::from_secs(30);
 
+/// How far an external cluster's clocks are assumed to be from the lab's machine when the
+/// scenario does not declare it: generous for NTP on one network. Apply times are only as good
+/// as this bound; an in-process cluster shares the lab's clock and needs none.
+pub const DEFAULT_EXTERNAL_CLOCK_ERROR: Duration = Duration::from_millis(10);
+
 /// Workers KV's smallest expiration TTL; shorter ones are refused by the API.
 pub const MIN_TTL: Duration = Duration::from_secs(60);
 
@@ -86,6 +91,7 @@ struct ClusterFile {
     anti_entropy_interval: Option<String>,
     #[serde(default)]
     durable: bool,
+    clock_error: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +167,9 @@ pub struct Scenario {
     pub delays: Option<LatencyMatrix>,
     /// The anti-entropy interval in force (configured, declared or assumed).
     pub anti_entropy: Duration,
+    /// How far the nodes' clocks may be from the lab's (declared or assumed; zero in-process),
+    /// which widens every apply time's window by as much either way.
+    pub clock_error: Duration,
     /// Where the regions' containers are, for process faults.
     pub compose: Compose,
 }
@@ -419,6 +428,11 @@ impl Scenario {
         if anti_entropy.is_zero() {
             return Err(err("cluster.anti_entropy_interval: must be longer than zero"));
         }
+        let clock_error = match (&cluster.clock_error, &target) {
+            (Some(t), _) => duration("cluster.clock_error", t)?,
+            (None, Target::InProcess { .. }) => Duration::ZERO,
+            (None, Target::External) => DEFAULT_EXTERNAL_CLOCK_ERROR,
+        };
         let mut faults = Vec::new();
         for (i, f) in file.faults.iter().enumerate() {
             let field = format!("faults[{i}]");
@@ -491,6 +505,7 @@ impl Scenario {
             faults,
             delays,
             anti_entropy,
+            clock_error,
             compose: Compose {
                 project: file
                     .compose
@@ -688,5 +703,14 @@ clock_offset = "-1.5s"
         assert_eq!(s.regions[0].url, "http://127.0.0.1:8787/client/v4");
         assert_eq!(s.regions[0].clock_offset_ms, -1500);
         assert_eq!(s.quiet, Duration::from_secs(60) + DEFAULT_NODE_ANTI_ENTROPY + QUIET_MARGIN);
+        assert_eq!(s.clock_error, DEFAULT_EXTERNAL_CLOCK_ERROR);
+        let declared =
+            Scenario::parse(&format!("{text}[cluster]\nclock_error = \"2ms\"\n")).unwrap();
+        assert_eq!(declared.clock_error, Duration::from_millis(2));
+    }
+
+    #[test]
+    fn an_in_process_cluster_shares_the_labs_clock() {
+        assert_eq!(Scenario::parse(SMALL).unwrap().clock_error, Duration::ZERO);
     }
 }

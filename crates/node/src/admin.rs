@@ -25,7 +25,7 @@ use serde_json::json;
 
 /// What the admin routes need.
 pub(crate) struct AdminState {
-    pub(crate) tokens: Vec<String>,
+    pub(crate) tokens: edgekv_core::Tokens,
     pub(crate) faults: Arc<Faults>,
     pub(crate) store: Arc<Store>,
     pub(crate) registry: Arc<Registry>,
@@ -55,9 +55,8 @@ fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    token.is_some_and(|t| state.tokens.iter().any(|ok| ok == t))
+        .and_then(edgekv_api::bearer_token);
+    token.is_some_and(|t| state.tokens.accepts(t))
 }
 
 fn denied() -> Response {
@@ -189,6 +188,7 @@ async fn applies(
                 "key": &*e.key,
                 "version": e.version.to_string(),
                 "at_ms": e.at_ms,
+                "system_us": e.system_us,
             })
         })
         .collect();

@@ -5,9 +5,10 @@
 //! schedule, while pollers collect every region's apply events), the quiet period (no faults,
 //! no writes: longer than the longest delay), the final reads of every key in every region, and
 //! the verdict and report. Everything is timed on one monotonic clock from the run's start;
-//! the nodes' apply times (their wall clocks, corrected by the clock offsets the lab set or the
-//! scenario declares) are mapped onto it.
+//! the nodes' apply times, read on their own clocks, are mapped onto it as the windows they
+//! certainly lie in (see the `applies` module).
 
+mod applies;
 pub(crate) mod client;
 
 use std::collections::BTreeSet;
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
-use edgekv_lab::history::{Apply, FaultEvent, FinalRead, Function, History, Op, Outcome};
+use edgekv_lab::history::{FaultEvent, FinalRead, Function, History, Op, Outcome};
 use edgekv_lab::meta::{ClockStep, LinkMeta, RegionMeta, RunMeta};
 use edgekv_lab::scenario::{is_process_fault, Scenario, Target};
 use edgekv_lab::summary::CheckSummary;
@@ -30,6 +31,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use self::applies::{apply_on_run_clock, Poller, APPLY_POLL};
 use self::client::{CallError, Client, Endpoint, Reply};
 use crate::chaos::{self, Process};
 use crate::config::Storage;
@@ -37,8 +39,6 @@ use crate::{start_cluster, RegionConfig, RunningRegion};
 
 /// Apply events an in-process region keeps for the lab between two polls.
 const APPLY_LOG: usize = 2_000_000;
-/// How often the pollers ask each region for its apply events.
-const APPLY_POLL: Duration = Duration::from_millis(200);
 /// Connections per region used for the final reads.
 const FINAL_READERS: usize = 8;
 /// How long tombstones of an in-process cluster live: longer than any run, so that no delete
@@ -69,12 +69,22 @@ struct Region {
 #[derive(Clone, Copy)]
 struct Clock {
     start: Instant,
+    /// The wall clock at the start, epoch ms (for people and expiry).
     wall_ms: u64,
+    /// The same reading in epoch ns, to map the nodes' wall-clock readings onto the run's.
+    wall_ns: u64,
+    /// How long reading the wall clock took: the run's clock stood somewhere in
+    /// `[0, pairing_ns]` at the moment `wall_ns` was read.
+    pairing_ns: u64,
 }
 
 impl Clock {
     fn new() -> Self {
-        Clock { start: Instant::now(), wall_ms: wall_ms() }
+        let start = Instant::now();
+        let wall_ns =
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let pairing_ns = start.elapsed().as_nanos() as u64;
+        Clock { start, wall_ms: wall_ns / 1_000_000, wall_ns, pairing_ns }
     }
 
     fn now(&self) -> u64 {
@@ -336,7 +346,7 @@ async fn drive(
     let steps = clock_offsets(scenario, &clock_steps);
     history.applies = raw
         .into_iter()
-        .map(|(i, e)| apply_on_run_clock(&regions[i].name, e, &steps, clock.wall_ms))
+        .map(|(i, e)| apply_on_run_clock(&regions[i].name, e, &steps, &clock, scenario.clock_error))
         .collect();
     history.applies.sort_by_key(|a| a.at);
     history.ops.sort_by_key(|o| o.index);
@@ -749,112 +759,6 @@ fn clock_offsets(scenario: &Scenario, faults: &[ClockStep]) -> Vec<ClockStep> {
     steps
 }
 
-/// A node's apply event on the run's clock: its wall-clock time minus the region's clock
-/// offset at that moment, relative to the run's start.
-///
-/// When a clock is set back, one reading of it can mean two moments (before and after the
-/// step); the event is placed after the latest step it can follow and still precede the poll
-/// that returned it.
-fn apply_on_run_clock(
-    region: &str,
-    raw: RawApply,
-    steps: &[ClockStep],
-    start_wall_ms: u64,
-) -> Apply {
-    let (reading, start) = (raw.at_ms as i64, start_wall_ms as i64);
-    let at_ms = |offset: i64| reading - offset - start;
-    let polled_ms = (raw.polled / 1_000_000) as i64;
-    let offset = steps
-        .iter()
-        .rev()
-        .filter(|s| s.region == region)
-        .find(|s| {
-            at_ms(s.offset_ms) >= (s.at / 1_000_000) as i64 && at_ms(s.offset_ms) <= polled_ms
-        })
-        .map_or(0, |s| s.offset_ms);
-    let at = at_ms(offset).max(0) as u64;
-    Apply { region: region.to_owned(), key: raw.key, version: raw.version, at: at * 1_000_000 }
-}
-
-/// An apply event as a node reports it.
-struct RawApply {
-    key: String,
-    version: String,
-    at_ms: u64,
-    /// When the lab read it, on the run's clock: it happened before then.
-    polled: u64,
-}
-
-/// What one region's poller collected.
-struct Polled {
-    index: usize,
-    events: Vec<RawApply>,
-    missed: bool,
-}
-
-/// Reads one region's apply events for the run's namespace until stopped.
-struct Poller {
-    index: usize,
-    admin: Client,
-    namespace: String,
-    clock: Clock,
-}
-
-impl Poller {
-    async fn run(mut self, stop: CancellationToken) -> Polled {
-        let mut polled = Polled { index: self.index, events: Vec::new(), missed: false };
-        let mut after = 0u64;
-        let mut boot: Option<String> = None;
-        loop {
-            // Drain everything there is, then wait.
-            loop {
-                let path = format!("/admin/applies?after={after}&limit=10000");
-                let Ok(reply) = self.admin.call(Method::GET, &path, None).await else { break };
-                if reply.status == StatusCode::CONFLICT {
-                    // The node runs without --apply-log: nothing to collect, ever.
-                    polled.missed = true;
-                    return polled;
-                }
-                let polled_at = self.clock.now();
-                let Ok(page) = serde_json::from_slice::<Value>(&reply.body) else { break };
-                // A restarted node numbers its log from 1 again.
-                let this_boot = page["boot"].as_str().map(str::to_owned);
-                if boot.is_some() && this_boot != boot {
-                    // What it applied between the last poll and its end is gone with it.
-                    polled.missed = true;
-                    after = 0;
-                    boot = this_boot;
-                    continue;
-                }
-                boot = this_boot;
-                // Events before the first poll belong to earlier runs; a gap later is a loss.
-                polled.missed |= after > 0 && page["missed"].as_bool() == Some(true);
-                let events = page["events"].as_array().map_or(&[][..], Vec::as_slice);
-                for e in events.iter().filter(|e| e["namespace"] == self.namespace.as_str()) {
-                    if let (Some(key), Some(version), Some(at_ms)) =
-                        (e["key"].as_str(), e["version"].as_str(), e["at_ms"].as_u64())
-                    {
-                        polled.events.push(RawApply {
-                            key: key.to_owned(),
-                            version: version.to_owned(),
-                            at_ms,
-                            polled: polled_at,
-                        });
-                    }
-                }
-                after = page["next"].as_u64().unwrap_or(after);
-                if events.len() < 10_000 {
-                    break;
-                }
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return polled,
-                _ = tokio::time::sleep(APPLY_POLL) => {}
-            }
-        }
-    }
-}
-
 /// Reads every key in every region, a few connections per region at a time.
 async fn final_reads(
     scenario: &Scenario,
@@ -879,6 +783,7 @@ async fn final_reads(
                     let path = format!("{base}/values/{}", encode(key));
                     // A read that fails is left out: the checker reports the key as undecided.
                     let Ok(reply) = client.call(Method::GET, &path, None).await else { continue };
+                    let complete = clock.now();
                     let version = reply
                         .headers
                         .get(edgekv_api::VERSION_HEADER)
@@ -897,6 +802,7 @@ async fn final_reads(
                         value,
                         version,
                         at,
+                        complete: Some(complete),
                         wall_ms: wall,
                     });
                 }
@@ -1008,10 +914,11 @@ fn print_outcome(
         println!("note: {note}");
     }
     println!(
-        "verdict: {:?}, {} anomalies, {} undecided",
+        "verdict: {:?}, {} anomalies, {} undecided, {} reads too close to an apply to order",
         report.validity,
         report.anomalies.len(),
-        report.unknowns.len()
+        report.unknowns.len(),
+        report.unordered
     );
     println!("report: {}", out.join(edgekv_lab::files::REPORT).display());
 }
@@ -1019,31 +926,6 @@ fn print_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn raw(at_ms: u64, polled_ms: u64) -> RawApply {
-        RawApply { key: "k".into(), version: "v".into(), at_ms, polled: polled_ms * 1_000_000 }
-    }
-
-    #[test]
-    fn apply_times_are_corrected_by_the_offset_in_force() {
-        let start = 1_000_000;
-        // weur runs 400 ms ahead from the start, then a fault sets it 2 s behind at 10 s.
-        let steps = vec![
-            ClockStep { region: "weur".into(), at: 0, offset_ms: 400 },
-            ClockStep { region: "weur".into(), at: 10_000_000_000, offset_ms: -2000 },
-        ];
-        let at = |region: &str, at_ms, polled_ms| {
-            apply_on_run_clock(region, raw(at_ms, polled_ms), &steps, start).at
-        };
-        assert_eq!(at("wnam", start + 5_000, 5_100), 5_000_000_000, "no offset, no correction");
-        assert_eq!(at("weur", start + 5_400, 5_100), 5_000_000_000);
-        // 12 s on the run clock shows as 10 s on weur's clock once it is 2 s behind.
-        assert_eq!(at("weur", start + 10_000, 12_100), 12_000_000_000);
-        // A reading of 9 s is 8.6 s before the step or 11 s after it: the poll decides.
-        assert_eq!(at("weur", start + 9_000, 8_700), 8_600_000_000, "polled before the step");
-        assert_eq!(at("weur", start + 9_000, 11_100), 11_000_000_000, "polled after it");
-        assert_eq!(at("wnam", start - 5, 100), 0, "before the run: clamped to its start");
-    }
 
     #[test]
     fn a_clock_fault_adds_to_the_static_offset_and_its_stop_restores_it() {

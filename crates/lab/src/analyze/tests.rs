@@ -63,12 +63,7 @@ impl Builder {
     }
 
     fn apply(&mut self, region: &str, key: &str, version: &str, at_ms: u64) {
-        self.history.applies.push(Apply {
-            region: region.into(),
-            key: key.into(),
-            version: version.into(),
-            at: at_ms * MS,
-        });
+        self.history.applies.push(Apply::exact(region, key, version, at_ms * MS));
     }
 
     /// An ok get invoked at `at_ms` that read `read` (a version; `None`: not found).
@@ -115,6 +110,7 @@ impl Builder {
             value: self.value_of(version.as_deref()),
             version,
             at: at_ms * MS,
+            complete: None,
             wall_ms: 0,
         });
     }
@@ -649,4 +645,48 @@ fn excerpts_follow_the_anomalies_and_the_most_written_key() {
     assert_eq!(hot.key, "d");
     assert_eq!(hot.ops.len(), 2);
     assert_eq!(s.traces.timeline.len(), 5);
+}
+
+/// wnam and enam write `k` concurrently; enam's own apply of its write was logged in whole
+/// milliseconds by an older node (12 ms) although the write was only sent at 12.4 ms.
+fn concurrent_pair_read_early() -> Builder {
+    let mut b = Builder::default();
+    b.put("wnam", "k", 100, 10); // ack 15
+    let w2 = b.put("enam", "k", 101, 12);
+    b.history.ops[w2 as usize].invoke = 12 * MS + 400_000;
+    b.history.applies.retain(|a| a.region != "enam");
+    let legacy = Apply { earliest: None, latest: None, ..Apply::exact("enam", "k", "", 12 * MS) };
+    b.history.applies.push(Apply { version: version(101, "enam"), ..legacy });
+    b.apply("wnam", "k", &version(101, "enam"), 115);
+    b
+}
+
+#[test]
+fn an_apply_is_never_placed_before_its_write_was_sent() {
+    let s = concurrent_pair_read_early().summarize(&meta("100ms"));
+    // Placed at 12 ms, enam's apply would make enam hold wnam's write (through the newer
+    // version) before enam's own write was sent: not concurrent, no loser.
+    let c = &s.conflicts;
+    assert_eq!((c.concurrent, c.losers), (2, 1), "{c:?}");
+}
+
+#[test]
+fn visibility_is_never_negative() {
+    let s = concurrent_pair_read_early().summarize(&meta("100ms"));
+    let pair = |from: &str| {
+        s.visibility.pairs.iter().find(|p| p.from == from).map(|p| p.stats.clone()).unwrap()
+    };
+    // enam held a newer version than wnam's write before wnam's ack at 15 ms: visible at once.
+    close(pair("wnam").min_ms, 0.0);
+    close(pair("enam").min_ms, 98.0);
+    close(s.visibility.overall.min_ms, 0.0);
+    // A read in enam that returned wnam's write before its ack does not make it negative either.
+    let mut b = concurrent_pair_read_early();
+    b.history.ops.remove(1);
+    b.history.applies.retain(|a| a.region == "wnam");
+    b.apply("enam", "k", &version(100, "wnam"), 13);
+    b.get("enam", "k", Some(version(100, "wnam")), 12);
+    let s = b.summarize(&meta("100ms"));
+    assert_eq!(s.visibility.overall.blackbox_count, 1);
+    close(s.visibility.overall.blackbox_p50_ms, 0.0);
 }
