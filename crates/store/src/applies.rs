@@ -5,12 +5,14 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use edgekv_core::Version;
 
 use crate::NamespaceId;
 
-/// A region applied `version` of `key` at `at_ms` (its wall clock, epoch milliseconds).
+/// A region applied `version` of `key` at `at_ms` (its wall clock, epoch milliseconds), which
+/// its system clock read as `system_us`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApplyEvent {
     /// Position in the log, from 1; consecutive.
@@ -21,8 +23,22 @@ pub struct ApplyEvent {
     pub key: Arc<str>,
     /// The version applied.
     pub version: Version,
-    /// When, on the region's wall clock.
+    /// When, on the region's wall clock: the one its versions and expiry use, offsets
+    /// included.
     pub at_ms: u64,
+    /// When, on the host's system clock, epoch microseconds, read as the event is logged: finer
+    /// than `at_ms`, and free of the offsets experiments add to the region's clock, so a lab on
+    /// the same host can place the event on its own clock to the microsecond. The event is
+    /// logged no earlier than the applied state became readable: a local write in a durable
+    /// store is shown only once its group commit is durable, and its event carries that time.
+    pub system_us: u64,
+    /// The applied state was not readable yet when the event was logged (see `system_us`).
+    pub(crate) hidden: bool,
+}
+
+/// The host's system clock, epoch microseconds (0 if it reads before 1970).
+pub(crate) fn system_now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Events after a position.
@@ -55,6 +71,7 @@ impl ApplyLog {
         key: &Arc<str>,
         version: Version,
         at_ms: u64,
+        hidden: bool,
     ) {
         if self.events.len() == self.capacity {
             self.events.pop_front();
@@ -66,6 +83,8 @@ impl ApplyLog {
             key: Arc::clone(key),
             version,
             at_ms,
+            system_us: system_now_us(),
+            hidden,
         };
         self.events.push_back(event);
     }
@@ -90,7 +109,7 @@ mod tests {
         let key: Arc<str> = Arc::from("k");
         let mut log = ApplyLog::new(3);
         for ts in 1..=5 {
-            log.record(&ns, &key, Version::new(Timestamp(ts), "wnam".parse().unwrap()), ts);
+            log.record(&ns, &key, Version::new(Timestamp(ts), "wnam".parse().unwrap()), ts, false);
         }
         // Holds seq 3, 4, 5.
         let page = log.after(0, 10);
@@ -103,5 +122,18 @@ mod tests {
         let page = log.after(5, 10);
         assert!(page.events.is_empty() && !page.missed);
         assert_eq!(page.next, 5);
+    }
+
+    #[test]
+    fn an_event_carries_the_system_clock_in_microseconds() {
+        let ns = NamespaceId::random();
+        let key: Arc<str> = Arc::from("k");
+        let mut log = ApplyLog::new(3);
+        let before = system_now_us();
+        log.record(&ns, &key, Version::new(Timestamp(1), "wnam".parse().unwrap()), 7, false);
+        let after = system_now_us();
+        let event = &log.after(0, 1).events[0];
+        assert!((before..=after).contains(&event.system_us), "{before} {event:?} {after}");
+        assert_eq!(event.at_ms, 7, "the region's own clock is kept as given");
     }
 }

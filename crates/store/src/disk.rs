@@ -171,6 +171,9 @@ struct SyncState {
     durable: Mutex<Option<Snapshot>>,
     /// Called once more local writes became durable (wakes the replication senders).
     on_durable: RwLock<Option<WriteListener>>,
+    /// When local writes became readable: (every local write at or below this timestamp,
+    /// the system clock then, epoch µs), the newest [`SHOWN_POINTS`] group commits.
+    shown: Mutex<std::collections::VecDeque<(u64, u64)>>,
     /// Tests: the next group commit reports a failure after its fsync did succeed, as when a
     /// failing disk wrote part of a group: the writers are refused, yet the batches are there.
     #[cfg(test)]
@@ -462,6 +465,28 @@ impl Disk {
     /// is still in its group commit (or was refused, if the store failed).
     pub(crate) fn visible_through(&self) -> Timestamp {
         Timestamp(self.sync.local_durable.load(Ordering::Acquire))
+    }
+
+    /// When the local write stamped `ts` became readable (the system clock then, epoch µs), or
+    /// `None` if it is not readable yet. A write older than the times kept gets the oldest
+    /// one: it was readable by then.
+    pub(crate) fn shown_at(&self, ts: Timestamp) -> Option<u64> {
+        if ts > self.visible_through() {
+            return None;
+        }
+        let shown = self.sync.shown.lock();
+        let first = shown.partition_point(|(through, _)| *through < ts.0);
+        match shown.get(first).or(shown.back()) {
+            Some((_, us)) => Some(*us),
+            // Shown before this engine was opened (or in a mode that shows writes at once).
+            None => Some(crate::applies::system_now_us()),
+        }
+    }
+
+    /// Whether the local write stamped `ts` was refused: the store failed before its group
+    /// commit, so it is never shown.
+    pub(crate) fn refused(&self, ts: Timestamp) -> bool {
+        self.sync.failed.load(Ordering::Acquire) && ts > self.visible_through()
     }
 
     /// Declares everything at or below `floor` durable: what recovery found on disk.
@@ -796,6 +821,10 @@ impl Drop for Disk {
     }
 }
 
+/// How many group commits' visibility times are kept for the apply log: many seconds' worth at
+/// any rate the lab polls it.
+const SHOWN_POINTS: usize = 65_536;
+
 /// Why a durable store cannot take writes now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Unwritable {
@@ -915,6 +944,14 @@ impl Group {
         *sync.durable.lock() = Some(snapshot);
         let before = sync.local_durable.fetch_max(self.local, Ordering::AcqRel);
         if before < self.local {
+            // Read after the writes became readable: never earlier than the true moment.
+            let now_us = crate::applies::system_now_us();
+            let mut shown = sync.shown.lock();
+            if shown.len() == SHOWN_POINTS {
+                shown.pop_front();
+            }
+            shown.push_back((self.local, now_us));
+            drop(shown);
             let listener = sync.on_durable.read().clone();
             if let Some(listener) = listener {
                 listener();

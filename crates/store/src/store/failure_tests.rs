@@ -208,3 +208,28 @@ fn a_durable_local_delete_drops_its_keys() {
     f.store.purge(100);
     assert!(!f.store.has_state(&f.ns, "a"), "dropped once the delete is durable");
 }
+
+#[test]
+fn an_apply_event_of_a_local_write_carries_the_time_it_was_shown() {
+    let f = fixture();
+    f.store.enable_apply_log(100);
+    f.disk().as_ref().unwrap().hold_groups(true);
+    let written = f.store.write(&f.account, &f.ns, vec![put("a", "2")]).unwrap()[0].version;
+    let page = f.store.applies_after(0, 100).unwrap();
+    assert!(page.events.is_empty(), "not readable yet, so not reported yet: {page:?}");
+    assert_eq!(page.next, 0, "asked again from the same place");
+    let released = crate::applies::system_now_us();
+    f.disk().as_ref().unwrap().hold_groups(false);
+    block_on(f.store.flushed()).unwrap();
+    let page = f.store.applies_after(0, 100).unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.events[0].version, written);
+    assert!(page.events[0].system_us >= released, "stamped when shown, not when logged");
+    assert_eq!(page.next, 1);
+    // A write its store's failure refused is left out: it was never shown.
+    f.disk().as_ref().unwrap().fail_next_group();
+    f.store.write(&f.account, &f.ns, vec![put("a", "3")]).unwrap();
+    assert!(block_on(f.store.flushed()).is_err());
+    let page = f.store.applies_after(1, 100).unwrap();
+    assert!(page.events.is_empty() && page.next == 2, "{page:?}");
+}

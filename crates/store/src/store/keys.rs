@@ -311,7 +311,8 @@ impl Store {
         }
         effects.purges.extend(self.purge_for(namespace, &key, &slot));
         if let Some(log) = self.applies.get() {
-            log.lock().record(namespace, &key, slot.version, self.now_ms());
+            let hidden = self.hidden(self.disk().as_ref(), slot.version);
+            log.lock().record(namespace, &key, slot.version, self.now_ms(), hidden);
         }
         keys.insert(key, slot);
     }
@@ -322,9 +323,42 @@ impl Store {
         let _ = self.applies.set(Mutex::new(ApplyLog::new(capacity)));
     }
 
-    /// Up to `limit` apply events after position `after`, or `None` if the log is off.
+    /// Up to `limit` apply events after position `after`, or `None` if the log is off. An
+    /// event of a local write that was not shown yet when it was logged carries the time its
+    /// group commit made it readable; the page stops before one still waiting for that, and
+    /// leaves out one its store's failure refused (it was never shown).
     pub fn applies_after(&self, after: u64, limit: usize) -> Option<ApplyPage> {
-        self.applies.get().map(|log| log.lock().after(after, limit))
+        let mut page = self.applies.get().map(|log| log.lock().after(after, limit))?;
+        let disk = self.disk();
+        let Some(disk) = disk.as_ref() else { return Some(page) };
+        let mut shown = Vec::with_capacity(page.events.len());
+        // The position just before the first event of the page.
+        let mut next = page.events.first().map_or(page.next, |e| e.seq.saturating_sub(1));
+        for mut event in std::mem::take(&mut page.events) {
+            if event.hidden {
+                match disk.shown_at(event.version.ts) {
+                    Some(us) => {
+                        let later_ms = us.saturating_sub(event.system_us) / 1000;
+                        event.at_ms = event.at_ms.saturating_add(later_ms);
+                        event.system_us = us;
+                        event.hidden = false;
+                    }
+                    None if disk.refused(event.version.ts) => {
+                        next = event.seq;
+                        continue;
+                    }
+                    None => {
+                        page.next = next;
+                        page.events = shown;
+                        return Some(page);
+                    }
+                }
+            }
+            next = event.seq;
+            shown.push(event);
+        }
+        page.events = shown;
+        Some(page)
     }
 
     pub(super) fn purge_for(
