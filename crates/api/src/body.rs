@@ -47,7 +47,10 @@ pub(crate) async fn read_limited(
     }
     let mut held = Held::default();
     let mut paid = declared.unwrap_or(0).saturating_mul(reading.cost);
-    reading.budget.take(&mut held, paid)?;
+    if let Err(refused) = reading.budget.take(&mut held, paid) {
+        discard(body, reading.limit).await;
+        return Err(refused);
+    }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(reading.limit));
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -64,6 +67,20 @@ pub(crate) async fn read_limited(
         }
     }
     Ok((buf.freeze(), held))
+}
+
+/// Reads and drops the rest of a body this request will not use, up to `limit` bytes, so that
+/// a client that sends its whole body before it reads the answer gets the answer rather than a
+/// reset connection. Nothing is kept: it costs bandwidth, not memory.
+async fn discard(body: Body, limit: usize) {
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit {
+            break;
+        }
+    }
 }
 
 fn content_length(headers: &HeaderMap) -> Option<usize> {
@@ -129,7 +146,10 @@ pub(crate) async fn read_value_body(
     }
     // The form is parsed as it streams; it pays for what it may hold up front.
     let mut held = Held::default();
-    budget.take(&mut held, declared.unwrap_or(whole_limit))?;
+    if let Err(refused) = budget.take(&mut held, declared.unwrap_or(whole_limit)) {
+        discard(body, whole_limit).await;
+        return Err(refused);
+    }
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().whole_stream(whole_limit as u64));
     let form = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
