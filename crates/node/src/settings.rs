@@ -1,6 +1,6 @@
 //! Every setting of `edgekv node` and `edgekv cluster`, each defined once.
 //!
-//! A setting is one line of the [`settings!`] table below: its name (also its key in the TOML
+//! A setting is one line of the `settings!` table below: its name (also its key in the TOML
 //! file), its type, its default, its flag, its environment variable, the commands that take it,
 //! and its help text. From that one line come the command-line flag (the binary builds its
 //! parser from [`SPECS`]), the environment variable, the file key, the default, the help and
