@@ -15,7 +15,8 @@ use edgekv_core::limits::{
     MAX_VALUE_BYTES,
 };
 use edgekv_core::{canonical_metadata_value, resolve_expiration, validate_key};
-use edgekv_store::{AccountId, NamespaceId, WriteOp};
+use edgekv_core::{AccountId, NamespaceId};
+use edgekv_store::WriteOp;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};

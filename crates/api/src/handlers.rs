@@ -10,7 +10,8 @@ use edgekv_core::limits::{
     DEFAULT_NAMESPACES_PER_PAGE, MAX_NAMESPACES_PER_PAGE, MAX_SMALL_JSON_BYTES,
 };
 use edgekv_core::{resolve_expiration, validate_list_limit, validate_title, Entry, Version};
-use edgekv_store::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord, WriteOp};
+use edgekv_core::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord};
+use edgekv_store::WriteOp;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 

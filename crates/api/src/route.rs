@@ -7,7 +7,7 @@
 
 use axum::http::Method;
 use edgekv_core::decode_key;
-use edgekv_store::{AccountId, NamespaceId};
+use edgekv_core::{AccountId, NamespaceId};
 
 use crate::ApiError;
 

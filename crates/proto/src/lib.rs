@@ -11,7 +11,7 @@ use edgekv_core::limits::{
     MAX_EXPIRATION_SECS, MAX_METADATA_BYTES, MAX_TITLE_CHARS, MAX_VALUE_BYTES,
 };
 use edgekv_core::{validate_key, Entry, Timestamp, Version};
-use edgekv_store::{AccountId, ItemId, NamespaceId, NamespaceRecord, ReplicatedWrite};
+use edgekv_core::{AccountId, ItemId, NamespaceId, NamespaceRecord, ReplicatedWrite};
 
 pub mod codec;
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use edgekv_core::digest::{differing, LeafId, FANOUT};
 use edgekv_core::Timestamp;
+use edgekv_core::{ItemId, ReplicatedWrite};
 use edgekv_proto::pb;
-use edgekv_store::{ItemId, ReplicatedWrite};
 use tokio_util::sync::CancellationToken;
 
 use crate::service::{Applied, MAX_RECONCILE_LEAVES};

@@ -15,135 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgekv_core::{DelayModel, OffsetClock, RegionId};
+use edgekv_core::{DelayModel, Fault, FaultError, OffsetClock, RegionId, ANY};
 use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
-
-/// The region wildcard in a fault's link.
-pub const ANY: &str = "*";
-
-/// One fault, as the admin API takes and lists it (`{"kind": "partition", ...}`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Fault {
-    /// No message crosses between a region of `a` and a region of `b`, either way.
-    Partition {
-        /// One side.
-        a: Vec<String>,
-        /// The other side.
-        b: Vec<String>,
-    },
-    /// Messages from `from` to `to` are cut; the other direction still works.
-    OneWay {
-        /// Sending region (or `*`).
-        from: String,
-        /// Receiving region (or `*`).
-        to: String,
-    },
-    /// Deliveries from `from` to `to` wait an extra delay, sampled from a delay model.
-    Delay {
-        /// Sending region (or `*`).
-        from: String,
-        /// Receiving region (or `*`).
-        to: String,
-        /// Extra delay model, e.g. `"2s"` or `"uniform(1s,5s)"`.
-        extra: String,
-    },
-    /// A fraction of the deliveries from `from` to `to` is lost; anti-entropy repairs them.
-    Loss {
-        /// Sending region (or `*`).
-        from: String,
-        /// Receiving region (or `*`).
-        to: String,
-        /// Probability that a delivery is lost, 0 to 1.
-        rate: f64,
-    },
-    /// A fraction of the deliveries from `from` to `to` is sent twice.
-    Duplicate {
-        /// Sending region (or `*`).
-        from: String,
-        /// Receiving region (or `*`).
-        to: String,
-        /// Probability that a delivery is duplicated, 0 to 1.
-        rate: f64,
-    },
-    /// Replication from `from` to `to` is paused: the outbox keeps the writes until resumed.
-    Pause {
-        /// Sending region (or `*`).
-        from: String,
-        /// Receiving region (or `*`).
-        to: String,
-    },
-    /// The physical clock of `region`'s hybrid logical clock runs `offset_ms` ahead (negative:
-    /// behind).
-    ClockOffset {
-        /// The region whose clock is skewed.
-        region: String,
-        /// Offset in milliseconds.
-        offset_ms: i64,
-    },
-}
-
-impl Fault {
-    /// The fault's kind, as in the JSON `kind` field.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Fault::Partition { .. } => "partition",
-            Fault::OneWay { .. } => "one_way",
-            Fault::Delay { .. } => "delay",
-            Fault::Loss { .. } => "loss",
-            Fault::Duplicate { .. } => "duplicate",
-            Fault::Pause { .. } => "pause",
-            Fault::ClockOffset { .. } => "clock_offset",
-        }
-    }
-
-    /// Checks the fault's parameters.
-    pub fn validate(&self) -> Result<(), FaultError> {
-        let region = |name: &str| -> Result<(), FaultError> {
-            if name == ANY || name.parse::<RegionId>().is_ok() {
-                Ok(())
-            } else {
-                Err(FaultError(format!("invalid region {name:?}: use a region name or \"*\"")))
-            }
-        };
-        let rate = |r: f64| -> Result<(), FaultError> {
-            if (0.0..=1.0).contains(&r) {
-                Ok(())
-            } else {
-                Err(FaultError(format!("rate {r} is not between 0 and 1")))
-            }
-        };
-        match self {
-            Fault::Partition { a, b } => {
-                if a.is_empty() || b.is_empty() {
-                    return Err(FaultError("a partition needs regions on both sides".into()));
-                }
-                a.iter().chain(b).try_for_each(|r| region(r))
-            }
-            Fault::OneWay { from, to } | Fault::Pause { from, to } => {
-                region(from)?;
-                region(to)
-            }
-            Fault::Delay { from, to, extra } => {
-                region(from)?;
-                region(to)?;
-                extra.parse::<DelayModel>().map(|_| ()).map_err(|e| FaultError(e.to_string()))
-            }
-            Fault::Loss { from, to, rate: r } | Fault::Duplicate { from, to, rate: r } => {
-                region(from)?;
-                region(to)?;
-                rate(*r)
-            }
-            Fault::ClockOffset { region: r, .. } => region(r),
-        }
-    }
-}
-
-/// A fault the admin API refuses.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct FaultError(pub String);
+use serde::Serialize;
 
 /// A fault with the id the admin API lists and removes it by.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -189,9 +63,16 @@ impl Faults {
         self.apply_clock();
     }
 
-    /// Adds a fault after validating it; returns its id.
+    /// Adds a fault after validating it; returns its id. A process fault is refused: a node
+    /// cannot kill or freeze itself the way a container engine does.
     pub fn add(&self, fault: Fault) -> Result<u64, FaultError> {
         fault.validate()?;
+        if fault.is_process() {
+            return Err(FaultError(format!(
+                "{} acts on a region's container, not on its links: use edgekv chaos (docker)",
+                fault.kind()
+            )));
+        }
         let model = match &fault {
             Fault::Delay { extra, .. } => Some(
                 extra
@@ -401,6 +282,7 @@ mod tests {
             r#"{"kind":"delay","from":"wnam","to":"enam","extra":"90s"}"#,
             r#"{"kind":"partition","a":[],"b":["enam"]}"#,
             r#"{"kind":"one_way","from":"NOT VALID","to":"enam"}"#,
+            r#"{"kind":"kill","region":"enam"}"#,
         ] {
             assert!(f.add(parse(bad)).is_err(), "{bad}");
         }

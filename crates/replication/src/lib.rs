@@ -44,7 +44,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 pub use anti_entropy::RoundReport;
-pub use faults::{ActiveFault, Fault, FaultError, Faults};
+pub use edgekv_core::{Fault, FaultError};
+pub use faults::{ActiveFault, Faults};
 pub use metrics::ReplicationMetrics;
 
 /// Largest gRPC message either way: a batch, or one write of a maximal 25 MiB value.

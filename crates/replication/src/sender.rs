@@ -18,9 +18,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use edgekv_core::ReplicatedWrite;
 use edgekv_core::Timestamp;
 use edgekv_proto::pb;
-use edgekv_store::ReplicatedWrite;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use edgekv_core::digest::LeafId;
 use edgekv_core::Timestamp;
+use edgekv_core::{ItemId, ReplicatedWrite};
 use edgekv_proto::pb::replication_server::{Replication, ReplicationServer};
 use edgekv_proto::pb::{self};
-use edgekv_store::{ItemId, ReplicatedWrite};
 use tonic::codegen::{http, BoxFuture, Context, Poll, Service as TowerService};
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use edgekv_core::Version;
 
-use crate::NamespaceId;
+use edgekv_core::NamespaceId;
 
 /// A region applied `version` of `key` at `at_ms` (its wall clock, epoch milliseconds), which
 /// its system clock read as `system_us`.

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use edgekv_core::{Entry, RegionId, Timestamp, Version};
 
-use crate::{AccountId, NamespaceId, NamespaceRecord, ReplicatedWrite};
+use edgekv_core::{AccountId, NamespaceId, NamespaceRecord, ReplicatedWrite};
 
 /// The only record format so far.
 const FORMAT: u8 = 1;

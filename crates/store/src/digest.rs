@@ -18,7 +18,7 @@ use std::sync::Arc;
 use edgekv_core::digest::DigestTree;
 use edgekv_core::Version;
 
-use crate::NamespaceId;
+use edgekv_core::NamespaceId;
 
 /// The digest tree, and how far maturing has got.
 #[derive(Debug, Default)]

@@ -49,7 +49,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::codec::{self, DecodeError};
 use crate::space::{NoSpace, Reserve, SpaceGuard};
-use crate::{NamespaceId, NamespaceRecord, ReplicatedWrite, StoreError, WriteListener};
+use crate::{StoreError, WriteListener};
+use edgekv_core::{NamespaceId, NamespaceRecord, ReplicatedWrite};
 
 /// When an acknowledged write reaches the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

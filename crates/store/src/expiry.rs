@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use edgekv_core::Version;
 
-use crate::NamespaceId;
+use edgekv_core::NamespaceId;
 
 /// What to do with a key when its time comes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -33,16 +33,13 @@ mod codec;
 mod digest;
 mod disk;
 mod expiry;
-mod namespace;
-mod replicated;
+mod outbox;
 mod space;
 mod store;
 
 pub use applies::{ApplyEvent, ApplyPage};
 pub use codec::DecodeError;
 pub use disk::{Durability, Flushed, OpenError};
-pub use namespace::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord};
-pub use replicated::{ItemId, ReplicatedWrite};
 pub use space::Reserve;
 pub use store::{
     KeyPage, ListedKey, PurgeStats, Recovered, Store, StoreConfig, StoreError, WriteListener,

@@ -37,9 +37,9 @@ use crate::applies::ApplyLog;
 use crate::digest::{Digest, Maturing, MaturityQueue};
 use crate::disk::{Disk, Durability, Flushed, OpenError, Unwritable};
 use crate::expiry::{Due, PurgeQueue};
-use crate::replicated::{Outbox, Watermarks};
+use crate::outbox::{Outbox, Watermarks};
 use crate::space::Reserve;
-use crate::{NamespaceId, NamespaceRecord, ReplicatedWrite};
+use edgekv_core::{NamespaceId, NamespaceRecord, ReplicatedWrite};
 
 mod catalog;
 mod digesting;

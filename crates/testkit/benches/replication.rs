@@ -18,8 +18,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use edgekv_core::{Entry, Timestamp, Version};
+use edgekv_core::{NamespaceRecord, ReplicatedWrite};
 use edgekv_replication::Fault;
-use edgekv_store::{NamespaceRecord, ReplicatedWrite, WriteOp};
+use edgekv_store::WriteOp;
 use edgekv_testkit::TestCluster;
 
 const WRITERS: usize = 8;
@@ -190,7 +191,7 @@ async fn anti_entropy(keys: u64) {
     // Created identically on both sides (a local create would exist in one region only).
     let ns = NamespaceRecord {
         account: account.clone(),
-        id: edgekv_store::NamespaceId::random(),
+        id: edgekv_core::NamespaceId::random(),
         title: "bench".into(),
         deleted: false,
         version: Version::new(Timestamp(base), origin),

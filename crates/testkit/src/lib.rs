@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use edgekv_core::{AccountId, ItemId, NamespaceId, ReplicatedWrite};
 use edgekv_core::{Entry, Version};
 use edgekv_node::{start_cluster, RegionConfig, RunningRegion};
 use edgekv_replication::{Fault, Faults};
-use edgekv_store::{AccountId, ItemId, NamespaceId, ReplicatedWrite, Store, WriteOp};
+use edgekv_store::{Store, WriteOp};
 use tokio_util::sync::CancellationToken;
 
 /// How often `wait_for_*` helpers re-check their condition.

@@ -7,7 +7,7 @@ use edgekv_core::limits::MAX_NAMESPACES_PER_ACCOUNT;
 use edgekv_core::Version;
 
 use super::*;
-use crate::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord, ReplicatedWrite};
+use edgekv_core::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord, ReplicatedWrite};
 
 impl Store {
     /// Creates a namespace with a fresh random id.

@@ -10,7 +10,7 @@ use edgekv_core::Version;
 
 use super::*;
 use crate::digest::Maturing;
-use crate::{AccountId, ItemId, NamespaceId, NamespaceRecord};
+use edgekv_core::{AccountId, ItemId, NamespaceId, NamespaceRecord};
 
 impl Store {
     /// Puts a new key version in the digest now if it is old enough, else queues it to mature.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use edgekv_core::{ManualClock, Timestamp};
 
 use super::*;
-use crate::AccountId;
+use edgekv_core::AccountId;
 use edgekv_core::Entry;
 
 const T0_MS: u64 = 1_700_000_000_000;

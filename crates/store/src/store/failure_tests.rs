@@ -8,7 +8,7 @@ use std::time::Duration;
 use edgekv_core::ManualClock;
 
 use super::*;
-use crate::{AccountId, ItemId, NamespaceOrder};
+use edgekv_core::{AccountId, ItemId, NamespaceOrder};
 
 const T0_MS: u64 = 1_700_000_000_000;
 

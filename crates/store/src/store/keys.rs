@@ -11,7 +11,7 @@ use edgekv_core::{Entry, Timestamp, Version};
 use super::*;
 use crate::applies::ApplyPage;
 use crate::expiry::{Due, PurgeKind};
-use crate::{AccountId, NamespaceId, NamespaceRecord, ReplicatedWrite};
+use edgekv_core::{AccountId, NamespaceId, NamespaceRecord, ReplicatedWrite};
 
 impl Store {
     /// The full entry behind a slot, reading the value from disk if it lives there. Called

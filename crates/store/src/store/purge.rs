@@ -7,7 +7,7 @@ use edgekv_core::Entry;
 
 use super::*;
 use crate::expiry::{Due, PurgeKind};
-use crate::NamespaceId;
+use edgekv_core::NamespaceId;
 
 impl Store {
     /// Turns expired entries into tombstones and forgets tombstones past their grace period

@@ -9,7 +9,7 @@ use super::*;
 use crate::digest::{Digest, MaturityQueue};
 use crate::disk::{Disk, Meta, OpenError};
 use crate::expiry::PurgeQueue;
-use crate::{AccountId, NamespaceId, NamespaceRecord};
+use edgekv_core::{AccountId, NamespaceId, NamespaceRecord};
 
 impl Store {
     /// Rebuilds the index from `disk`, which is not installed yet (or is being replaced, with

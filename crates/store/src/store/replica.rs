@@ -6,7 +6,7 @@ use std::sync::Arc;
 use edgekv_core::{RegionId, Timestamp};
 
 use super::*;
-use crate::{ItemId, ReplicatedWrite};
+use edgekv_core::{ItemId, ReplicatedWrite};
 
 impl Store {
     /// Up to `max` of this region's writes with timestamps after `after`, in timestamp order.

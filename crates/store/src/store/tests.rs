@@ -3,8 +3,8 @@ use std::time::Duration;
 use edgekv_core::{ManualClock, Timestamp};
 
 use super::*;
-use crate::{AccountId, ItemId, NamespaceOrder};
 use edgekv_core::Entry;
+use edgekv_core::{AccountId, ItemId, NamespaceOrder};
 
 const T0_MS: u64 = 1_700_000_000_000;
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use edgekv_core::{Version, Versioned};
+use crate::{Version, Versioned};
 
 /// An account id as it appears in the API path. Accounts are isolated: every namespace belongs
 /// to exactly one, and no request on one account sees another's namespaces.

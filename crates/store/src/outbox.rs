@@ -1,0 +1,57 @@
+//! This region's outbox of its own writes, and the per-origin watermarks that make tombstone
+//! collection safe.
+
+use std::collections::BTreeMap;
+
+use edgekv_core::{ReplicatedWrite, Timestamp, Version};
+
+/// This region's own writes in HLC order, kept until every peer has them.
+///
+/// The HLC timestamp is the outbox sequence number: a region's timestamps are unique and
+/// strictly increasing, so they order the log and name each entry without a second counter.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    entries: BTreeMap<Timestamp, ReplicatedWrite>,
+}
+
+impl Outbox {
+    pub(crate) fn append(&mut self, write: ReplicatedWrite) {
+        self.entries.insert(write.version().ts, write);
+    }
+
+    pub(crate) fn after(&self, after: Timestamp, max: usize) -> Vec<ReplicatedWrite> {
+        use std::ops::Bound;
+        self.entries
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .take(max)
+            .map(|(_, w)| w.clone())
+            .collect()
+    }
+
+    pub(crate) fn compact_through(&mut self, through: Timestamp) {
+        // `split_off` keeps everything above `through` and drops the rest in one step.
+        let keep = self.entries.split_off(&Timestamp(through.0.saturating_add(1)));
+        self.entries = keep;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// Per origin region, the timestamp through which all of its writes have reached every
+/// configured region. A tombstone from that origin at or below it can be forgotten after its
+/// grace period without any region ever missing the delete.
+#[derive(Debug, Default)]
+pub(crate) struct Watermarks(BTreeMap<edgekv_core::RegionId, Timestamp>);
+
+impl Watermarks {
+    pub(crate) fn raise(&mut self, origin: edgekv_core::RegionId, through: Timestamp) {
+        let mark = self.0.entry(origin).or_default();
+        *mark = (*mark).max(through);
+    }
+
+    pub(crate) fn covers(&self, version: Version) -> bool {
+        self.0.get(&version.origin).is_some_and(|through| version.ts <= *through)
+    }
+}
