@@ -16,7 +16,7 @@ use edgekv_core::limits::{
 };
 use edgekv_core::{canonical_metadata_value, resolve_expiration, validate_key};
 use edgekv_core::{AccountId, NamespaceId};
-use edgekv_store::WriteOp;
+use edgekv_store::{Cause, WriteOp};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -272,8 +272,9 @@ pub(crate) async fn get(
     // The answer holds up to 25 MiB of values until it is sent.
     let response = envelope::ok(BulkGetResult { values });
     let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|err| ApiError::Storage(format!("render the bulk get answer: {err}")))?;
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|err| ApiError::Storage {
+        message: "could not render the bulk get answer".into(),
+        cause: Some(Cause::new(err)),
+    })?;
     Ok(Response::from_parts(parts, state.budget.response(bytes)?))
 }

@@ -9,7 +9,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use edgekv_core::{KeyError, ValidationError};
-use edgekv_store::StoreError;
+use edgekv_store::{Cause, StoreError};
 use serde_json::json;
 
 /// The error code used for request validation failures whose Cloudflare code is unpublished.
@@ -53,8 +53,14 @@ pub enum ApiError {
     BodyRead(String),
     /// The store could not commit or make the write durable. It was not acknowledged and is
     /// never shown; a client may retry it.
-    #[error("internal storage error: {0}")]
-    Storage(String),
+    #[error("internal storage error: {message}")]
+    Storage {
+        /// What failed, in words the client sees.
+        message: String,
+        /// The error underneath, for the log line (never sent to the client).
+        #[source]
+        cause: Option<Cause>,
+    },
     /// The store takes no writes for now (its disk is nearly full, or it is recovering from a
     /// storage failure). Nothing of the request was stored; retry after `Retry-After`.
     #[error("service unavailable: {0}")]
@@ -82,7 +88,7 @@ impl ApiError {
             | ApiError::Validation(_)
             | ApiError::BadRequest(_)
             | ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
-            ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Storage { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -102,7 +108,7 @@ impl ApiError {
             | ApiError::TooLarge(_)
             | ApiError::BodyRead(_) => VALIDATION_CODE,
             // The local simulator's internal error code (docs/api.md).
-            ApiError::Storage(_) | ApiError::Unavailable(_) => 10000,
+            ApiError::Storage { .. } | ApiError::Unavailable(_) => 10000,
         }
     }
 
@@ -115,7 +121,7 @@ impl ApiError {
             }
             StoreError::DuplicateTitle => ApiError::DuplicateTitle,
             StoreError::TooManyNamespaces => ApiError::TooManyNamespaces(err.to_string()),
-            StoreError::Storage(message) => ApiError::Storage(message),
+            StoreError::Storage { context, cause } => ApiError::Storage { message: context, cause },
             StoreError::Unavailable(message) => ApiError::Unavailable(message),
         }
     }
@@ -159,7 +165,7 @@ impl IntoResponse for ApiError {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         // The Python SDK retries some statuses; only a storage failure may get better by
         // retrying.
-        let retry = matches!(self, ApiError::Storage(_) | ApiError::Unavailable(_));
+        let retry = matches!(self, ApiError::Storage { .. } | ApiError::Unavailable(_));
         let should = HeaderValue::from_static(if retry { "true" } else { "false" });
         response.headers_mut().insert("x-should-retry", should);
         if matches!(self, ApiError::Unavailable(_)) {
@@ -191,5 +197,17 @@ mod tests {
             assert_eq!((err.status().as_u16(), err.cf_code()), (status, code), "{err:?}");
         }
         assert_eq!(ApiError::KeyNotFound("get").to_string(), "get: 'key not found'");
+    }
+
+    #[test]
+    fn a_storage_failure_tells_the_client_what_failed_and_keeps_the_cause_for_the_log() {
+        let io = std::io::Error::other("Input/output error (os error 5)");
+        let err = ApiError::from_store("get", StoreError::storage("could not read a key", io));
+        assert_eq!((err.status().as_u16(), err.cf_code()), (500, 10000));
+        assert_eq!(err.to_string(), "internal storage error: could not read a key");
+        assert_eq!(
+            edgekv_store::chain(&err),
+            "internal storage error: could not read a key: Input/output error (os error 5)"
+        );
     }
 }

@@ -127,11 +127,24 @@ async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let response = match result {
         Ok(response) => response,
         Err(err) => {
-            tracing::debug!(method = %parts.method, path = %parts.uri.path(), status = err.status().as_u16(), error = %err, "request refused");
+            log_refusal(&parts, &err);
             err.into_response()
         }
     };
     count(&state, op, response)
+}
+
+/// A failure of the node itself is logged with the whole chain of causes (the client gets only
+/// the first link); a refused request and a store that is refusing writes are the client's
+/// business, and the store logs its own state changes once.
+fn log_refusal(parts: &axum::http::request::Parts, err: &ApiError) {
+    let (method, path, status) = (&parts.method, parts.uri.path(), err.status().as_u16());
+    if matches!(err, ApiError::Storage { .. }) {
+        let error = edgekv_store::chain(err);
+        tracing::error!(%method, path, status, %error, "request failed");
+    } else {
+        tracing::debug!(%method, path, status, error = %err, "request refused");
+    }
 }
 
 fn count(state: &AppState, op: &str, response: Response) -> Response {

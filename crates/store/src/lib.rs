@@ -32,16 +32,20 @@ mod applies;
 mod codec;
 mod digest;
 mod disk;
+mod error;
 mod expiry;
 mod outbox;
+mod replica;
 mod space;
 mod store;
 
 pub use applies::{ApplyEvent, ApplyPage};
 pub use codec::DecodeError;
 pub use disk::{Durability, Flushed, OpenError};
+pub use error::{chain, Cause, StoreError};
+pub use replica::Replica;
 pub use space::Reserve;
 pub use store::{
-    KeyPage, ListedKey, PurgeStats, Recovered, Store, StoreConfig, StoreError, WriteListener,
-    WriteOp, WriteResult,
+    KeyPage, ListedKey, PurgeStats, Recovered, Store, StoreConfig, WriteListener, WriteOp,
+    WriteResult,
 };

@@ -29,13 +29,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use dashmap::DashMap;
 use edgekv_core::digest::LeafId;
-use edgekv_core::limits::MAX_NAMESPACES_PER_ACCOUNT;
 use edgekv_core::{Entry, Hlc, RegionId, Timestamp, Version};
 use parking_lot::{Mutex, RwLock};
 
 use crate::applies::ApplyLog;
 use crate::digest::{Digest, Maturing, MaturityQueue};
 use crate::disk::{Disk, Durability, Flushed, OpenError, Unwritable};
+use crate::error::StoreError;
 use crate::expiry::{Due, PurgeQueue};
 use crate::outbox::{Outbox, Watermarks};
 use crate::space::Reserve;
@@ -90,31 +90,6 @@ impl StoreConfig {
             reserve: Reserve::default(),
         }
     }
-}
-
-/// Why a store operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// No live namespace with that id in that account.
-    #[error("namespace not found")]
-    NamespaceNotFound,
-    /// The account already has a live namespace with that title.
-    #[error("a namespace with this account ID and title already exists")]
-    DuplicateTitle,
-    /// The account is at its namespace limit.
-    #[error("an account may have at most {MAX_NAMESPACES_PER_ACCOUNT} namespaces")]
-    TooManyNamespaces,
-    /// A replicated write names a namespace that belongs to another account here.
-    #[error("namespace {0} belongs to another account")]
-    AccountMismatch(NamespaceId),
-    /// The durable store could not commit, fsync or read: the write was not applied, and it
-    /// is never shown (a local write in `fsync` mode is shown only once durable).
-    #[error("storage error: {0}")]
-    Storage(String),
-    /// The store takes no writes now (its filesystem is about to fill up, or it failed and
-    /// waits to recover): the write was refused before anything of it was stored.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
 }
 
 /// One write of a batch: a put when `value` is `Some`, a delete when it is `None`.
@@ -573,7 +548,7 @@ impl Store {
         make: impl FnOnce(Version) -> ReplicatedWrite,
     ) -> Result<ReplicatedWrite, StoreError> {
         let mut writes = self.stamp_and_log(256, vec![Box::new(make)])?;
-        writes.pop().ok_or_else(|| StoreError::Storage("no write was stamped".into()))
+        writes.pop().ok_or_else(|| StoreError::storage_bare("no write was stamped"))
     }
 
     /// Commits changes that need no outbox record or timestamp: replicated writes (`bytes`

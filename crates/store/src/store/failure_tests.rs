@@ -125,7 +125,7 @@ fn a_write_refused_by_a_failed_group_commit_is_never_shown_and_is_undone_on_reop
     f.disk().as_ref().unwrap().fail_next_group();
     let refused = f.store.write(&f.account, &f.ns, vec![put("a", "2"), put("b", "2")]).unwrap();
     let err = block_on(f.store.flushed()).unwrap_err();
-    assert!(matches!(err, StoreError::Storage(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Storage { .. }), "{err:?}");
     // Never shown: not to readers, listings, peers or anti-entropy.
     assert_eq!(f.value("a").as_deref(), Some("1"));
     assert_eq!(f.value("b"), None);

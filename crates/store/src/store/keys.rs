@@ -33,7 +33,7 @@ impl Store {
                 match stored {
                     Some(entry) if entry.version == slot.version => return Ok(entry),
                     _ => {
-                        return Err(StoreError::Storage(format!(
+                        return Err(StoreError::storage_bare(format!(
                             "the value of {key:?} is missing from disk"
                         )))
                     }

@@ -3,6 +3,7 @@ use std::time::Duration;
 use edgekv_core::{ManualClock, Timestamp};
 
 use super::*;
+use edgekv_core::limits::MAX_NAMESPACES_PER_ACCOUNT;
 use edgekv_core::Entry;
 use edgekv_core::{AccountId, ItemId, NamespaceOrder};
 
