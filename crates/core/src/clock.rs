@@ -48,6 +48,17 @@ impl fmt::Debug for Timestamp {
     }
 }
 
+/// Waits on behalf of a region's tasks. The default waits on the async runtime's timers; a
+/// simulator supplies its own, on virtual time, together with a physical clock that reads the
+/// same virtual time.
+pub trait Timers: Send + Sync + fmt::Debug {
+    /// A future that is ready once `duration` has passed.
+    fn sleep(
+        &self,
+        duration: std::time::Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+}
+
 /// A source of physical time in milliseconds since the Unix epoch.
 pub trait PhysicalClock: Send + Sync + fmt::Debug {
     /// The current physical time.

@@ -183,6 +183,17 @@ impl Fault {
     }
 }
 
+/// A fault in force, with the id the admin API lists and removes it by: what
+/// `GET /admin/faults` answers and `edgekv chaos status` reads back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActiveFault {
+    /// Unique on the node that holds it.
+    pub id: u64,
+    /// The fault.
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
 /// A fault whose parameters are wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

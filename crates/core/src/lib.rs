@@ -30,10 +30,12 @@ mod tokens;
 mod validate;
 mod version;
 
-pub use clock::{Hlc, ManualClock, OffsetClock, PhysicalClock, SkewError, SystemClock, Timestamp};
+pub use clock::{
+    Hlc, ManualClock, OffsetClock, PhysicalClock, SkewError, SystemClock, Timers, Timestamp,
+};
 pub use delay::{parse_duration, DelayModel, LatencyMatrix, LinkDelay, ParseDelayError, MAX_DELAY};
 pub use entry::{merge, Entry, Versioned};
-pub use fault::{Fault, FaultError, ANY};
+pub use fault::{ActiveFault, Fault, FaultError, ANY};
 pub use key::{decode_key, percent_decode, validate_key, KeyError};
 pub use namespace::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord};
 pub use region::{RegionId, RegionIdError};

@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -57,6 +58,11 @@ pub struct RegionConfig {
     pub limits: crate::serve::Limits,
     /// Bytes of request and response bodies all requests together may hold.
     pub body_memory: u64,
+    /// The physical clock under the region's HLC (the system clock; a simulator's virtual
+    /// clock).
+    pub clock: Arc<dyn edgekv_core::PhysicalClock>,
+    /// What the region's replication waits on (the runtime's timers; a simulator's).
+    pub timers: Arc<dyn edgekv_core::Timers>,
 }
 
 /// Where a region keeps its data.
@@ -117,6 +123,8 @@ impl RegionConfig {
             storage_reserve: edgekv_store::Reserve::default(),
             limits: crate::serve::Limits::generous(),
             body_memory: 256 << 20,
+            clock: Arc::new(edgekv_core::SystemClock),
+            timers: Arc::new(edgekv_replication::TokioTimers),
         }
     }
 }
@@ -226,6 +234,8 @@ fn region_config(
             max_connections: settings.max_connections.max(1),
         },
         body_memory: settings.body_memory.0,
+        clock: Arc::new(edgekv_core::SystemClock),
+        timers: Arc::new(edgekv_replication::TokioTimers),
     })
 }
 

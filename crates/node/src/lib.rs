@@ -20,10 +20,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use edgekv_api::{app, ApiMetrics, AppState, Auth};
-use edgekv_core::{Hlc, OffsetClock, SystemClock};
+use edgekv_core::{Hlc, OffsetClock};
 use edgekv_metrics::Registry;
 use edgekv_replication::{
-    digest_horizon, spawn_replication, Faults, PeerConfig, ReplicationHandle, ReplicationMetrics,
+    digest_horizon, serve_grpc, spawn_replication, Faults, GrpcTransport, PeerConfig,
+    ReplicationHandle, ReplicationMetrics,
 };
 use edgekv_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
@@ -83,6 +84,7 @@ pub struct RunningRegion {
     /// Its replication series, for tests and benchmarks that read them directly.
     pub replication_metrics: Arc<ReplicationMetrics>,
     server: JoinHandle<()>,
+    grpc_server: JoinHandle<()>,
     purger: JoinHandle<()>,
 }
 
@@ -100,6 +102,7 @@ impl RunningRegion {
         self.server.await.context("HTTP server task panicked")?;
         self.purger.await.context("purge task panicked")?;
         self.replication.stopped().await;
+        self.grpc_server.await.context("gRPC server task panicked")?;
         if let Some(reason) = self.store.closed() {
             anyhow::bail!("the store of region {region} is closed: {reason}");
         }
@@ -120,7 +123,7 @@ pub fn start(
     let span = tracing::info_span!("region", region = %config.region);
     // Two layers: the configured offset below, the clock_offset fault (which resets its own
     // layer when cleared) on top.
-    let skewed = OffsetClock::new(Arc::new(SystemClock));
+    let skewed = OffsetClock::new(Arc::clone(&config.clock));
     skewed.set_offset_ms(config.clock_offset_ms);
     let clock = Arc::new(OffsetClock::new(Arc::new(skewed)));
     faults.register_clock(config.region, Arc::clone(&clock));
@@ -157,7 +160,7 @@ pub fn start(
     });
 
     let serve_metrics = serve::ServeMetrics::register(&registry);
-    let replication = {
+    let (replication, grpc_server) = {
         let _entered = span.enter();
         // Peers ping every 20 s; an idle timeout shorter than three pings would cut quiet links.
         let mut grpc_limits = config.limits;
@@ -170,15 +173,24 @@ pub fn start(
             serve_metrics.clone(),
             shutdown.clone(),
         );
-        spawn_replication(
+        let transport = GrpcTransport::new(
+            config.region,
+            &config.replication.peers,
+            &config.replication.cluster_secret,
+            config.replication.request_timeout,
+        )
+        .with_context(|| format!("start replication of region {}", config.region))?;
+        let replication = spawn_replication(
             config.replication.clone(),
-            Arc::clone(&store),
+            Arc::clone(&store) as Arc<dyn edgekv_store::Replica>,
             faults,
             Arc::clone(&replication_metrics),
-            incoming,
+            Arc::new(transport),
+            Arc::clone(&config.timers),
             shutdown.clone(),
-        )
-        .with_context(|| format!("start replication of region {}", config.region))?
+        );
+        let grpc_server = serve_grpc(replication.handler(), incoming, shutdown.clone());
+        (replication, grpc_server)
     };
     span.in_scope(|| {
         tracing::info!(
@@ -214,6 +226,7 @@ pub fn start(
         registry,
         replication_metrics,
         server,
+        grpc_server,
         purger,
     })
 }

@@ -3,7 +3,9 @@
 //! A round compares digest roots (one small exchange when nothing differs), then branch hashes,
 //! then the items of the differing leaves, and finally takes the peer's newer writes and pushes
 //! the ones it wants. Rounds run on a jittered interval, and at once when a sender finds its
-//! peer reachable again or gives up on a backlog.
+//! peer reachable again or gives up on a backlog. A round is a short sequence of exchanges over
+//! the [`Transport`] with the logic between them, readable as it is, so it stays one async
+//! function rather than a state machine; tests drive it over the in-memory transport.
 //!
 //! A round is skipped while a fault cuts or pauses the link, or while an extra-delay fault makes
 //! the link slower than the digest horizon: repairing then would deliver writes sooner than the
@@ -12,13 +14,13 @@
 use std::sync::Arc;
 
 use edgekv_core::digest::{differing, LeafId, FANOUT};
-use edgekv_core::Timestamp;
-use edgekv_core::{ItemId, ReplicatedWrite};
-use edgekv_proto::pb;
+use edgekv_core::{RegionId, ReplicatedWrite, Timers, Timestamp};
 use tokio_util::sync::CancellationToken;
 
-use crate::service::{Applied, MAX_RECONCILE_LEAVES};
-use crate::{PeerClient, PeerState, Shared};
+use crate::handler::{Applied, MAX_RECONCILE_LEAVES};
+use crate::messages::{DigestQuery, Purpose, Push, ReconcileQuery, TransportError};
+use crate::transport::Transport;
+use crate::{PeerState, Shared};
 
 /// Most writes pushed in one anti-entropy Push.
 const PUSH_CHUNK: usize = 256;
@@ -39,18 +41,19 @@ pub struct RoundReport {
 pub(crate) async fn run(
     shared: Arc<Shared>,
     peer: Arc<PeerState>,
-    client: PeerClient,
+    transport: Arc<dyn Transport>,
+    timers: Arc<dyn Timers>,
     shutdown: CancellationToken,
 ) {
-    let mut jitter = shared.seed ^ u64::from_le_bytes(fnv(peer.name.as_str()).to_le_bytes());
+    let mut jitter = shared.seed ^ fnv(peer.name.as_str());
     loop {
         jitter = jitter.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         // Between 0.75 and 1.25 of the interval, so peers do not all sync at once.
         let factor = 0.75 + ((jitter >> 33) % 1000) as f64 / 2000.0;
-        let wait = shared.ae_interval.mul_f64(factor);
+        let wait = timers.sleep(shared.ae_interval.mul_f64(factor));
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+            _ = wait => {}
             _ = peer.ae_now.notified() => {}
         }
         let name = peer.name.as_str();
@@ -59,32 +62,36 @@ pub(crate) async fn run(
             continue;
         }
         let started = shared.store.hlc().physical_now_ms();
-        match round(&shared, name, &client).await {
-            Ok(report) => {
-                let result = if report.pulled + report.pushed == 0 { "equal" } else { "repaired" };
-                shared.metrics.ae_rounds.with(&[name, result]).inc();
-                shared.metrics.ae_repaired.with(&[name, "pulled"]).add(report.pulled);
-                shared.metrics.ae_repaired.with(&[name, "pushed"]).add(report.pushed);
-                if report.pulled + report.pushed > 0 {
-                    tracing::info!(
-                        peer = name,
-                        pulled = report.pulled,
-                        pushed = report.pushed,
-                        "anti-entropy repaired"
-                    );
-                }
-                // Everything older than the horizon at the start of the round is now on both
-                // sides, including writes the sender lost.
-                let horizon = shared.store.digest_horizon().as_millis() as u64;
-                let through = Timestamp::from_physical_ms(started.saturating_sub(horizon));
-                peer.pending.lock().confirm_through(through);
-            }
-            Err(status) => {
+        match round(&shared, peer.name, transport.as_ref()).await {
+            Ok(report) => finished(&shared, &peer, report, started),
+            Err(error) => {
                 shared.metrics.ae_rounds.with(&[name, "failed"]).inc();
-                tracing::debug!(peer = name, error = %status.message(), "anti-entropy round failed");
+                tracing::debug!(peer = name, %error, "anti-entropy round failed");
             }
         }
     }
+}
+
+/// Records a round that succeeded: metrics, and the confirmation it gives the sender.
+fn finished(shared: &Shared, peer: &PeerState, report: RoundReport, started_ms: u64) {
+    let name = peer.name.as_str();
+    let result = if report.pulled + report.pushed == 0 { "equal" } else { "repaired" };
+    shared.metrics.ae_rounds.with(&[name, result]).inc();
+    shared.metrics.ae_repaired.with(&[name, "pulled"]).add(report.pulled);
+    shared.metrics.ae_repaired.with(&[name, "pushed"]).add(report.pushed);
+    if report.pulled + report.pushed > 0 {
+        tracing::info!(
+            peer = name,
+            pulled = report.pulled,
+            pushed = report.pushed,
+            "anti-entropy repaired"
+        );
+    }
+    // Everything older than the horizon at the start of the round is now on both sides,
+    // including writes the sender lost.
+    let horizon = shared.store.digest_horizon().as_millis() as u64;
+    let through = Timestamp::from_physical_ms(started_ms.saturating_sub(horizon));
+    peer.machine.lock().confirm_through(through);
 }
 
 fn fnv(s: &str) -> u64 {
@@ -108,100 +115,107 @@ fn eligible(shared: &Shared, peer: &str) -> bool {
 /// One anti-entropy round with `peer`.
 pub(crate) async fn round(
     shared: &Shared,
-    peer: &str,
-    client: &PeerClient,
-) -> Result<RoundReport, tonic::Status> {
+    peer: RegionId,
+    transport: &dyn Transport,
+) -> Result<RoundReport, TransportError> {
     let mut report = RoundReport::default();
-    let me = shared.region.as_str().to_owned();
-    let through = shared.replicated_through.load(std::sync::atomic::Ordering::Relaxed);
-    let store = &shared.store;
-    store.mature();
+    shared.store.mature();
+    let Some(leaves) = differing_leaves(shared, peer, transport, &mut report).await? else {
+        return Ok(report);
+    };
+    for chunk in leaves.chunks(MAX_RECONCILE_LEAVES) {
+        reconcile(shared, peer, transport, chunk, &mut report).await?;
+    }
+    Ok(report)
+}
 
-    // 1. Roots.
+/// Compares roots, then branches: the leaves whose hashes differ, or `None` when the roots
+/// are equal.
+async fn differing_leaves(
+    shared: &Shared,
+    peer: RegionId,
+    transport: &dyn Transport,
+    report: &mut RoundReport,
+) -> Result<Option<Vec<LeafId>>, TransportError> {
+    let store = &shared.store;
+    let through = shared.replicated_through.load(std::sync::atomic::Ordering::Relaxed);
     let root = store.digest_root();
-    let request = pb::DigestRequest {
-        sender: me.clone(),
+    let query = DigestQuery {
+        sender: shared.region,
         root,
         branches: Vec::new(),
         replicated_through: through,
     };
-    shared.metrics.messages_sent.with(&[peer, "digest"]).inc();
-    let response = client.clone().digest(request).await?.into_inner();
+    let reply = transport.digest(peer, query).await?;
     report.round_trips += 1;
     report.bytes += 16;
-    if response.root == root {
-        return Ok(report);
+    if reply.root == root {
+        return Ok(None);
     }
-
-    // 2. Branches; the peer answers with its leaves under the branches that differ.
+    // The peer answers with its leaves under the branches that differ.
     let branches = store.digest_branches();
     report.bytes += (branches.len() * 8) as u64;
-    let request = pb::DigestRequest {
-        sender: me.clone(),
-        root,
-        branches: branches.clone(),
-        replicated_through: through,
-    };
-    shared.metrics.messages_sent.with(&[peer, "digest"]).inc();
-    let response = client.clone().digest(request).await?.into_inner();
+    let query = DigestQuery { sender: shared.region, root, branches, replicated_through: through };
+    let reply = transport.digest(peer, query).await?;
     report.round_trips += 1;
     let mut leaves = Vec::new();
-    for theirs in response.differing {
-        let branch = theirs.branch as usize;
+    for (branch, theirs) in reply.differing {
         if branch >= FANOUT {
             continue;
         }
-        report.bytes += (theirs.leaves.len() * 8) as u64;
+        report.bytes += (theirs.len() * 8) as u64;
         let mine = store.digest_leaves(&[branch]).pop().unwrap_or_default();
-        for leaf in differing(&mine, &theirs.leaves) {
+        for leaf in differing(&mine, &theirs) {
             if leaf < FANOUT {
                 leaves.push(LeafId((branch * FANOUT + leaf) as u16));
             }
         }
     }
+    Ok(Some(leaves))
+}
 
-    // 3. Items of the differing leaves, in chunks; take what is newer there, push what is
-    //    newer here.
-    for chunk in leaves.chunks(MAX_RECONCILE_LEAVES) {
-        let items = store.digest_members(chunk);
-        let request = pb::ReconcileRequest {
-            sender: me.clone(),
-            leaves: chunk.iter().map(|l| u32::from(l.0)).collect(),
-            items: items.iter().map(|(item, v)| pb::ItemVersion::from((item, *v))).collect(),
-        };
-        report.bytes += (items.len() * 64) as u64;
-        shared.metrics.messages_sent.with(&[peer, "reconcile"]).inc();
-        let response = client.clone().reconcile(request).await?.into_inner();
-        report.round_trips += 1;
-        for write in response.newer {
-            let Ok(write) = ReplicatedWrite::try_from(write) else {
-                shared.metrics.reject("malformed");
-                continue;
-            };
-            report.bytes += write.size_hint() as u64;
-            if shared.apply_remote(write, "anti_entropy") == Applied::Changed {
-                report.pulled += 1;
-            }
-        }
-        let wanted: Vec<ReplicatedWrite> = response
-            .wanted
-            .into_iter()
-            .filter_map(|item| <(ItemId, edgekv_core::Version)>::try_from(item).ok())
-            .filter_map(|(item, _)| store.current(&item))
-            .filter(|write| shared.is_mature(write.version().ts))
-            .collect();
-        for batch in wanted.chunks(PUSH_CHUNK) {
-            let request = pb::PushRequest {
-                sender: me.clone(),
-                writes: batch.iter().map(pb::Write::from).collect(),
-                replicated_through: through,
-            };
-            report.bytes += batch.iter().map(|w| w.size_hint() as u64).sum::<u64>();
-            shared.metrics.messages_sent.with(&[peer, "push"]).inc();
-            let response = client.clone().push(request).await?.into_inner();
-            report.round_trips += 1;
-            report.pushed += u64::from(response.applied);
+/// The items of some differing leaves: takes what is newer there, pushes what is newer here.
+async fn reconcile(
+    shared: &Shared,
+    peer: RegionId,
+    transport: &dyn Transport,
+    leaves: &[LeafId],
+    report: &mut RoundReport,
+) -> Result<(), TransportError> {
+    let store = &shared.store;
+    let items = store.digest_members(leaves);
+    report.bytes += (items.len() * 64) as u64;
+    let query = ReconcileQuery {
+        sender: shared.region,
+        leaves: leaves.iter().map(|l| l.0).collect(),
+        items,
+    };
+    let reply = transport.reconcile(peer, query).await?;
+    report.round_trips += 1;
+    for write in reply.newer {
+        report.bytes += write.size_hint() as u64;
+        if shared.apply_remote(write, "anti_entropy") == Applied::Changed {
+            report.pulled += 1;
         }
     }
-    Ok(report)
+    let wanted: Vec<ReplicatedWrite> = reply
+        .wanted
+        .into_iter()
+        .filter_map(|(item, _)| store.current(&item))
+        .filter(|write| shared.is_mature(write.version().ts))
+        .collect();
+    let through = shared.replicated_through.load(std::sync::atomic::Ordering::Relaxed);
+    for batch in wanted.chunks(PUSH_CHUNK) {
+        report.bytes += batch.iter().map(|w| w.size_hint() as u64).sum::<u64>();
+        let push = Push {
+            sender: shared.region,
+            writes: batch.to_vec(),
+            replicated_through: through,
+            purpose: Purpose::Repair,
+        };
+        let reply = transport.push(peer, push).await?;
+        report.round_trips += 1;
+        report.pushed += u64::from(reply.applied);
+    }
+    Ok(())
 }

@@ -7,27 +7,17 @@
 //! both directions of its links, and `edgekv cluster`, which sets faults on every region, gets
 //! the same result from both ends.
 //!
-//! Random decisions (loss, duplication) come from a generator seeded by the run's seed, the
-//! link and a per-link message counter, so a run with the same seed and the same traffic makes
-//! the same decisions.
+//! Random decisions (loss, duplication) are a pure function of the run's seed, the link and
+//! the number of the message on it (the transport's fault filter counts a link's deliveries),
+//! so a run with the same seed and the same traffic makes the same decisions, however its tasks
+//! are scheduled.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgekv_core::{DelayModel, Fault, FaultError, OffsetClock, RegionId, ANY};
+use edgekv_core::{ActiveFault, DelayModel, Fault, FaultError, OffsetClock, RegionId, ANY};
 use parking_lot::RwLock;
-use serde::Serialize;
-
-/// A fault with the id the admin API lists and removes it by.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ActiveFault {
-    /// Id, unique on this node.
-    pub id: u64,
-    /// The fault.
-    #[serde(flatten)]
-    pub fault: Fault,
-}
 
 /// The faults in force, shared by a node's sender, service and admin API; `edgekv cluster`
 /// shares one set between all its regions.
@@ -36,9 +26,13 @@ pub struct Faults {
     seed: u64,
     active: RwLock<Vec<(ActiveFault, Option<DelayModel>)>>,
     next_id: AtomicU64,
-    rolls: AtomicU64,
     /// The clock of each region served here, which clock-offset faults adjust.
     clocks: RwLock<Vec<(RegionId, Arc<OffsetClock>)>>,
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn matches(pattern: &str, region: &str) -> bool {
@@ -52,7 +46,6 @@ impl Faults {
             seed,
             active: RwLock::new(Vec::new()),
             next_id: AtomicU64::new(1),
-            rolls: AtomicU64::new(0),
             clocks: RwLock::new(Vec::new()),
         }
     }
@@ -205,23 +198,24 @@ impl Faults {
             .fold(0.0, f64::max)
     }
 
-    /// Decides whether one delivery on the link is lost.
-    pub fn roll_loss(&self, from: &str, to: &str) -> bool {
-        self.roll(self.rate(from, to, true))
+    /// Decides whether delivery number `n` on the link is lost.
+    pub fn roll_loss(&self, from: &str, to: &str, n: u64) -> bool {
+        self.roll(self.rate(from, to, true), from, to, n)
     }
 
-    /// Decides whether one delivery on the link is duplicated.
-    pub fn roll_duplicate(&self, from: &str, to: &str) -> bool {
-        self.roll(self.rate(from, to, false))
+    /// Decides whether delivery number `n` on the link is duplicated.
+    pub fn roll_duplicate(&self, from: &str, to: &str, n: u64) -> bool {
+        // Another stream than loss's, so the two decisions are independent.
+        self.roll(self.rate(from, to, false), to, from, n)
     }
 
-    fn roll(&self, rate: f64) -> bool {
+    fn roll(&self, rate: f64, from: &str, to: &str, n: u64) -> bool {
         if rate <= 0.0 {
             return false;
         }
-        let n = self.rolls.fetch_add(1, Ordering::Relaxed);
-        // SplitMix64 of (seed, n): uniform in [0, 1).
-        let mut z = self.seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let link = fnv(from) ^ fnv(to).rotate_left(17);
+        // SplitMix64 of (seed, link, n): uniform in [0, 1).
+        let mut z = (self.seed ^ link).wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
@@ -292,7 +286,7 @@ mod tests {
 
     #[test]
     fn loss_decisions_follow_the_rate_and_the_seed() {
-        let count = |f: &Faults| (0..10_000).filter(|_| f.roll_loss("wnam", "enam")).count();
+        let count = |f: &Faults| (0..10_000).filter(|n| f.roll_loss("wnam", "enam", *n)).count();
         let a = faults();
         a.add(parse(r#"{"kind":"loss","from":"*","to":"enam","rate":0.25}"#)).unwrap();
         let lost = count(&a);
@@ -300,7 +294,7 @@ mod tests {
         let b = faults();
         b.add(parse(r#"{"kind":"loss","from":"*","to":"enam","rate":0.25}"#)).unwrap();
         assert_eq!(count(&b), lost, "same seed, same decisions");
-        assert!(!a.roll_loss("enam", "wnam"), "other links are untouched");
+        assert!(!(0..100).any(|n| a.roll_loss("enam", "wnam", n)), "other links are untouched");
     }
 
     #[test]

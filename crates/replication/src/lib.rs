@@ -7,8 +7,13 @@
 //! duplicates or replays change nothing.
 //!
 //! # Parts
-//! - `sender`: one task per peer; the outbox is the delay line and the retry queue.
-//! - `service`: the gRPC service peers call (Push, Digest, Reconcile), behind the cluster secret.
+//! - `sender`: one task per peer, a thin shell around a state machine without I/O
+//!   (`sender::machine`); the outbox is the delay line and the retry queue.
+//! - [`Transport`]: how a region reaches its peers, the seam between the logic and the network.
+//!   [`GrpcTransport`] between processes, [`MemoryTransport`] within one; [`Filtered`] applies
+//!   the faults to either.
+//! - [`Handler`]: what a region answers its peers (Push, Digest, Reconcile), whatever carried
+//!   the question; `grpc` serves it behind the cluster secret.
 //! - `anti_entropy`: one task per peer comparing digests to repair what delivery lost.
 //! - [`faults`]: partitions, one-way links, extra delay, loss, duplication, pauses, clock
 //!   offsets, enforced by both ends of a link.
@@ -23,30 +28,33 @@
 
 mod anti_entropy;
 pub mod faults;
+mod grpc;
+mod handler;
+pub mod messages;
 mod metrics;
 mod sender;
-mod service;
+mod transport;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgekv_core::{LatencyMatrix, RegionId, Timestamp};
-use edgekv_proto::pb::replication_client::ReplicationClient;
-use edgekv_store::Store;
+use edgekv_core::{LatencyMatrix, RegionId, Timers, Timestamp};
+use edgekv_store::Replica;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::MetadataValue;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
 
 pub use anti_entropy::RoundReport;
+pub use edgekv_core::ActiveFault;
 pub use edgekv_core::{Fault, FaultError};
-pub use faults::{ActiveFault, Faults};
+pub use faults::Faults;
+pub use grpc::GrpcTransport;
+pub use handler::Handler;
 pub use metrics::ReplicationMetrics;
+pub use transport::{Filtered, MemoryTransport, Transport};
 
 /// Largest gRPC message either way: a batch, or one write of a maximal 25 MiB value.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -120,10 +128,10 @@ impl ReplicationConfig {
     }
 }
 
-/// State shared by a region's replication tasks and gRPC service.
+/// State shared by a region's replication tasks and its handler.
 pub(crate) struct Shared {
     pub(crate) region: RegionId,
-    pub(crate) store: Arc<Store>,
+    pub(crate) store: Arc<dyn Replica>,
     pub(crate) faults: Arc<Faults>,
     pub(crate) metrics: Arc<ReplicationMetrics>,
     pub(crate) delays: LatencyMatrix,
@@ -131,8 +139,6 @@ pub(crate) struct Shared {
     /// The cluster secret, as the one accepted credential of peers.
     pub(crate) secret: Arc<edgekv_core::Tokens>,
     pub(crate) ae_interval: Duration,
-    pub(crate) max_backoff: Duration,
-    pub(crate) outbox_peer_cap: usize,
     /// Every write of this region at or below this timestamp has reached every peer.
     pub(crate) replicated_through: AtomicU64,
 }
@@ -142,26 +148,10 @@ pub(crate) struct PeerState {
     pub(crate) name: RegionId,
     pub(crate) wake: Notify,
     pub(crate) ae_now: Notify,
-    pub(crate) pending: Mutex<sender::Pending>,
+    /// The sender's logic; anti-entropy confirms what it repaired through it.
+    pub(crate) machine: Mutex<sender::SenderMachine>,
     pub(crate) acked_through: AtomicU64,
 }
-
-/// Adds the cluster secret to every outgoing call.
-#[derive(Clone)]
-pub(crate) struct AddSecret(MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for AddSecret {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-/// A client of one peer.
-pub(crate) type PeerClient = ReplicationClient<InterceptedService<Channel, AddSecret>>;
 
 /// Why replication could not start.
 #[derive(Debug, thiserror::Error)]
@@ -177,15 +167,26 @@ pub enum StartError {
     /// The cluster secret cannot be sent as a header.
     #[error("the cluster secret must be printable ASCII and not blank")]
     Secret,
-    /// The gRPC listener failed.
-    #[error("serve gRPC")]
-    Serve(#[source] tonic::transport::Error),
 }
 
-/// A running replication: its tasks and its gRPC server.
+/// The async runtime's timers: the default [`Timers`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioTimers;
+
+impl Timers for TokioTimers {
+    fn sleep(
+        &self,
+        duration: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// A running replication: its tasks.
 pub struct ReplicationHandle {
     shared: Arc<Shared>,
-    peers: Vec<(Arc<PeerState>, PeerClient)>,
+    peers: Vec<Arc<PeerState>>,
+    transport: Arc<dyn Transport>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -205,15 +206,22 @@ impl ReplicationHandle {
         }
     }
 
+    /// What this region answers its peers: serve it with [`serve_grpc`] or register it with a
+    /// [`MemoryTransport`].
+    pub fn handler(&self) -> Handler {
+        Handler(Arc::clone(&self.shared))
+    }
+
     /// Runs one anti-entropy round with `peer` now and reports what it did (for tests and the
     /// anti-entropy benchmark).
-    pub async fn anti_entropy_round(&self, peer: RegionId) -> Result<RoundReport, tonic::Status> {
-        let (_, client) = self
-            .peers
-            .iter()
-            .find(|(p, _)| p.name == peer)
-            .ok_or_else(|| tonic::Status::not_found(format!("no peer {peer}")))?;
-        anti_entropy::round(&self.shared, peer.as_str(), client).await
+    pub async fn anti_entropy_round(
+        &self,
+        peer: RegionId,
+    ) -> Result<RoundReport, messages::TransportError> {
+        if !self.peers.iter().any(|p| p.name == peer) {
+            return Err(messages::TransportError::Refused(format!("no peer {peer}")));
+        }
+        anti_entropy::round(&self.shared, peer, self.transport.as_ref()).await
     }
 
     /// Every write of this region at or below this timestamp has reached every peer.
@@ -222,17 +230,90 @@ impl ReplicationHandle {
     }
 }
 
-/// Starts replication for `store`: serves peers on the connections `incoming` yields (the
-/// gRPC listener's, which the caller bounds and times out) and delivers to them, until
-/// `shutdown` is cancelled.
-pub fn spawn_replication<I, IO, E>(
+/// Starts replication for `store` towards `config.peers`, reached through `transport` (with
+/// the faults applied to it here), waiting on `timers`, until `shutdown` is cancelled. Serve
+/// the returned handle's [`ReplicationHandle::handler`] for the peers to reach this region.
+pub fn spawn_replication(
     config: ReplicationConfig,
-    store: Arc<Store>,
+    store: Arc<dyn Replica>,
     faults: Arc<Faults>,
     metrics: Arc<ReplicationMetrics>,
+    transport: Arc<dyn Transport>,
+    timers: Arc<dyn Timers>,
+    shutdown: CancellationToken,
+) -> ReplicationHandle {
+    let secret = Arc::new(edgekv_core::Tokens::new([config.cluster_secret.as_str()]));
+    let transport: Arc<dyn Transport> = Arc::new(Filtered::new(
+        transport,
+        config.region,
+        Arc::clone(&faults),
+        Arc::clone(&metrics),
+    ));
+    let shared = Arc::new(Shared {
+        region: config.region,
+        store: Arc::clone(&store),
+        faults,
+        metrics,
+        delays: config.delays.clone(),
+        seed: config.seed,
+        secret,
+        ae_interval: config.anti_entropy_interval,
+        replicated_through: AtomicU64::new(0),
+    });
+    let peers: Vec<Arc<PeerState>> = config
+        .peers
+        .iter()
+        .map(|peer| {
+            // A restarted region resumes each peer where the last run left it.
+            let position = store.delivery_position(peer.name.as_str());
+            let machine =
+                sender::SenderMachine::new(position, config.max_backoff, config.outbox_peer_cap);
+            Arc::new(PeerState {
+                name: peer.name,
+                wake: Notify::new(),
+                ae_now: Notify::new(),
+                machine: Mutex::new(machine),
+                acked_through: AtomicU64::new(position.0),
+            })
+        })
+        .collect();
+    if peers.is_empty() {
+        store.disable_outbox();
+    }
+    let wakers = peers.clone();
+    store.on_write(Arc::new(move || {
+        for peer in &wakers {
+            peer.wake.notify_one();
+        }
+    }));
+    let mut tasks = Vec::new();
+    for peer in &peers {
+        let sender = sender::Sender::new(
+            Arc::clone(&shared),
+            Arc::clone(peer),
+            Arc::clone(&transport),
+            Arc::clone(&timers),
+        );
+        tasks.push(tokio::spawn(sender.run(shutdown.clone())));
+        tasks.push(tokio::spawn(anti_entropy::run(
+            Arc::clone(&shared),
+            Arc::clone(peer),
+            Arc::clone(&transport),
+            Arc::clone(&timers),
+            shutdown.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(hub(Arc::clone(&shared), peers.clone(), timers, shutdown)));
+    ReplicationHandle { shared, peers, transport, tasks }
+}
+
+/// Serves `handler` to the peers over gRPC, on the connections `incoming` yields (the gRPC
+/// listener's, which the caller bounds and times out), until `shutdown`.
+pub fn serve_grpc<I, IO, E>(
+    handler: Handler,
     incoming: I,
     shutdown: CancellationToken,
-) -> Result<ReplicationHandle, StartError>
+) -> JoinHandle<()>
 where
     I: futures_util::Stream<Item = Result<IO, E>> + Send + 'static,
     IO: tokio::io::AsyncRead
@@ -243,79 +324,9 @@ where
         + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if config.cluster_secret.trim().is_empty() {
-        return Err(StartError::Secret);
-    }
-    let header = MetadataValue::try_from(format!("Bearer {}", config.cluster_secret.trim()))
-        .map_err(|_| StartError::Secret)?;
-    let shared = Arc::new(Shared {
-        region: config.region,
-        store: Arc::clone(&store),
-        faults,
-        metrics,
-        delays: config.delays.clone(),
-        seed: config.seed,
-        secret: Arc::new(edgekv_core::Tokens::new([config.cluster_secret.as_str()])),
-        ae_interval: config.anti_entropy_interval,
-        max_backoff: config.max_backoff,
-        outbox_peer_cap: config.outbox_peer_cap,
-        replicated_through: AtomicU64::new(0),
-    });
-
-    let mut peers = Vec::new();
-    for peer in &config.peers {
-        let endpoint = Endpoint::from_shared(peer.url.clone())
-            .map_err(|_| StartError::PeerUrl { peer: peer.name, url: peer.url.clone() })?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(config.request_timeout)
-            // Small responses must not wait for Nagle's algorithm to meet the peer's delayed
-            // ACK: that adds tens of milliseconds to the tail of every delivery.
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(KEEPALIVE)
-            .keep_alive_while_idle(true)
-            .keep_alive_timeout(KEEPALIVE);
-        let client =
-            ReplicationClient::with_interceptor(endpoint.connect_lazy(), AddSecret(header.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let state = Arc::new(PeerState {
-            name: peer.name,
-            wake: Notify::new(),
-            ae_now: Notify::new(),
-            pending: Mutex::new(sender::Pending::default()),
-            // A restarted region resumes each peer where the last run left it.
-            acked_through: AtomicU64::new(store.delivery_position(peer.name.as_str()).0),
-        });
-        peers.push((state, client));
-    }
-
-    if peers.is_empty() {
-        store.disable_outbox();
-    }
-    let wakers: Vec<Arc<PeerState>> = peers.iter().map(|(p, _)| Arc::clone(p)).collect();
-    store.on_write(Arc::new(move || {
-        for peer in &wakers {
-            peer.wake.notify_one();
-        }
-    }));
-
-    let mut tasks = Vec::new();
-    for (state, client) in &peers {
-        let sender = sender::Sender::new(Arc::clone(&shared), Arc::clone(state), client.clone());
-        tasks.push(tokio::spawn(sender.run(shutdown.clone())));
-        tasks.push(tokio::spawn(anti_entropy::run(
-            Arc::clone(&shared),
-            Arc::clone(state),
-            client.clone(),
-            shutdown.clone(),
-        )));
-    }
-    let states: Vec<Arc<PeerState>> = peers.iter().map(|(p, _)| Arc::clone(p)).collect();
-    tasks.push(tokio::spawn(hub(Arc::clone(&shared), states, shutdown.clone())));
-
-    let server = service::server(Arc::clone(&shared));
-    let region = config.region;
-    tasks.push(tokio::spawn(async move {
+    let region = handler.0.region;
+    let server = grpc::server(handler);
+    tokio::spawn(async move {
         // Pings find a peer that is gone; a live peer's pings also keep its connection from
         // looking idle to the listener's guard.
         let served = tonic::transport::Server::builder()
@@ -327,22 +338,24 @@ where
         if let Err(err) = served {
             tracing::error!(%region, error = %err, "gRPC server failed");
         }
-    }));
-    Ok(ReplicationHandle { shared, peers, tasks })
+    })
 }
 
 /// Publishes this region's replicated-through watermark, compacts the outbox below it, matures
 /// digest entries and keeps the fault gauge current.
-async fn hub(shared: Arc<Shared>, peers: Vec<Arc<PeerState>>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(HUB_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+async fn hub(
+    shared: Arc<Shared>,
+    peers: Vec<Arc<PeerState>>,
+    timers: Arc<dyn Timers>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
                 save_positions(&shared, &peers);
                 return;
             }
-            _ = tick.tick() => {}
+            _ = timers.sleep(HUB_TICK) => {}
         }
         let through =
             peers.iter().map(|p| p.acked_through.load(Ordering::Relaxed)).min().unwrap_or(u64::MAX);
