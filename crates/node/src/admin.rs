@@ -103,7 +103,7 @@ async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     state.store.mature();
     state.store_metrics.refresh(&state.store);
     let body = state.registry.render();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    ([(header::CONTENT_TYPE, edgekv_metrics::CONTENT_TYPE)], body).into_response()
 }
 
 async fn list(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
