@@ -104,7 +104,7 @@ pub fn write_report(
     let json = serde_json::to_vec(&summary)
         .map_err(|e| FilesError::Io { path: dir.join(SUMMARY), error: std::io::Error::other(e) })?;
     write(&dir.join(SUMMARY), &json)?;
-    write(&dir.join(REPORT), crate::html::render(&summary).as_bytes())?;
+    write(&dir.join(REPORT), crate::report::render(&summary).as_bytes())?;
     Ok(summary)
 }
 

@@ -34,7 +34,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use edgekv_core::{parse_duration, DelayModel, LatencyMatrix, LinkDelay, RegionId};
+use edgekv_core::{parse_duration, DelayModel, Fault, LatencyMatrix, LinkDelay, RegionId};
 use serde::Deserialize;
 
 /// The development tokens a loopback cluster accepts when none are configured.
@@ -183,17 +183,6 @@ pub struct Compose {
     pub file: String,
 }
 
-/// Faults the lab applies to a region's container through docker rather than through the
-/// admin API: `{ kind = "kill", region = "weur" }` kills it at `at` and starts it again when
-/// the fault ends; `stop` stops it gracefully; `freeze` pauses its processes; `wipe` deletes
-/// its container and volume and starts it empty (at once: the fault has no end).
-pub const PROCESS_FAULTS: [&str; 4] = ["kill", "stop", "freeze", "wipe"];
-
-/// Whether `fault` acts on a container.
-pub fn is_process_fault(fault: &serde_json::Value) -> bool {
-    fault.get("kind").and_then(|k| k.as_str()).is_some_and(|k| PROCESS_FAULTS.contains(&k))
-}
-
 /// The cluster a scenario runs against.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Target {
@@ -284,8 +273,12 @@ pub struct FaultSpec {
     pub lasts: Option<Duration>,
     /// The start is moved later by a seeded amount up to this.
     pub jitter: Duration,
-    /// The fault as the admin API takes it (`{"kind": "partition", ...}`).
-    pub fault: serde_json::Value,
+    /// The fault, validated. A link fault goes to the admin API as it is; a process fault
+    /// (`{ kind = "kill", region = "weur" }`) goes to the region's container through docker:
+    /// `kill` kills it at `at` and starts it again when the fault ends, `stop` stops it
+    /// gracefully, `freeze` pauses its processes, `wipe` deletes its container and volume and
+    /// starts it empty (at once: the fault has no end).
+    pub fault: Fault,
 }
 
 /// A scenario that cannot be used, with the field at fault.
@@ -332,166 +325,257 @@ fn mix(field: &str, weights: &BTreeMap<String, u32>) -> Result<Mix, ScenarioErro
     Ok(mix)
 }
 
+impl File {
+    /// In-process when no region has a URL, external when all have one.
+    fn target(&self) -> Result<Target, ScenarioError> {
+        let external = self.regions.iter().filter(|r| r.url.is_some()).count();
+        match external {
+            0 => Ok(Target::InProcess {
+                durable: self.cluster.as_ref().is_some_and(|c| c.durable),
+            }),
+            n if n == self.regions.len() => Ok(Target::External),
+            _ => Err(err("regions: give every region a url (an external cluster) or none (an in-process one)")),
+        }
+    }
+
+    /// The regions in the file's order, each named once, with the workload's client counts
+    /// unless the region overrides them; at least one must have a writer.
+    fn resolve_regions(&self) -> Result<Vec<RegionSpec>, ScenarioError> {
+        let mut regions: Vec<RegionSpec> = Vec::new();
+        for (i, r) in self.regions.iter().enumerate() {
+            let field = format!("regions[{i}]");
+            let region = r.resolve(&field, &self.workload)?;
+            if regions.iter().any(|other| other.name == region.name) {
+                return Err(err(format!("{field}.name: region {} is listed twice", r.name)));
+            }
+            regions.push(region);
+        }
+        if regions.iter().all(|r| r.writers == 0) {
+            return Err(err("workload.writers: no region has a writer, so nothing is measured"));
+        }
+        Ok(regions)
+    }
+}
+
+impl RegionFile {
+    fn resolve(&self, field: &str, w: &WorkloadFile) -> Result<RegionSpec, ScenarioError> {
+        self.name.parse::<RegionId>().map_err(|e| err(format!("{field}.name: {e}")))?;
+        if let Some(url) = &self.url {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(err(format!("{field}.url: {url:?} must start with http://")));
+            }
+        }
+        let clock_offset_ms = match &self.clock_offset {
+            Some(t) => signed_ms(&format!("{field}.clock_offset"), t)?,
+            None => 0,
+        };
+        Ok(RegionSpec {
+            name: self.name.clone(),
+            url: self.url.as_deref().unwrap_or("").trim_end_matches('/').to_owned(),
+            token: self.token.clone().unwrap_or_else(|| DEV_TOKEN.to_owned()),
+            admin_token: self.admin_token.clone().unwrap_or_else(|| DEV_ADMIN_TOKEN.to_owned()),
+            admin_url: self.admin_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+            writers: self.writers.or(w.writers).unwrap_or(1),
+            readers: self.readers.or(w.readers).unwrap_or(1),
+            clock_offset_ms,
+        })
+    }
+}
+
+impl WorkloadFile {
+    /// The workload with the documented defaults, validated.
+    fn resolve(&self) -> Result<Workload, ScenarioError> {
+        let workload = Workload {
+            rate: self.rate.unwrap_or(10.0),
+            keys: self.keys.unwrap_or(100),
+            hot_keys: self.hot_keys.unwrap_or(0),
+            hot_fraction: self.hot_fraction.unwrap_or(0.0),
+            value_size: self.value_size.map_or((16, 64), |[a, b]| (a, b)),
+            ttl: match &self.ttl {
+                Some(t) => duration("workload.ttl", t)?,
+                None => MIN_TTL,
+            },
+            list_limit: self.list_limit.unwrap_or(100),
+            mix: match &self.mix {
+                Some(m) => mix("workload.mix", m)?,
+                None => Mix { put: 6, delete: 1, get: 3, ..Mix::default() },
+            },
+            read_mix: match &self.read_mix {
+                Some(m) => mix("workload.read_mix", m)?,
+                None => Mix { get: 1, ..Mix::default() },
+            },
+        };
+        workload.validate()?;
+        Ok(workload)
+    }
+}
+
+impl ClusterFile {
+    /// Every link's delay model; unknown for an external cluster that declares none.
+    fn delays(&self, target: &Target) -> Result<Option<LatencyMatrix>, ScenarioError> {
+        if *target == Target::External && self.delay.is_none() && self.link_delays.is_empty() {
+            return Ok(None);
+        }
+        let default = match &self.delay {
+            Some(text) => {
+                text.parse::<DelayModel>().map_err(|e| err(format!("cluster.delay: {e}")))?
+            }
+            None => DelayModel::default(),
+        };
+        let mut matrix = LatencyMatrix::new(default);
+        for (i, link) in self.link_delays.iter().enumerate() {
+            let link: LinkDelay =
+                link.parse().map_err(|e| err(format!("cluster.link_delays[{i}]: {e}")))?;
+            matrix.set(link);
+        }
+        Ok(Some(matrix))
+    }
+
+    /// The anti-entropy interval: configured, else the lab's short default in-process and the
+    /// node's default for an external cluster.
+    fn anti_entropy(&self, target: &Target) -> Result<Duration, ScenarioError> {
+        let interval = match (&self.anti_entropy_interval, target) {
+            (Some(t), _) => duration("cluster.anti_entropy_interval", t)?,
+            (None, Target::InProcess { .. }) => DEFAULT_LAB_ANTI_ENTROPY,
+            (None, Target::External) => DEFAULT_NODE_ANTI_ENTROPY,
+        };
+        if interval.is_zero() {
+            return Err(err("cluster.anti_entropy_interval: must be longer than zero"));
+        }
+        Ok(interval)
+    }
+
+    /// How far the nodes' clocks may be from the lab's: none in-process (one clock).
+    fn clock_error(&self, target: &Target) -> Result<Duration, ScenarioError> {
+        Ok(match (&self.clock_error, target) {
+            (Some(t), _) => duration("cluster.clock_error", t)?,
+            (None, Target::InProcess { .. }) => Duration::ZERO,
+            (None, Target::External) => DEFAULT_EXTERNAL_CLOCK_ERROR,
+        })
+    }
+}
+
+impl ComposeFile {
+    /// The project of `deploy/up.sh` unless the scenario names another.
+    fn resolve(self) -> Compose {
+        Compose {
+            project: self.project.unwrap_or_else(|| "edgekv".to_owned()),
+            file: self.file.unwrap_or_else(|| "deploy/docker-compose.yml".to_owned()),
+        }
+    }
+}
+
+impl FaultFile {
+    /// The fault at `field`, starting before the workload ends (`workload`: its length and how
+    /// the file wrote it).
+    fn resolve(
+        &self,
+        field: &str,
+        target: &Target,
+        regions: &[RegionSpec],
+        workload: (Duration, &str),
+    ) -> Result<FaultSpec, ScenarioError> {
+        let fault = typed_fault(&format!("{field}.fault"), &self.fault, target, regions)?;
+        let spec = FaultSpec {
+            at: duration(&format!("{field}.at"), &self.at)?,
+            lasts: self
+                .lasts
+                .as_deref()
+                .map(|t| duration(&format!("{field}.for"), t))
+                .transpose()?,
+            jitter: match &self.jitter {
+                Some(t) => duration(&format!("{field}.jitter"), t)?,
+                None => Duration::ZERO,
+            },
+            fault,
+        };
+        if spec.at + spec.jitter >= workload.0 {
+            return Err(err(format!(
+                "{field}.at: starts after the workload ends ({})",
+                workload.1
+            )));
+        }
+        Ok(spec)
+    }
+}
+
+/// A fault table as the typed [`Fault`], validated. A process fault also needs what only the
+/// scenario knows: containers (an external cluster) and a region of its own.
+fn typed_fault(
+    field: &str,
+    value: &toml::Value,
+    target: &Target,
+    regions: &[RegionSpec],
+) -> Result<Fault, ScenarioError> {
+    if value.get("kind").and_then(toml::Value::as_str).is_none() {
+        return Err(err(format!("{field}: needs a kind, e.g. kind = \"partition\"")));
+    }
+    let fault: Fault =
+        value.clone().try_into().map_err(|e| err(format!("{field}: {}", e.to_string().trim())))?;
+    fault.validate().map_err(|e| err(format!("{field}: {e}")))?;
+    if let Some(region) = fault.process_region() {
+        if *target != Target::External {
+            return Err(err(format!(
+                "{field}: {:?} acts on a container; it needs an external (compose) cluster, i.e. \
+                 regions with URLs",
+                fault.kind()
+            )));
+        }
+        if !regions.iter().any(|r| r.name == region) {
+            return Err(err(format!(
+                "{field}: region = {region:?} is not one of the scenario's regions"
+            )));
+        }
+    }
+    Ok(fault)
+}
+
+/// The quiet period: as written, which must outlast the longest delay, or that delay plus an
+/// anti-entropy round and [`QUIET_MARGIN`].
+fn quiet(
+    written: Option<&str>,
+    longest: Duration,
+    anti_entropy: Duration,
+) -> Result<Duration, ScenarioError> {
+    let Some(t) = written else { return Ok(longest + anti_entropy + QUIET_MARGIN) };
+    let quiet = duration("quiet", t)?;
+    if quiet <= longest {
+        return Err(err(format!(
+            "quiet: {t} is not longer than the longest delay ({longest:?}); the final reads would \
+             judge writes still in flight"
+        )));
+    }
+    Ok(quiet)
+}
+
 impl Scenario {
-    /// Parses and validates a scenario file.
+    /// Parses and validates a scenario file: each table is resolved in turn, in the order its
+    /// mistakes are reported.
     pub fn parse(text: &str) -> Result<Self, ScenarioError> {
         let file: File = toml::from_str(text).map_err(|e| err(e.to_string().trim().to_owned()))?;
         let duration_total = duration("duration", &file.duration)?;
         if duration_total.is_zero() {
             return Err(err("duration: the workload must run for longer than zero"));
         }
-        let external = file.regions.iter().filter(|r| r.url.is_some()).count();
-        let target = match external {
-            0 => Target::InProcess { durable: file.cluster.as_ref().is_some_and(|c| c.durable) },
-            n if n == file.regions.len() => Target::External,
-            _ => return Err(err("regions: give every region a url (an external cluster) or none (an in-process one)")),
-        };
+        let target = file.target()?;
         if file.regions.is_empty() {
             return Err(err("regions: at least one [[regions]] entry is needed"));
         }
-        let w = &file.workload;
-        let workload = Workload {
-            rate: w.rate.unwrap_or(10.0),
-            keys: w.keys.unwrap_or(100),
-            hot_keys: w.hot_keys.unwrap_or(0),
-            hot_fraction: w.hot_fraction.unwrap_or(0.0),
-            value_size: w.value_size.map_or((16, 64), |[a, b]| (a, b)),
-            ttl: match &w.ttl {
-                Some(t) => duration("workload.ttl", t)?,
-                None => MIN_TTL,
-            },
-            list_limit: w.list_limit.unwrap_or(100),
-            mix: match &w.mix {
-                Some(m) => mix("workload.mix", m)?,
-                None => Mix { put: 6, delete: 1, get: 3, ..Mix::default() },
-            },
-            read_mix: match &w.read_mix {
-                Some(m) => mix("workload.read_mix", m)?,
-                None => Mix { get: 1, ..Mix::default() },
-            },
-        };
-        workload.validate()?;
-        let mut regions = Vec::new();
-        for (i, r) in file.regions.iter().enumerate() {
-            let field = format!("regions[{i}]");
-            r.name.parse::<RegionId>().map_err(|e| err(format!("{field}.name: {e}")))?;
-            if regions.iter().any(|other: &RegionSpec| other.name == r.name) {
-                return Err(err(format!("{field}.name: region {} is listed twice", r.name)));
-            }
-            if let Some(url) = &r.url {
-                if !url.starts_with("http://") && !url.starts_with("https://") {
-                    return Err(err(format!("{field}.url: {url:?} must start with http://")));
-                }
-            }
-            let clock_offset_ms = match &r.clock_offset {
-                Some(t) => signed_ms(&format!("{field}.clock_offset"), t)?,
-                None => 0,
-            };
-            regions.push(RegionSpec {
-                name: r.name.clone(),
-                url: r.url.as_deref().unwrap_or("").trim_end_matches('/').to_owned(),
-                token: r.token.clone().unwrap_or_else(|| DEV_TOKEN.to_owned()),
-                admin_token: r.admin_token.clone().unwrap_or_else(|| DEV_ADMIN_TOKEN.to_owned()),
-                admin_url: r.admin_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
-                writers: r.writers.or(w.writers).unwrap_or(1),
-                readers: r.readers.or(w.readers).unwrap_or(1),
-                clock_offset_ms,
-            });
-        }
-        if regions.iter().all(|r| r.writers == 0) {
-            return Err(err("workload.writers: no region has a writer, so nothing is measured"));
-        }
+        let workload = file.workload.resolve()?;
+        let regions = file.resolve_regions()?;
         let cluster = file.cluster.unwrap_or_default();
-        let delays = match (&target, &cluster.delay) {
-            (Target::External, None) if cluster.link_delays.is_empty() => None,
-            _ => {
-                let default = match &cluster.delay {
-                    Some(text) => text
-                        .parse::<DelayModel>()
-                        .map_err(|e| err(format!("cluster.delay: {e}")))?,
-                    None => DelayModel::default(),
-                };
-                let mut matrix = LatencyMatrix::new(default);
-                for (i, link) in cluster.link_delays.iter().enumerate() {
-                    let link: LinkDelay =
-                        link.parse().map_err(|e| err(format!("cluster.link_delays[{i}]: {e}")))?;
-                    matrix.set(link);
-                }
-                Some(matrix)
-            }
-        };
-        let anti_entropy = match (&cluster.anti_entropy_interval, &target) {
-            (Some(t), _) => duration("cluster.anti_entropy_interval", t)?,
-            (None, Target::InProcess { .. }) => DEFAULT_LAB_ANTI_ENTROPY,
-            (None, Target::External) => DEFAULT_NODE_ANTI_ENTROPY,
-        };
-        if anti_entropy.is_zero() {
-            return Err(err("cluster.anti_entropy_interval: must be longer than zero"));
-        }
-        let clock_error = match (&cluster.clock_error, &target) {
-            (Some(t), _) => duration("cluster.clock_error", t)?,
-            (None, Target::InProcess { .. }) => Duration::ZERO,
-            (None, Target::External) => DEFAULT_EXTERNAL_CLOCK_ERROR,
-        };
-        let mut faults = Vec::new();
-        for (i, f) in file.faults.iter().enumerate() {
-            let field = format!("faults[{i}]");
-            let fault =
-                serde_json::to_value(&f.fault).map_err(|e| err(format!("{field}.fault: {e}")))?;
-            if fault.get("kind").and_then(|k| k.as_str()).is_none() {
-                return Err(err(format!("{field}.fault: needs a kind, e.g. kind = \"partition\"")));
-            }
-            if is_process_fault(&fault) {
-                if target != Target::External {
-                    return Err(err(format!(
-                        "{field}.fault: {} acts on a container; it needs an external (compose) \
-                         cluster, i.e. regions with URLs",
-                        fault["kind"]
-                    )));
-                }
-                let region = fault.get("region").and_then(|r| r.as_str()).unwrap_or("");
-                if !regions.iter().any(|r: &RegionSpec| r.name == region) {
-                    return Err(err(format!(
-                        "{field}.fault: region = {region:?} is not one of the scenario's regions"
-                    )));
-                }
-            }
-            let spec = FaultSpec {
-                at: duration(&format!("{field}.at"), &f.at)?,
-                lasts: f
-                    .lasts
-                    .as_deref()
-                    .map(|t| duration(&format!("{field}.for"), t))
-                    .transpose()?,
-                jitter: match &f.jitter {
-                    Some(t) => duration(&format!("{field}.jitter"), t)?,
-                    None => Duration::ZERO,
-                },
-                fault,
-            };
-            if spec.at + spec.jitter >= duration_total {
-                return Err(err(format!(
-                    "{field}.at: starts after the workload ends ({})",
-                    file.duration
-                )));
-            }
-            faults.push(spec);
-        }
+        let delays = cluster.delays(&target)?;
+        let anti_entropy = cluster.anti_entropy(&target)?;
+        let clock_error = cluster.clock_error(&target)?;
+        let workload_end = (duration_total, file.duration.as_str());
+        let faults = file
+            .faults
+            .iter()
+            .enumerate()
+            .map(|(i, f)| f.resolve(&format!("faults[{i}]"), &target, &regions, workload_end))
+            .collect::<Result<Vec<_>, _>>()?;
         let longest = longest_delay(delays.as_ref(), &faults);
-        let floor = longest + anti_entropy + QUIET_MARGIN;
-        let quiet = match &file.quiet {
-            Some(t) => {
-                let quiet = duration("quiet", t)?;
-                if quiet <= longest {
-                    return Err(err(format!(
-                        "quiet: {t} is not longer than the longest delay ({longest:?}); the final \
-                         reads would judge writes still in flight"
-                    )));
-                }
-                quiet
-            }
-            None => floor,
-        };
+        let quiet = quiet(file.quiet.as_deref(), longest, anti_entropy)?;
         Ok(Scenario {
             name: file.name,
             description: file.description,
@@ -506,18 +590,7 @@ impl Scenario {
             delays,
             anti_entropy,
             clock_error,
-            compose: Compose {
-                project: file
-                    .compose
-                    .as_ref()
-                    .and_then(|c| c.project.clone())
-                    .unwrap_or_else(|| "edgekv".to_owned()),
-                file: file
-                    .compose
-                    .as_ref()
-                    .and_then(|c| c.file.clone())
-                    .unwrap_or_else(|| "deploy/docker-compose.yml".to_owned()),
-            },
+            compose: file.compose.unwrap_or_default().resolve(),
         })
     }
 
@@ -574,8 +647,10 @@ fn longest_delay(delays: Option<&LatencyMatrix>, faults: &[FaultSpec]) -> Durati
     let links = delays.map_or(edgekv_core::MAX_DELAY, LatencyMatrix::max);
     let extra = faults
         .iter()
-        .filter(|f| f.fault.get("kind").and_then(|k| k.as_str()) == Some("delay"))
-        .filter_map(|f| f.fault.get("extra")?.as_str()?.parse::<DelayModel>().ok())
+        .filter_map(|f| match &f.fault {
+            Fault::Delay { extra, .. } => extra.parse::<DelayModel>().ok(),
+            _ => None,
+        })
         .map(|m| m.max())
         .max()
         .unwrap_or_default();
@@ -652,9 +727,17 @@ keys = 10
         assert_eq!(s.faults.len(), 2);
         assert_eq!(s.faults[0].lasts, Some(Duration::from_secs(3)));
         assert_eq!(s.faults[0].jitter, Duration::from_millis(500));
-        assert_eq!(s.faults[0].fault["extra"], "4s");
+        assert!(
+            matches!(&s.faults[0].fault, Fault::Delay { extra, .. } if extra == "4s"),
+            "{:?}",
+            s.faults[0].fault
+        );
         assert_eq!(s.faults[1].lasts, None);
-        assert_eq!(s.faults[1].fault["a"][0], "wnam");
+        assert!(
+            matches!(&s.faults[1].fault, Fault::Partition { a, .. } if a[0] == "wnam"),
+            "{:?}",
+            s.faults[1].fault
+        );
         assert_eq!(s.longest_delay(), Duration::from_millis(4500));
     }
 
@@ -696,7 +779,7 @@ clock_offset = "-1.5s"
             format!("{text}\n[[faults]]\nat = \"1s\"\nfor = \"2s\"\nfault = {{ kind = \"kill\", region = \"{region}\" }}\n")
         };
         let killed = Scenario::parse(&kill("wnam")).unwrap();
-        assert!(is_process_fault(&killed.faults[0].fault));
+        assert!(killed.faults[0].fault.is_process());
         let err = Scenario::parse(&kill("mars")).unwrap_err().to_string();
         assert!(err.contains("\"mars\" is not one of"), "{err}");
         assert_eq!(s.delays, None);

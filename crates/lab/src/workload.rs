@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use edgekv_core::Fault;
+
 use crate::scenario::{FaultSpec, Mix, Scenario, Workload};
 
 /// SplitMix64: a few lines, no dependency, and output no crate upgrade can change.
@@ -215,8 +217,8 @@ pub struct Scheduled {
     pub start: Duration,
     /// When it stops; `None`: at the end of the workload.
     pub stop: Option<Duration>,
-    /// The fault for the admin API.
-    pub fault: serde_json::Value,
+    /// The fault.
+    pub fault: Fault,
 }
 
 /// The fault schedule of a run: each start moved by its seeded jitter, each stop its duration

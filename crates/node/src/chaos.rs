@@ -7,12 +7,15 @@
 //! docker-compose project, found by Compose's own labels so that both `docker compose` and the
 //! older `docker-compose` work.
 
+use std::fmt;
 use std::process::Command;
 
 use anyhow::{bail, Context};
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
-use serde_json::{json, Value};
+use edgekv_core::{ActiveFault, Fault, ANY};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::lab::client::{Client, Endpoint};
 
@@ -56,18 +59,40 @@ impl Cluster {
         }
     }
 
+    /// Replaces the regions by those `NAME=http://HOST:PORT` name.
+    pub fn set_regions(&mut self, regions: &[String]) -> anyhow::Result<()> {
+        self.regions = regions
+            .iter()
+            .map(|r| {
+                let (name, url) = r.split_once('=').with_context(|| {
+                    format!("invalid --region {r:?}: expected NAME=http://HOST:PORT")
+                })?;
+                Ok((name.trim().to_owned(), url.trim().to_owned()))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(())
+    }
+
+    /// The partition that cuts `region` off from every other region of the cluster.
+    pub fn isolate(&self, region: &str) -> Fault {
+        let others = self.regions.iter().map(|(r, _)| r.clone()).filter(|r| r != region);
+        Fault::Partition { a: vec![region.to_owned()], b: others.collect() }
+    }
+
     fn admin(&self, url: &str) -> anyhow::Result<Client> {
         Client::new(Endpoint::parse(url)?, &self.admin_token)
     }
 
-    /// Adds `fault` on every region; returns each region's fault id.
-    pub async fn add_fault(&self, fault: &Value) -> anyhow::Result<Vec<(String, u64)>> {
-        let parsed: edgekv_replication::Fault =
-            serde_json::from_value(fault.clone()).context("invalid fault")?;
-        parsed.validate().context("invalid fault")?;
+    /// Adds a link fault on every region; returns each region's fault id. A process fault is
+    /// refused: it goes to [`Cluster::process`], since no admin API can carry it out.
+    pub async fn add_fault(&self, fault: &Fault) -> anyhow::Result<Vec<(String, u64)>> {
+        fault.validate().context("invalid fault")?;
+        if fault.is_process() {
+            bail!("invalid fault: {} acts on a region's container, not on its links", fault.kind());
+        }
         for region in fault_regions(fault) {
-            if region != "*" {
-                self.check_region(&region)?;
+            if region != ANY {
+                self.check_region(region)?;
             }
         }
         let body = Bytes::from(serde_json::to_vec(fault)?);
@@ -87,51 +112,46 @@ impl Cluster {
         Ok(ids)
     }
 
-    /// Removes faults on every region: all of them, or those of one kind.
+    /// Removes faults on every region: all of them, or those of one kind (as
+    /// [`Fault::kind`] names it).
     pub async fn remove_faults(&self, kind: Option<&str>) -> anyhow::Result<usize> {
         let mut removed = 0;
         for (region, url) in &self.regions {
             let mut admin = self.admin(url)?;
             let err = |e| anyhow::anyhow!("{region}: {e}");
+            let listing = list(&mut admin).await.map_err(err)?.unwrap_or_default();
             let Some(kind) = kind else {
-                let listed = admin.call(Method::GET, "/admin/faults", None).await.map_err(err)?;
-                let count = serde_json::from_slice::<Value>(&listed.body)
-                    .ok()
-                    .and_then(|v| v["faults"].as_array().map(Vec::len))
-                    .unwrap_or(0);
                 let reply = admin.call(Method::DELETE, "/admin/faults", None).await.map_err(err)?;
                 if reply.status != StatusCode::OK {
                     bail!("{region} did not clear its faults: {}", reply.status);
                 }
-                removed += count;
+                removed += listing.faults.len();
                 continue;
             };
-            let listed = admin.call(Method::GET, "/admin/faults", None).await.map_err(err)?;
-            let faults: Value = serde_json::from_slice(&listed.body).unwrap_or(Value::Null);
-            for fault in faults["faults"].as_array().map_or(&[][..], Vec::as_slice) {
-                let Some(id) = fault["id"].as_u64() else { continue };
-                if fault["fault"]["kind"] == kind || fault["kind"] == kind {
-                    admin
-                        .call(Method::DELETE, &format!("/admin/faults/{id}"), None)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{region}: {e}"))?;
-                    removed += 1;
-                }
+            for listed in listing.faults.iter().filter(|l| l.fault.kind() == kind) {
+                admin
+                    .call(Method::DELETE, &format!("/admin/faults/{}", listed.id), None)
+                    .await
+                    .map_err(err)?;
+                removed += 1;
             }
         }
         Ok(removed)
     }
 
     /// Every region's faults, as each admin API lists them.
-    pub async fn status(&self) -> anyhow::Result<Vec<(String, Value)>> {
+    pub async fn status(&self) -> anyhow::Result<Vec<(String, Status)>> {
         let mut out = Vec::new();
         for (region, url) in &self.regions {
             let listed = self.admin(url)?.call(Method::GET, "/admin/faults", None).await;
-            let faults = match listed {
-                Ok(reply) => serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
-                Err(e) => json!({ "unreachable": e.to_string() }),
+            let status = match listed {
+                Ok(reply) => match serde_json::from_slice::<Listing>(&reply.body) {
+                    Ok(listing) => Status::Listed(listing),
+                    Err(_) => Status::Refused(String::from_utf8_lossy(&reply.body).into_owned()),
+                },
+                Err(e) => Status::Unreachable(e.to_string()),
             };
-            out.push((region.clone(), faults));
+            out.push((region.clone(), status));
         }
         Ok(out)
     }
@@ -216,19 +236,72 @@ impl std::str::FromStr for Process {
     }
 }
 
-/// The regions a fault names.
-fn fault_regions(fault: &Value) -> Vec<String> {
-    let mut names = Vec::new();
-    for field in ["a", "b", "from", "to", "region"] {
-        match &fault[field] {
-            Value::String(s) => names.push(s.clone()),
-            Value::Array(list) => {
-                names.extend(list.iter().filter_map(Value::as_str).map(str::to_owned))
+/// How docker carries out a process fault: the action that starts it, and the one that ends
+/// it (none for a wipe, which has no end). `None` for a link fault.
+pub fn actions(fault: &Fault) -> Option<(Process, Option<Process>)> {
+    match fault {
+        Fault::Kill { .. } => Some((Process::Kill, Some(Process::Start))),
+        Fault::Stop { .. } => Some((Process::Stop, Some(Process::Start))),
+        Fault::Freeze { .. } => Some((Process::Freeze, Some(Process::Unfreeze))),
+        Fault::Wipe { .. } => Some((Process::Wipe, None)),
+        _ => None,
+    }
+}
+
+/// The admin API's answer to `GET /admin/faults`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Listing {
+    /// The faults in force.
+    pub faults: Vec<ActiveFault>,
+}
+
+/// What one region said when asked for its faults.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    /// Its faults.
+    Listed(Listing),
+    /// The request failed: why.
+    Unreachable(String),
+    /// It answered something else (a refused token, say): the answer.
+    Refused(String),
+}
+
+/// As JSON, the listing as the admin API gives it, so that scripts can grep it.
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Listed(listing) => {
+                f.write_str(&serde_json::to_string(listing).map_err(|_| fmt::Error)?)
             }
-            _ => {}
+            Status::Unreachable(why) => {
+                write!(f, "{}", serde_json::json!({ "unreachable": why }))
+            }
+            Status::Refused(answer) => f.write_str(answer),
         }
     }
-    names
+}
+
+/// The faults one admin API lists; `None` when its answer is not a listing.
+async fn list(admin: &mut Client) -> Result<Option<Listing>, crate::lab::client::CallError> {
+    let reply = admin.call(Method::GET, "/admin/faults", None).await?;
+    Ok(serde_json::from_slice(&reply.body).ok())
+}
+
+/// The regions a fault names.
+fn fault_regions(fault: &Fault) -> Vec<&str> {
+    match fault {
+        Fault::Partition { a, b } => a.iter().chain(b).map(String::as_str).collect(),
+        Fault::OneWay { from, to }
+        | Fault::Delay { from, to, .. }
+        | Fault::Loss { from, to, .. }
+        | Fault::Duplicate { from, to, .. }
+        | Fault::Pause { from, to } => vec![from, to],
+        Fault::ClockOffset { region, .. }
+        | Fault::Kill { region }
+        | Fault::Stop { region }
+        | Fault::Freeze { region }
+        | Fault::Wipe { region } => vec![region],
+    }
 }
 
 /// Runs `docker ARGS`; its stdout on success, its stderr in the error.
@@ -277,12 +350,31 @@ mod tests {
     fn faults_name_their_regions_and_unknown_ones_are_refused() {
         let cluster = Cluster::compose_defaults();
         assert_eq!(cluster.regions[4], ("apac".to_owned(), "http://127.0.0.1:8791".to_owned()));
-        let fault = json!({"kind": "partition", "a": ["wnam"], "b": ["enam", "apac"]});
+        let fault =
+            Fault::Partition { a: vec!["wnam".into()], b: vec!["enam".into(), "apac".into()] };
         assert_eq!(fault_regions(&fault), ["wnam", "enam", "apac"]);
         let err = cluster.check_region("mars").unwrap_err().to_string();
         assert!(err.contains("wnam, enam, weur, eeur, apac"), "{err}");
         assert_eq!(region_list("wnam, enam,,"), ["wnam", "enam"]);
         assert_eq!("wipe".parse::<Process>().unwrap(), Process::Wipe);
         assert!("explode".parse::<Process>().is_err());
+    }
+
+    #[test]
+    fn a_listing_reads_and_prints_as_the_admin_api_writes_it() {
+        let body = r#"{"faults":[{"id":3,"kind":"partition","a":["wnam"],"b":["enam"]}]}"#;
+        let listing: Listing = serde_json::from_str(body).unwrap();
+        let cut = Fault::Partition { a: vec!["wnam".into()], b: vec!["enam".into()] };
+        assert_eq!(listing.faults, [ActiveFault { id: 3, fault: cut }]);
+        assert_eq!(Status::Listed(listing).to_string(), body);
+        assert_eq!(Status::Listed(Listing::default()).to_string(), r#"{"faults":[]}"#);
+        assert_eq!(
+            Status::Unreachable("refused".into()).to_string(),
+            r#"{"unreachable":"refused"}"#
+        );
+        let kill = Fault::Kill { region: "weur".into() };
+        assert_eq!(actions(&kill), Some((Process::Kill, Some(Process::Start))));
+        assert_eq!(actions(&Fault::Wipe { region: "weur".into() }), Some((Process::Wipe, None)));
+        assert_eq!(actions(&Fault::Pause { from: "*".into(), to: "*".into() }), None);
     }
 }

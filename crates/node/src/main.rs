@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 use edgekv_node::config::{cluster_configs, node_config, DEV_ADMIN_TOKEN};
 use edgekv_node::settings::{self, Given, Settings, SPECS};
@@ -339,19 +338,11 @@ fn lab_check(dir: &std::path::Path) -> ExitCode {
 
 /// `edgekv chaos ACTION`: one fault, applied and confirmed.
 async fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
+    use edgekv_core::Fault;
     use edgekv_node::chaos::{region_list, Cluster, Process};
-    use serde_json::json;
     let mut cluster = Cluster::compose_defaults();
-    if let Some(regions) = args.regions {
-        cluster.regions = regions
-            .iter()
-            .map(|r| {
-                let (name, url) = r.split_once('=').with_context(|| {
-                    format!("invalid --region {r:?}: expected NAME=http://HOST:PORT")
-                })?;
-                Ok((name.trim().to_owned(), url.trim().to_owned()))
-            })
-            .collect::<anyhow::Result<_>>()?;
+    if let Some(regions) = &args.regions {
+        cluster.set_regions(regions)?;
     }
     if let Some(token) = args.admin_token {
         cluster.admin_token = token;
@@ -365,27 +356,17 @@ async fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
     };
     let fault = match args.action {
         ChaosAction::Partition { a, b } => {
-            json!({"kind": "partition", "a": region_list(&a), "b": region_list(&b)})
+            Fault::Partition { a: region_list(&a), b: region_list(&b) }
         }
-        ChaosAction::Isolate { region } => {
-            let others: Vec<String> =
-                cluster.regions.iter().map(|(r, _)| r.clone()).filter(|r| *r != region).collect();
-            json!({"kind": "partition", "a": [region], "b": others})
-        }
-        ChaosAction::OneWay { from, to } => json!({"kind": "one_way", "from": from, "to": to}),
-        ChaosAction::Delay { from, to, extra } => {
-            json!({"kind": "delay", "from": from, "to": to, "extra": extra})
-        }
-        ChaosAction::Loss { from, to, rate } => {
-            json!({"kind": "loss", "from": from, "to": to, "rate": rate})
-        }
+        ChaosAction::Isolate { region } => cluster.isolate(&region),
+        ChaosAction::OneWay { from, to } => Fault::OneWay { from, to },
+        ChaosAction::Delay { from, to, extra } => Fault::Delay { from, to, extra },
+        ChaosAction::Loss { from, to, rate } => Fault::Loss { from, to, rate },
         ChaosAction::Clock { region, offset } => {
             let offset_ms = settings::parse_offset(offset.trim()).map_err(anyhow::Error::msg)?.0;
-            json!({"kind": "clock_offset", "region": region, "offset_ms": offset_ms})
+            Fault::ClockOffset { region, offset_ms }
         }
-        ChaosAction::PauseReplication { from, to } => {
-            json!({"kind": "pause", "from": from, "to": to})
-        }
+        ChaosAction::PauseReplication { from, to } => Fault::Pause { from, to },
         ChaosAction::Heal => {
             let n = cluster.remove_faults(None).await?;
             println!("healed: {n} faults removed");
@@ -412,7 +393,7 @@ async fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
     };
     let ids = cluster.add_fault(&fault).await?;
     let shown: Vec<String> = ids.iter().map(|(r, id)| format!("{r}#{id}")).collect();
-    println!("{fault} in force ({})", shown.join(", "));
+    println!("{} in force ({})", serde_json::to_string(&fault)?, shown.join(", "));
     Ok(())
 }
 

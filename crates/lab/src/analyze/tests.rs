@@ -1,8 +1,11 @@
 //! Each measurement on a small hand-made history whose figures can be worked out by hand.
 
+use edgekv_core::Fault;
+
 use super::*;
-use crate::history::{Apply, FinalRead};
-use crate::meta::{ClockStep, LinkMeta};
+use crate::history::{Apply, FaultEvent, FinalRead, Function, Op, Outcome};
+use crate::meta::{ClockStep, LinkMeta, RegionMeta};
+use crate::summary::InversionExample;
 
 /// One millisecond in the history's nanoseconds.
 const MS: u64 = 1_000_000;
@@ -32,6 +35,11 @@ fn meta(model: &str) -> RunMeta {
         timestamp_source: "hlc".into(),
         ..Default::default()
     }
+}
+
+/// wnam cut off from enam.
+fn cut() -> Fault {
+    Fault::Partition { a: vec!["wnam".into()], b: vec!["enam".into()] }
 }
 
 #[derive(Default)]
@@ -94,7 +102,7 @@ impl Builder {
         Some(write.and_then(|w| w.value.clone()).unwrap_or_default())
     }
 
-    fn fault(&mut self, id: u64, action: &str, at_ms: u64, fault: serde_json::Value) {
+    fn fault(&mut self, id: u64, action: &str, at_ms: u64, fault: Fault) {
         self.history.faults.push(FaultEvent {
             id: Some(id),
             at: at_ms * MS,
@@ -243,8 +251,8 @@ fn stale_reads_are_judged_against_the_newest_write_acknowledged_before_them() {
     b.get("enam", "k", Some(v1), 145); // stale by 2, Δ 120
     b.get("enam", "k", Some(v2), 255); // stale by 1, Δ 230
     b.get("enam", "k", Some(v3), 395); // fresh, Δ 370
-    b.fault(0, "start", 90, serde_json::json!({"kind": "partition", "a": ["wnam"], "b": ["enam"]}));
-    b.fault(0, "stop", 200, serde_json::json!({"kind": "partition", "a": ["wnam"], "b": ["enam"]}));
+    b.fault(0, "start", 90, cut());
+    b.fault(0, "stop", 200, cut());
     let s = b.summarize(&meta("100ms"));
     let st = &s.stale;
     assert_eq!((st.reads, st.stale, st.unjudged), (5, 3, 1));
@@ -391,7 +399,7 @@ fn an_inversion_between_equal_clock_readings_is_a_tie_not_skew() {
 /// A partition from 100 to 1000 ms; `b` and `c` are written during it and cross after the heal.
 fn partition() -> Builder {
     let mut b = Builder::default();
-    let fault = serde_json::json!({"kind": "partition", "a": ["wnam"], "b": ["enam"]});
+    let fault = cut();
     b.fault(0, "start", 100, fault.clone());
     b.fault(0, "stop", 1000, fault);
     b.put("wnam", "a", 1, 50); // ack 55
@@ -511,7 +519,7 @@ fn latency_and_throughput_are_bucketed_over_time() {
 #[test]
 fn clock_offsets_step_at_clock_faults_and_come_back_at_their_stop() {
     let mut b = Builder::default();
-    let fault = serde_json::json!({"kind": "clock_offset", "region": "enam", "offset_ms": 500});
+    let fault = Fault::ClockOffset { region: "enam".into(), offset_ms: 500 };
     b.fault(3, "start", 100, fault.clone());
     b.fault(3, "stop", 300, fault);
     let mut m = meta("100ms");
@@ -525,7 +533,7 @@ fn clock_offsets_step_at_clock_faults_and_come_back_at_their_stop() {
 #[test]
 fn a_fault_without_a_stop_lasts_to_the_end_of_the_workload() {
     let mut b = Builder::default();
-    b.fault(1, "start", 100, serde_json::json!({"kind": "pause", "region": "enam"}));
+    b.fault(1, "start", 100, Fault::Pause { from: "*".into(), to: "enam".into() });
     let s = b.summarize(&meta("100ms"));
     assert_eq!(s.faults.len(), 1);
     assert!(!s.faults[0].stopped);

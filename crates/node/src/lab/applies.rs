@@ -19,45 +19,114 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::http::{Method, StatusCode};
 use edgekv_lab::history::{Apply, Nanos};
 use edgekv_lab::meta::ClockStep;
 use serde_json::Value;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::client::Client;
-use super::Clock;
+use super::{Clock, Region};
 
 /// How often the pollers ask each region for its apply events.
 pub(super) const APPLY_POLL: Duration = Duration::from_millis(200);
 /// Events asked for per request.
 const PAGE: usize = 10_000;
 
+/// Starts one poller per region, each collecting the run's apply events until `stop`.
+pub(super) fn spawn_pollers(
+    regions: &[Region],
+    namespace: &str,
+    clock: Clock,
+    stop: &CancellationToken,
+) -> anyhow::Result<JoinSet<Polled>> {
+    let mut pollers = JoinSet::new();
+    for (i, region) in regions.iter().enumerate() {
+        let poller = Poller {
+            index: i,
+            admin: Client::new(region.admin.clone(), &region.admin_token)?,
+            namespace: namespace.to_owned(),
+            clock,
+        };
+        pollers.spawn(poller.run(stop.clone()));
+    }
+    Ok(pollers)
+}
+
+/// What every region's poller collected, once stopped.
+pub(super) struct Collected {
+    /// (the region's index, its event), in no order.
+    events: Vec<(usize, RawApply)>,
+    /// The regions whose events are incomplete.
+    pub(super) missed: Vec<String>,
+}
+
+/// Waits for the stopped pollers.
+pub(super) async fn join_pollers(
+    mut pollers: JoinSet<Polled>,
+    regions: &[Region],
+) -> anyhow::Result<Collected> {
+    let mut collected = Collected { events: Vec::new(), missed: Vec::new() };
+    while let Some(result) = pollers.join_next().await {
+        let polled = result.context("an apply poller panicked")?;
+        if polled.missed {
+            let name = regions.get(polled.index).map(|r| r.name.clone());
+            collected.missed.extend(name);
+        }
+        collected.events.extend(polled.events.into_iter().map(|e| (polled.index, e)));
+    }
+    Ok(collected)
+}
+
+impl Collected {
+    /// The events on the run's clock (see [`apply_on_run_clock`]), by their best estimate.
+    pub(super) fn on_run_clock(
+        self,
+        regions: &[Region],
+        steps: &[ClockStep],
+        clock: &Clock,
+        clock_error: Duration,
+    ) -> Vec<Apply> {
+        let mut applies: Vec<Apply> = self
+            .events
+            .into_iter()
+            .filter_map(|(i, e)| {
+                let region = regions.get(i)?;
+                Some(apply_on_run_clock(&region.name, e, steps, clock, clock_error))
+            })
+            .collect();
+        applies.sort_by_key(|a| a.at);
+        applies
+    }
+}
+
 /// An apply event as a node reports it.
-pub(super) struct RawApply {
-    pub(super) key: String,
-    pub(super) version: String,
+struct RawApply {
+    key: String,
+    version: String,
     /// The node's wall clock with its offset, epoch ms.
-    pub(super) at_ms: u64,
+    at_ms: u64,
     /// The node's system clock without offsets, epoch µs (absent from older nodes).
-    pub(super) system_us: Option<u64>,
+    system_us: Option<u64>,
     /// When the lab read it, on the run's clock: it happened before then.
-    pub(super) polled: Nanos,
+    polled: Nanos,
 }
 
 /// What one region's poller collected.
 pub(super) struct Polled {
-    pub(super) index: usize,
-    pub(super) events: Vec<RawApply>,
-    pub(super) missed: bool,
+    index: usize,
+    events: Vec<RawApply>,
+    missed: bool,
 }
 
 /// Reads one region's apply events for the run's namespace until stopped.
-pub(super) struct Poller {
-    pub(super) index: usize,
-    pub(super) admin: Client,
-    pub(super) namespace: String,
-    pub(super) clock: Clock,
+struct Poller {
+    index: usize,
+    admin: Client,
+    namespace: String,
+    clock: Clock,
 }
 
 /// One answer of `/admin/applies`.
@@ -69,7 +138,7 @@ enum Page {
 }
 
 impl Poller {
-    pub(super) async fn run(mut self, stop: CancellationToken) -> Polled {
+    async fn run(mut self, stop: CancellationToken) -> Polled {
         let mut polled = Polled { index: self.index, events: Vec::new(), missed: false };
         let mut after = 0u64;
         let mut boot: Option<String> = None;
@@ -143,7 +212,7 @@ impl Poller {
 /// best estimate inside it. `clock_error` is how far the node's clocks may be from the lab's.
 /// A window wholly before the run's start (when the run's namespace did not exist yet) or after
 /// the poll means the clocks are wrong: then only the poll bounds it.
-pub(super) fn apply_on_run_clock(
+fn apply_on_run_clock(
     region: &str,
     raw: RawApply,
     steps: &[ClockStep],

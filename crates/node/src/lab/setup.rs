@@ -1,0 +1,179 @@
+//! The run's first phase: its output directory, the cluster (started in-process when the
+//! scenario has no URLs), every region's endpoints, and a fresh namespace that every region
+//! has before the workload writes to it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode};
+use edgekv_lab::scenario::{RegionSpec, Scenario, Target};
+use edgekv_replication::Faults;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{Client, Endpoint};
+use super::{wall_ms, Region};
+use crate::config::Storage;
+use crate::{start_cluster, RegionConfig, RunningRegion};
+
+/// Apply events an in-process region keeps for the lab between two polls.
+const APPLY_LOG: usize = 2_000_000;
+/// How long tombstones of an in-process cluster live: longer than any run, so that no delete
+/// is forgotten while the checker still judges it.
+const LAB_TOMBSTONE_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// Refuses to mix two runs in one directory.
+pub(super) fn prepare_out(out: &Path) -> anyhow::Result<()> {
+    if out.join(edgekv_lab::files::HISTORY).exists() {
+        bail!("{} already holds a run's history; choose another --out or remove it", out.display());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))
+}
+
+/// The regions as the run reaches them, and the in-process cluster it started (empty for an
+/// external one), which `shutdown` stops.
+pub(super) async fn connect(
+    scenario: &Scenario,
+    seed: u64,
+    out: &Path,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Vec<Region>, Vec<RunningRegion>)> {
+    match scenario.target {
+        Target::InProcess { durable } => {
+            let running = start_in_process(scenario, seed, durable, out, shutdown).await?;
+            let regions = running
+                .iter()
+                .zip(&scenario.regions)
+                .map(|(r, spec)| {
+                    let base = format!("http://{}", r.http_addr);
+                    let api = Endpoint::parse(&format!("{base}/client/v4"))?;
+                    Ok(region(spec, api, Endpoint::parse(&base)?))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok((regions, running))
+        }
+        Target::External => {
+            let regions = scenario
+                .regions
+                .iter()
+                .map(|spec| {
+                    let api = Endpoint::parse(&spec.url)?;
+                    let admin = match &spec.admin_url {
+                        Some(url) => Endpoint::parse(url)?,
+                        None => {
+                            Endpoint { authority: api.authority.clone(), prefix: String::new() }
+                        }
+                    };
+                    Ok(region(spec, api, admin))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok((regions, Vec::new()))
+        }
+    }
+}
+
+fn region(spec: &RegionSpec, api: Endpoint, admin: Endpoint) -> Region {
+    Region {
+        name: spec.name.clone(),
+        api,
+        admin,
+        token: spec.token.clone(),
+        admin_token: spec.admin_token.clone(),
+    }
+}
+
+/// One node per region in this process, configured as the scenario says.
+async fn start_in_process(
+    scenario: &Scenario,
+    seed: u64,
+    durable: bool,
+    out: &Path,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<RunningRegion>> {
+    let mut configs = Vec::new();
+    for spec in &scenario.regions {
+        let region = spec.name.parse().with_context(|| format!("region {:?}", spec.name))?;
+        let mut config = RegionConfig::loopback(region);
+        config.replication.delays = scenario.delays.clone().unwrap_or_default();
+        config.replication.seed = seed;
+        config.replication.anti_entropy_interval = scenario.anti_entropy;
+        config.tombstone_grace = LAB_TOMBSTONE_GRACE;
+        config.apply_log = APPLY_LOG;
+        config.clock_offset_ms = spec.clock_offset_ms;
+        config.api_tokens = vec![spec.token.clone()];
+        config.admin_tokens = vec![spec.admin_token.clone()];
+        if durable {
+            config.storage = Storage::Disk {
+                dir: out.join("data").join(&spec.name),
+                durability: edgekv_store::Durability::default(),
+            };
+        }
+        configs.push(config);
+    }
+    start_cluster(configs, Arc::new(Faults::new(seed)), shutdown.clone()).await
+}
+
+/// Creates the run's namespace in the first region and waits until every region has it, so
+/// that no write of the workload lands before its namespace.
+pub(super) async fn create_namespace(
+    scenario: &Scenario,
+    seed: u64,
+    regions: &[Region],
+) -> anyhow::Result<String> {
+    let Some(first) = regions.first() else { bail!("the scenario has no region") };
+    let mut client = Client::new(first.api.clone(), &first.token)?;
+    let title = format!("edgekv-lab {} seed {seed} at {}", scenario.name, wall_ms());
+    let body = serde_json::to_vec(&serde_json::json!({ "title": title }))?;
+    let path = format!("/accounts/{}/storage/kv/namespaces", scenario.account);
+    let reply = client
+        .call(Method::POST, &path, Some((Bytes::from(body), "application/json")))
+        .await
+        .map_err(|e| anyhow::anyhow!("create the lab's namespace in {}: {e}", first.name))?;
+    if reply.status != StatusCode::OK {
+        bail!(
+            "create the lab's namespace in {}: {} {}",
+            first.name,
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    let answer: Value = serde_json::from_slice(&reply.body).context("namespace creation reply")?;
+    let Some(id) = answer["result"]["id"].as_str().map(str::to_owned) else {
+        bail!("namespace creation reply has no result.id: {answer}");
+    };
+    let patience = scenario.longest_delay() + scenario.anti_entropy + Duration::from_secs(10);
+    let clients = regions
+        .iter()
+        .map(|r| Client::new(r.api.clone(), &r.token).map(|c| (r.name.as_str(), c)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(region) = wait_everywhere(clients, &format!("{path}/{id}"), patience).await {
+        bail!("namespace {id} did not reach region {region} within {patience:?}");
+    }
+    Ok(id)
+}
+
+/// Waits until `GET path` answers 200 in every region, for `patience` at most; returns the
+/// first region that did not in time.
+async fn wait_everywhere<'a>(
+    clients: Vec<(&'a str, Client)>,
+    path: &str,
+    patience: Duration,
+) -> Option<&'a str> {
+    let deadline = Instant::now() + patience;
+    for (region, mut client) in clients {
+        loop {
+            let reply = client.call(Method::GET, path, None).await;
+            if matches!(&reply, Ok(r) if r.status == StatusCode::OK) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Some(region);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    None
+}
