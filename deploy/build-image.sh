@@ -8,7 +8,7 @@ target="$(rustc -vV | sed -n 's/^host: //p')"
 cd "$root"
 echo "building a static edgekv for $target" >&2
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --release --locked --target "$target" -p edgekv-node
+    cargo build --release --locked --target "$target" -p edgekv-cli
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 # The release profile keeps line tables for backtraces on the host; the image does not need them.

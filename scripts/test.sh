@@ -16,7 +16,7 @@ else
 fi
 
 echo "== Python SDK and OpenAPI tests"
-cargo build --quiet -p edgekv-node --bin edgekv
+cargo build --quiet -p edgekv-cli --bin edgekv
 venv="$target/test-venv"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"

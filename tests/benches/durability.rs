@@ -1162,7 +1162,7 @@ fn edgekv_bin() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests crate is in a workspace");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "edgekv-node", "--bin", "edgekv"])
+        .args(["build", "--release", "-p", "edgekv-cli", "--bin", "edgekv"])
         .current_dir(workspace)
         .status()
         .expect("run cargo build --release for the edgekv binary");

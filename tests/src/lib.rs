@@ -25,7 +25,7 @@ pub fn edgekv_bin() -> PathBuf {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "edgekv-node", "--bin", "edgekv"])
+        .args(["build", "--quiet", "-p", "edgekv-cli", "--bin", "edgekv"])
         .current_dir(&workspace)
         .status()
         .expect("run cargo build");

@@ -44,7 +44,7 @@ impl Cluster {
                 .enumerate()
                 .map(|(i, r)| ((*r).to_owned(), format!("http://127.0.0.1:{}", 8787 + i)))
                 .collect(),
-            admin_token: crate::config::DEV_ADMIN_TOKEN.to_owned(),
+            admin_token: edgekv_node::config::DEV_ADMIN_TOKEN.to_owned(),
             project: "edgekv".to_owned(),
             compose_file: "deploy/docker-compose.yml".to_owned(),
         }

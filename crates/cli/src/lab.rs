@@ -121,7 +121,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let progress = Arc::new(Progress::default());
     let result = tokio::select! {
         result = drive(&scenario, &text, seed, &regions, &args.out, Arc::clone(&progress)) => result,
-        () = crate::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+        () = crate::process::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
     };
     if result.is_err() {
         progress.remove_leftover_faults().await;

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, Endpoint};
 use super::{wall_ms, Region};
-use crate::config::Storage;
-use crate::{start_cluster, RegionConfig, RunningRegion};
+use edgekv_node::Storage;
+use edgekv_node::{start_cluster, RegionConfig, RunningRegion};
 
 /// Apply events an in-process region keeps for the lab between two polls.
 const APPLY_LOG: usize = 2_000_000;

@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
-use edgekv_node::config::{cluster_configs, node_config, DEV_ADMIN_TOKEN};
-use edgekv_node::settings::{self, Given, Settings, SPECS};
-use edgekv_node::{bind, init_tracing, shutdown_signal, start, start_cluster, RunningRegion};
+use edgekv_cli::config::{cluster_configs, node_config};
+use edgekv_cli::process::{init_tracing, shutdown_signal};
+use edgekv_cli::settings::{self, Given, Settings, SPECS};
+use edgekv_node::config::DEV_ADMIN_TOKEN;
+use edgekv_node::{bind, start, start_cluster, RunningRegion};
 use edgekv_replication::Faults;
 use tokio_util::sync::CancellationToken;
 
@@ -255,7 +257,7 @@ fn main() -> ExitCode {
         Command::Lab(LabCommand::Check { dir }) => return lab_check(dir),
         Command::Lab(LabCommand::Report { dir }) => return lab_report(dir),
         Command::Probe { url } => {
-            return match edgekv_node::probe(url, std::time::Duration::from_secs(2)) {
+            return match edgekv_cli::process::probe(url, std::time::Duration::from_secs(2)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("unhealthy: {err:#}");
@@ -283,8 +285,8 @@ fn main() -> ExitCode {
             Command::Node(args) => run_node(args).await.map(|()| 0),
             Command::Cluster(args) => run_cluster(args).await.map(|()| 0),
             Command::Lab(LabCommand::Run { scenario, out, seed }) => {
-                let args = edgekv_node::lab::RunArgs { scenario, out, seed };
-                edgekv_node::lab::run(args).await.map(|code| code as u8)
+                let args = edgekv_cli::lab::RunArgs { scenario, out, seed };
+                edgekv_cli::lab::run(args).await.map(|code| code as u8)
             }
             Command::Chaos(args) => run_chaos(args).await.map(|()| 0),
             Command::Lab(_) | Command::Probe { .. } => Ok(0),
@@ -338,8 +340,8 @@ fn lab_check(dir: &std::path::Path) -> ExitCode {
 
 /// `edgekv chaos ACTION`: one fault, applied and confirmed.
 async fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
+    use edgekv_cli::chaos::{region_list, Cluster, Process};
     use edgekv_core::Fault;
-    use edgekv_node::chaos::{region_list, Cluster, Process};
     let mut cluster = Cluster::compose_defaults();
     if let Some(regions) = &args.regions {
         cluster.set_regions(regions)?;
