@@ -15,7 +15,7 @@ use edgekv_core::limits::{
     MAX_VALUE_BYTES,
 };
 use edgekv_core::{canonical_metadata_value, resolve_expiration, validate_key};
-use edgekv_core::{AccountId, NamespaceId};
+use edgekv_core::{AccountId, Entry, NamespaceId};
 use edgekv_store::{Cause, WriteOp};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -202,6 +202,37 @@ pub(crate) async fn get(
     let (bytes, _held) = read_limited(headers, body, small_json(state)).await?;
     let request: BulkGetRequest =
         parse_json(&bytes, "{\"keys\": [...], \"type\"?, \"withMetadata\"?}")?;
+    let as_json = check_get_request(&request)?;
+    let entries = state
+        .store
+        .get_many(account, ns, &request.keys)
+        .map_err(|err| ApiError::from_store("bulk get keys", err))?;
+    let total: usize =
+        entries.iter().flatten().map(|e| e.value.as_ref().map_or(0, Bytes::len)).sum();
+    if total > MAX_BULK_GET_TOTAL_BYTES {
+        return Err(ApiError::TooLarge("Total size of request exceeds the limit of 25MB".into()));
+    }
+    let with_metadata = request.with_metadata.unwrap_or(false);
+    let mut values = Map::new();
+    for (key, entry) in request.keys.into_iter().zip(entries) {
+        let value = match entry {
+            None => Value::Null,
+            Some(entry) => bulk_value(entry, as_json, with_metadata)?,
+        };
+        values.insert(key, value);
+    }
+    // The answer holds up to 25 MiB of values until it is sent.
+    let response = envelope::ok(BulkGetResult { values });
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|err| ApiError::Storage {
+        message: "could not render the bulk get answer".into(),
+        cause: Some(Cause::new(err)),
+    })?;
+    Ok(Response::from_parts(parts, state.budget.response(bytes)?))
+}
+
+/// Checks a bulk get's type and keys before anything is read; whether values are JSON.
+fn check_get_request(request: &BulkGetRequest) -> Result<bool, ApiError> {
     let as_json = match request.kind.as_deref() {
         None | Some("text") => false,
         Some("json") => true,
@@ -223,58 +254,37 @@ pub(crate) async fn get(
     for key in &request.keys {
         validate_key(key)?;
     }
-    let entries = state
-        .store
-        .get_many(account, ns, &request.keys)
-        .map_err(|err| ApiError::from_store("bulk get keys", err))?;
-    let total: usize =
-        entries.iter().flatten().map(|e| e.value.as_ref().map_or(0, Bytes::len)).sum();
-    if total > MAX_BULK_GET_TOTAL_BYTES {
-        return Err(ApiError::TooLarge("Total size of request exceeds the limit of 25MB".into()));
+    Ok(as_json)
+}
+
+/// One found key's value in a bulk get answer: parsed JSON or text, and with its metadata and
+/// expiration when asked for.
+fn bulk_value(entry: Entry, as_json: bool, with_metadata: bool) -> Result<Value, ApiError> {
+    let raw = entry.value.unwrap_or_default();
+    let value = if as_json {
+        serde_json::from_slice(&raw).map_err(|_| {
+            ApiError::BadRequest(
+                "At least one of the requested keys corresponds to a non-json value".into(),
+            )
+        })?
+    } else {
+        // Bulk get serves text; bytes that are not UTF-8 are replaced, as a text decoder would.
+        Value::String(String::from_utf8_lossy(&raw).into_owned())
+    };
+    if !with_metadata {
+        return Ok(value);
     }
-    let with_metadata = request.with_metadata.unwrap_or(false);
-    let mut values = Map::new();
-    for (key, entry) in request.keys.into_iter().zip(entries) {
-        let Some(entry) = entry else {
-            values.insert(key, Value::Null);
-            continue;
-        };
-        let raw = entry.value.unwrap_or_default();
-        let value = if as_json {
-            serde_json::from_slice(&raw).map_err(|_| {
-                ApiError::BadRequest(
-                    "At least one of the requested keys corresponds to a non-json value".into(),
-                )
-            })?
-        } else {
-            // Bulk get serves text; bytes that are not UTF-8 are replaced, as a text decoder would.
-            Value::String(String::from_utf8_lossy(&raw).into_owned())
-        };
-        let value = if with_metadata {
-            let metadata = entry
-                .metadata
-                .as_ref()
-                .and_then(raw_json)
-                .and_then(|m: &RawValue| serde_json::from_str(m.get()).ok())
-                .unwrap_or(Value::Null);
-            let mut object = Map::new();
-            object.insert("value".into(), value);
-            object.insert("metadata".into(), metadata);
-            if let Some(expiration) = entry.expiration {
-                object.insert("expiration".into(), expiration.into());
-            }
-            Value::Object(object)
-        } else {
-            value
-        };
-        values.insert(key, value);
+    let metadata = entry
+        .metadata
+        .as_ref()
+        .and_then(raw_json)
+        .and_then(|m: &RawValue| serde_json::from_str(m.get()).ok())
+        .unwrap_or(Value::Null);
+    let mut object = Map::new();
+    object.insert("value".into(), value);
+    object.insert("metadata".into(), metadata);
+    if let Some(expiration) = entry.expiration {
+        object.insert("expiration".into(), expiration.into());
     }
-    // The answer holds up to 25 MiB of values until it is sent.
-    let response = envelope::ok(BulkGetResult { values });
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|err| ApiError::Storage {
-        message: "could not render the bulk get answer".into(),
-        cause: Some(Cause::new(err)),
-    })?;
-    Ok(Response::from_parts(parts, state.budget.response(bytes)?))
+    Ok(Value::Object(object))
 }

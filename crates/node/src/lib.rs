@@ -119,77 +119,21 @@ pub fn start(
 ) -> anyhow::Result<RunningRegion> {
     let BoundRegion { config, http_addr, grpc_addr, http, grpc } = bound;
     let span = tracing::info_span!("region", region = %config.region);
-    // Two layers: the configured offset below, the clock_offset fault (which resets its own
-    // layer when cleared) on top.
-    let skewed = OffsetClock::new(Arc::clone(&config.clock));
-    skewed.set_offset_ms(config.clock_offset_ms);
-    let clock = Arc::new(OffsetClock::new(Arc::new(skewed)));
-    faults.register_clock(config.region, Arc::clone(&clock));
-    let hlc = Arc::new(Hlc::new(clock, config.max_clock_skew));
-    let store_config = StoreConfig {
-        region: config.region,
-        tombstone_grace: config.tombstone_grace,
-        digest_horizon: digest_horizon(&config.replication.delays),
-        reserve: config.storage_reserve,
-    };
-    let store = Arc::new(open_store(&config, store_config, hlc)?);
-    if config.apply_log > 0 {
-        store.enable_apply_log(config.apply_log);
-    }
+    let store = region_store(&config, &faults)?;
     let registry = Arc::new(Registry::default());
     let replication_metrics = Arc::new(ReplicationMetrics::register(&registry));
+    let serve_metrics = serve::ServeMetrics::register(&registry);
     let state = Arc::new(AppState {
         store: Arc::clone(&store),
         auth: Auth::new(config.api_tokens.iter().cloned()),
         metrics: ApiMetrics::register(&registry),
         budget: edgekv_api::BodyBudget::new(config.body_memory),
     });
-    let admin = Arc::new(admin::AdminState {
-        tokens: edgekv_core::Tokens::new(&config.admin_tokens),
-        faults: Arc::clone(&faults),
-        store: Arc::clone(&store),
-        store_metrics: admin::StoreMetrics::register(&registry, &store),
-        registry: Arc::clone(&registry),
-        peers: config.replication.peers.iter().map(|p| p.name.to_string()).collect(),
-        boot: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-            .to_string(),
-    });
-
-    let serve_metrics = serve::ServeMetrics::register(&registry);
-    let (replication, grpc_server) = {
-        let _entered = span.enter();
-        // Peers ping every 20 s; an idle timeout shorter than three pings would cut quiet links.
-        let mut grpc_limits = config.limits;
-        grpc_limits.timeouts.idle =
-            grpc_limits.timeouts.idle.max(edgekv_replication::PEER_IDLE_FLOOR);
-        let incoming = serve::grpc_incoming(
-            config.region,
-            grpc,
-            grpc_limits,
-            serve_metrics.clone(),
-            shutdown.clone(),
-        );
-        let transport = GrpcTransport::new(
-            config.region,
-            &config.replication.peers,
-            &config.replication.cluster_secret,
-            config.replication.request_timeout,
-        )
-        .with_context(|| format!("start replication of region {}", config.region))?;
-        let replication = spawn_replication(
-            config.replication.clone(),
-            Arc::clone(&store) as Arc<dyn edgekv_store::Replica>,
-            faults,
-            Arc::clone(&replication_metrics),
-            Arc::new(transport),
-            Arc::clone(&config.timers),
-            shutdown.clone(),
-        );
-        let grpc_server = serve_grpc(replication.handler(), incoming, shutdown.clone());
-        (replication, grpc_server)
-    };
+    let admin = admin_state(&config, &store, &faults, &registry);
+    let (replication, grpc_server) = span.in_scope(|| {
+        let metrics = (Arc::clone(&replication_metrics), serve_metrics.clone());
+        start_replication(&config, &store, faults, metrics, grpc, &shutdown)
+    })?;
     span.in_scope(|| {
         tracing::info!(
             %http_addr,
@@ -200,7 +144,6 @@ pub fn start(
             "serving"
         )
     });
-
     let router = app(state).merge(admin::router(admin));
     let server = tokio::spawn(
         serve::serve_http(
@@ -227,6 +170,84 @@ pub fn start(
         grpc_server,
         purger,
     })
+}
+
+/// The region's store on its clock. The clock has two offset layers over the configured
+/// physical clock: the configured offset below, the clock_offset fault (which resets its own
+/// layer when cleared) on top.
+fn region_store(config: &RegionConfig, faults: &Faults) -> anyhow::Result<Arc<Store>> {
+    let skewed = OffsetClock::new(Arc::clone(&config.clock));
+    skewed.set_offset_ms(config.clock_offset_ms);
+    let clock = Arc::new(OffsetClock::new(Arc::new(skewed)));
+    faults.register_clock(config.region, Arc::clone(&clock));
+    let hlc = Arc::new(Hlc::new(clock, config.max_clock_skew));
+    let store_config = StoreConfig {
+        region: config.region,
+        tombstone_grace: config.tombstone_grace,
+        digest_horizon: digest_horizon(&config.replication.delays),
+        reserve: config.storage_reserve,
+    };
+    let store = Arc::new(open_store(config, store_config, hlc)?);
+    if config.apply_log > 0 {
+        store.enable_apply_log(config.apply_log);
+    }
+    Ok(store)
+}
+
+/// What the admin routes need.
+fn admin_state(
+    config: &RegionConfig,
+    store: &Arc<Store>,
+    faults: &Arc<Faults>,
+    registry: &Arc<Registry>,
+) -> Arc<admin::AdminState> {
+    Arc::new(admin::AdminState {
+        tokens: edgekv_core::Tokens::new(&config.admin_tokens),
+        faults: Arc::clone(faults),
+        store: Arc::clone(store),
+        store_metrics: admin::StoreMetrics::register(registry, store),
+        registry: Arc::clone(registry),
+        peers: config.replication.peers.iter().map(|p| p.name.to_string()).collect(),
+        // Tells a restarted node from the one before it (the lab's pollers start over).
+        boot: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+            .to_string(),
+    })
+}
+
+/// Starts the region's replication over gRPC and serves its peers on `grpc`.
+fn start_replication(
+    config: &RegionConfig,
+    store: &Arc<Store>,
+    faults: Arc<Faults>,
+    (metrics, serve_metrics): (Arc<ReplicationMetrics>, serve::ServeMetrics),
+    grpc: TcpListener,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(ReplicationHandle, JoinHandle<()>)> {
+    // Peers ping every 20 s; an idle timeout shorter than three pings would cut quiet links.
+    let mut grpc_limits = config.limits;
+    grpc_limits.timeouts.idle = grpc_limits.timeouts.idle.max(edgekv_replication::PEER_IDLE_FLOOR);
+    let incoming =
+        serve::grpc_incoming(config.region, grpc, grpc_limits, serve_metrics, shutdown.clone());
+    let transport = GrpcTransport::new(
+        config.region,
+        &config.replication.peers,
+        &config.replication.cluster_secret,
+        config.replication.request_timeout,
+    )
+    .with_context(|| format!("start replication of region {}", config.region))?;
+    let replication = spawn_replication(
+        config.replication.clone(),
+        Arc::clone(store) as Arc<dyn edgekv_store::Replica>,
+        faults,
+        metrics,
+        Arc::new(transport),
+        Arc::clone(&config.timers),
+        shutdown.clone(),
+    );
+    let grpc_server = serve_grpc(replication.handler(), incoming, shutdown.clone());
+    Ok((replication, grpc_server))
 }
 
 /// Opens the region's store: recovers the durable one from its data directory.

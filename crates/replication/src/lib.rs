@@ -153,6 +153,22 @@ pub(crate) struct PeerState {
     pub(crate) acked_through: AtomicU64,
 }
 
+impl PeerState {
+    /// The state of delivery to `peer`, resumed where the last run of this region left it.
+    fn resume(config: &ReplicationConfig, store: &dyn Replica, peer: &PeerConfig) -> PeerState {
+        let position = store.delivery_position(peer.name.as_str());
+        let machine =
+            sender::SenderMachine::new(position, config.max_backoff, config.outbox_peer_cap);
+        PeerState {
+            name: peer.name,
+            wake: Notify::new(),
+            ae_now: Notify::new(),
+            machine: Mutex::new(machine),
+            acked_through: AtomicU64::new(position.0),
+        }
+    }
+}
+
 /// Why replication could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -263,19 +279,7 @@ pub fn spawn_replication(
     let peers: Vec<Arc<PeerState>> = config
         .peers
         .iter()
-        .map(|peer| {
-            // A restarted region resumes each peer where the last run left it.
-            let position = store.delivery_position(peer.name.as_str());
-            let machine =
-                sender::SenderMachine::new(position, config.max_backoff, config.outbox_peer_cap);
-            Arc::new(PeerState {
-                name: peer.name,
-                wake: Notify::new(),
-                ae_now: Notify::new(),
-                machine: Mutex::new(machine),
-                acked_through: AtomicU64::new(position.0),
-            })
-        })
+        .map(|peer| Arc::new(PeerState::resume(&config, &*store, peer)))
         .collect();
     if peers.is_empty() {
         store.disable_outbox();

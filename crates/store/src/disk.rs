@@ -186,42 +186,9 @@ impl Disk {
         durability: Durability,
         reserve: Reserve,
     ) -> Result<(Disk, Meta), OpenError> {
-        let engine = |e: &dyn fmt::Display| OpenError::Engine {
-            dir: dir.to_path_buf(),
-            message: e.to_string(),
-        };
+        let engine = opening(dir);
         std::fs::create_dir_all(dir).map_err(|e| engine(&e))?;
-        let db = Database::builder(dir)
-            // Bounds what a restart replays: the journal is flushed into tables past this.
-            .max_journaling_size(64 * 1024 * 1024)
-            .cache_size(16 * 1024 * 1024)
-            // In fsync mode the syncer hands the journal's buffer to the OS once per group,
-            // rather than every commit making its own write(2). The other modes ack before any
-            // fsync, so there every commit reaches the OS at once and survives a kill -9.
-            .manual_journal_persist(durability == Durability::Fsync)
-            .open()
-            .map_err(|e| {
-                // The engine's errors rarely name a file; say which one each kind is about.
-                let message = match e {
-                    fjall::Error::Locked => {
-                        "another process has it open (its lock file is held)".to_owned()
-                    }
-                    fjall::Error::InvalidVersion(_) => format!(
-                        "{} is damaged or not an EdgeKV store's format version file",
-                        dir.join("version").display()
-                    ),
-                    fjall::Error::JournalRecovery(error) => format!(
-                        "a journal file ({}) cannot be recovered: {error:?}",
-                        journal_files(dir)
-                    ),
-                    fjall::Error::Storage(error) => format!(
-                        "a table file under {} cannot be read: {error}",
-                        dir.join("keyspaces").display()
-                    ),
-                    other => other.to_string(),
-                };
-                OpenError::Engine { dir: dir.to_path_buf(), message }
-            })?;
+        let db = open_database(dir, durability)?;
         // Large values go to blob files, so compaction and the recovery scan do not drag them
         // through the tree. Memtables are memory the node holds per keyspace; these sizes keep
         // a region with a million keys within its memory budget.
@@ -237,38 +204,8 @@ impl Disk {
         let namespaces =
             db.keyspace("namespaces", KeyspaceCreateOptions::default).map_err(|e| engine(&e))?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(|e| engine(&e))?;
-
-        match meta.get(META_REGION).map_err(|e| engine(&e))? {
-            Some(found) if *found != *region.as_str().as_bytes() => {
-                return Err(OpenError::WrongRegion {
-                    dir: dir.to_path_buf(),
-                    expected: region,
-                    found: String::from_utf8_lossy(&found).into_owned(),
-                });
-            }
-            Some(_) => {}
-            None => {
-                meta.insert(META_REGION, region.as_str()).map_err(|e| engine(&e))?;
-                db.persist(PersistMode::SyncAll).map_err(|e| engine(&e))?;
-            }
-        }
-        let mut hlc_bound = Timestamp(0);
-        let mut positions = Vec::new();
-        for guard in meta.iter() {
-            let (key, value) = guard.into_inner().map_err(|e| engine(&e))?;
-            let corrupt = |what| OpenError::Corrupt {
-                keyspace: "meta",
-                file: meta.path().to_path_buf(),
-                key: String::from_utf8_lossy(&key).into_owned(),
-                error: DecodeError(what),
-            };
-            if *key == *META_HLC {
-                hlc_bound = Timestamp(read_u64(&value).ok_or_else(|| corrupt("bad clock bound"))?);
-            } else if let Some(peer) = key.strip_prefix(META_PEER.as_bytes()) {
-                let ts = read_u64(&value).ok_or_else(|| corrupt("bad delivery position"))?;
-                positions.push((String::from_utf8_lossy(peer).into_owned(), Timestamp(ts)));
-            }
-        }
+        claim_for_region(&db, &meta, dir, region)?;
+        let found = read_meta(&meta, dir)?;
         // What recovery found may have reached only the OS before a kill -9: make it durable
         // before anything of it is shown as such.
         sync_journals(dir).map_err(|e| engine(&e))?;
@@ -291,11 +228,11 @@ impl Disk {
             sync,
             syncer: Mutex::new(None),
             compacted_through: Mutex::new(0),
-            clock_bound: Mutex::new(hlc_bound),
+            clock_bound: Mutex::new(found.hlc_bound),
             space: SpaceGuard::new(dir, reserve),
         };
         disk.start_syncer();
-        Ok((disk, Meta { hlc_bound, positions }))
+        Ok((disk, found))
     }
 
     /// The data directory.
@@ -757,7 +694,7 @@ impl Disk {
     }
 
     fn engine_error(&self, e: &dyn fmt::Display) -> OpenError {
-        OpenError::Engine { dir: self.dir.clone(), message: e.to_string() }
+        opening(&self.dir)(e)
     }
 }
 
@@ -806,6 +743,91 @@ fn journal_files(dir: &Path) -> String {
     } else {
         files.join(", ")
     }
+}
+
+/// Maps an engine error met while opening the store in `dir`.
+fn opening(dir: &Path) -> impl Fn(&dyn fmt::Display) -> OpenError + '_ {
+    move |e| OpenError::Engine { dir: dir.to_path_buf(), message: e.to_string() }
+}
+
+/// Opens the fjall database of a data directory, naming the file behind each kind of failure
+/// (the engine's errors rarely do).
+fn open_database(dir: &Path, durability: Durability) -> Result<Database, OpenError> {
+    Database::builder(dir)
+        // Bounds what a restart replays: the journal is flushed into tables past this.
+        .max_journaling_size(64 * 1024 * 1024)
+        .cache_size(16 * 1024 * 1024)
+        // In fsync mode the syncer hands the journal's buffer to the OS once per group,
+        // rather than every commit making its own write(2). The other modes ack before any
+        // fsync, so there every commit reaches the OS at once and survives a kill -9.
+        .manual_journal_persist(durability == Durability::Fsync)
+        .open()
+        .map_err(|e| {
+            let message = match e {
+                fjall::Error::Locked => {
+                    "another process has it open (its lock file is held)".to_owned()
+                }
+                fjall::Error::InvalidVersion(_) => format!(
+                    "{} is damaged or not an EdgeKV store's format version file",
+                    dir.join("version").display()
+                ),
+                fjall::Error::JournalRecovery(error) => format!(
+                    "a journal file ({}) cannot be recovered: {error:?}",
+                    journal_files(dir)
+                ),
+                fjall::Error::Storage(error) => format!(
+                    "a table file under {} cannot be read: {error}",
+                    dir.join("keyspaces").display()
+                ),
+                other => other.to_string(),
+            };
+            OpenError::Engine { dir: dir.to_path_buf(), message }
+        })
+}
+
+/// Makes sure the directory belongs to `region`, recording it in a new one: a region started
+/// on another region's data would serve that region's keys as its own.
+fn claim_for_region(
+    db: &Database,
+    meta: &Keyspace,
+    dir: &Path,
+    region: RegionId,
+) -> Result<(), OpenError> {
+    let engine = opening(dir);
+    match meta.get(META_REGION).map_err(|e| engine(&e))? {
+        Some(found) if *found != *region.as_str().as_bytes() => Err(OpenError::WrongRegion {
+            dir: dir.to_path_buf(),
+            expected: region,
+            found: String::from_utf8_lossy(&found).into_owned(),
+        }),
+        Some(_) => Ok(()),
+        None => {
+            meta.insert(META_REGION, region.as_str()).map_err(|e| engine(&e))?;
+            db.persist(PersistMode::SyncAll).map_err(|e| engine(&e))
+        }
+    }
+}
+
+/// The clock bound and the peers' delivery positions in the meta keyspace.
+fn read_meta(meta: &Keyspace, dir: &Path) -> Result<Meta, OpenError> {
+    let mut hlc_bound = Timestamp(0);
+    let mut positions = Vec::new();
+    for guard in meta.iter() {
+        let (key, value) = guard.into_inner().map_err(|e| opening(dir)(&e))?;
+        let corrupt = |what| OpenError::Corrupt {
+            keyspace: "meta",
+            file: meta.path().to_path_buf(),
+            key: String::from_utf8_lossy(&key).into_owned(),
+            error: DecodeError(what),
+        };
+        if *key == *META_HLC {
+            hlc_bound = Timestamp(read_u64(&value).ok_or_else(|| corrupt("bad clock bound"))?);
+        } else if let Some(peer) = key.strip_prefix(META_PEER.as_bytes()) {
+            let ts = read_u64(&value).ok_or_else(|| corrupt("bad delivery position"))?;
+            positions.push((String::from_utf8_lossy(peer).into_owned(), Timestamp(ts)));
+        }
+    }
+    Ok(Meta { hlc_bound, positions })
 }
 
 fn read_u64(raw: &[u8]) -> Option<u64> {

@@ -7,7 +7,7 @@ use edgekv_core::Entry;
 
 use super::*;
 use crate::expiry::{Due, PurgeKind};
-use edgekv_core::NamespaceId;
+use edgekv_core::{AccountId, NamespaceId};
 
 impl Store {
     /// Turns expired entries into tombstones and forgets tombstones past their grace period
@@ -30,67 +30,72 @@ impl Store {
             if slot.version != item.version {
                 continue; // Rewritten since it was queued; the newer write has its own item.
             }
-            match item.kind {
-                PurgeKind::Expire => {
-                    // Keep the version: an older write of this key arriving later must still
-                    // lose to it.
-                    let tombstone = Entry::tombstone(item.version);
-                    let committed = self.commit_with(None, |disk, batch| {
-                        disk.put_entry(batch, &item.namespace, &item.key, &tombstone)
-                    });
-                    if let Err(error) = committed {
-                        tracing::warn!(%error, "expiry not stored; retried later");
-                        follow_ups.push(Due { at_ms: now.saturating_add(1000), ..item });
-                        continue;
-                    }
-                    if slot.digested {
-                        let hash = item_hash(
-                            account.as_str(),
-                            item.namespace.as_str(),
-                            Some(&item.key),
-                            slot.version,
-                        );
-                        self.digest.lock().tree.remove(slot.leaf, hash);
-                    }
-                    *slot = Slot {
-                        expiration: None,
-                        metadata: None,
-                        value: Value::Tombstone,
-                        digested: false,
-                        ..slot.clone()
-                    };
-                    let grace_ms = self.config.tombstone_grace.as_millis() as u64;
-                    follow_ups.push(Due {
-                        at_ms: item.at_ms.saturating_add(grace_ms),
-                        kind: PurgeKind::Collect,
-                        ..item
-                    });
-                    stats.expired += 1;
-                }
+            let next = match item.kind {
+                PurgeKind::Expire => self.expire(&account, slot, item, now, &mut stats),
                 PurgeKind::Collect if self.watermarks.read().covers(item.version) => {
                     let committed = self.commit_with(None, |disk, batch| {
                         disk.remove_entry(batch, &item.namespace, &item.key)
                     });
-                    if let Err(error) = committed {
-                        tracing::warn!(%error, "tombstone collection not stored; retried later");
-                        follow_ups.push(Due { at_ms: now.saturating_add(1000), ..item });
-                        continue;
+                    match committed {
+                        Ok(()) => {
+                            keys.remove(&item.key);
+                            stats.collected += 1;
+                            None
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "tombstone collection not stored; retried later");
+                            Some(Due { at_ms: now.saturating_add(1000), ..item })
+                        }
                     }
-                    keys.remove(&item.key);
-                    stats.collected += 1;
                 }
                 PurgeKind::Collect => {
                     // Some region may not have the delete yet: forgetting it now could let an
                     // older value come back from there. Try again later.
                     let wait =
                         COLLECT_RETRY.min(self.config.tombstone_grace).max(MIN_COLLECT_RETRY);
-                    let retry = now.saturating_add(wait.as_millis() as u64);
-                    follow_ups.push(Due { at_ms: retry, ..item });
+                    Some(Due { at_ms: now.saturating_add(wait.as_millis() as u64), ..item })
                 }
-            }
+            };
+            follow_ups.extend(next);
         }
         self.finish(Effects { purges: follow_ups, maturing: Vec::new() });
         stats
+    }
+
+    /// Turns an expired entry into a tombstone of the same version (an older write of the key
+    /// arriving later must still lose to it); what to do with the item next: collect the
+    /// tombstone after its grace period, or retry the expiry if it could not be stored.
+    fn expire(
+        &self,
+        account: &AccountId,
+        slot: &mut Slot,
+        item: Due,
+        now: u64,
+        stats: &mut PurgeStats,
+    ) -> Option<Due> {
+        let tombstone = Entry::tombstone(item.version);
+        let committed = self.commit_with(None, |disk, batch| {
+            disk.put_entry(batch, &item.namespace, &item.key, &tombstone)
+        });
+        if let Err(error) = committed {
+            tracing::warn!(%error, "expiry not stored; retried later");
+            return Some(Due { at_ms: now.saturating_add(1000), ..item });
+        }
+        if slot.digested {
+            let hash =
+                item_hash(account.as_str(), item.namespace.as_str(), Some(&item.key), slot.version);
+            self.digest.lock().tree.remove(slot.leaf, hash);
+        }
+        *slot = Slot {
+            expiration: None,
+            metadata: None,
+            value: Value::Tombstone,
+            digested: false,
+            ..slot.clone()
+        };
+        stats.expired += 1;
+        let grace_ms = self.config.tombstone_grace.as_millis() as u64;
+        Some(Due { at_ms: item.at_ms.saturating_add(grace_ms), kind: PurgeKind::Collect, ..item })
     }
 
     /// How many purges are scheduled (a gauge for tests and metrics).
