@@ -18,7 +18,7 @@
 //! with the nodes' microsecond readings the window is a few microseconds wide, so the choice of
 //! point inside it does not show in figures measured in milliseconds.
 //!
-//! One module per measurement, each over the shared [`index::Index`]: `visibility` (B1),
+//! One module per measurement, each over the shared `index::Index`: `visibility` (B1),
 //! `stale` (B2), `conflicts` (B3), `convergence` (B4), `divergence` (B5), `operations` (B6:
 //! availability, latency, throughput, clocks), `traces` (the excerpts the report draws), `run`
 //! (the run's metadata), with `faults` (fault windows) and `stats` (quantiles, intervals,
