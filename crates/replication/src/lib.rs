@@ -353,13 +353,25 @@ async fn hub(
     timers: Arc<dyn Timers>,
     shutdown: CancellationToken,
 ) {
+    // Ticks at a fixed rate on the region's clock, not a fixed pause after each tick's work, so
+    // the watermark is published every HUB_TICK and does not drift. A wait is never longer
+    // than a tick, even when the clock was set back; a late tick is not made up for.
+    let tick_ms = HUB_TICK.as_millis() as u64;
+    let now_ms = || shared.store.hlc().physical_now_ms();
+    let mut next = now_ms().saturating_add(tick_ms);
     loop {
+        let wait = next.saturating_sub(now_ms()).min(tick_ms);
         tokio::select! {
             _ = shutdown.cancelled() => {
                 save_positions(&shared, &peers);
                 return;
             }
-            _ = timers.sleep(HUB_TICK) => {}
+            _ = timers.sleep(std::time::Duration::from_millis(wait)) => {}
+        }
+        let now = now_ms();
+        next = next.saturating_add(tick_ms);
+        if next <= now {
+            next = now.saturating_add(tick_ms);
         }
         let through =
             peers.iter().map(|p| p.acked_through.load(Ordering::Relaxed)).min().unwrap_or(u64::MAX);
