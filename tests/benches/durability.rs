@@ -957,7 +957,7 @@ impl Node {
                     node.log_tail()
                 );
             };
-            // A region row: REGION URL GRPC TOKEN, the URL `http://HOST:PORT/client/v4`.
+            // A region row: REGION URL GRPC BINDING TOKEN, the URL `http://HOST:PORT/client/v4`.
             if let Some(url) =
                 line.split_whitespace().nth(1).and_then(|u| u.strip_prefix("http://"))
             {

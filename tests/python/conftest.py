@@ -2,7 +2,7 @@
 
 The node is the release binary (`EDGEKV_BIN`, default `<repo>/target/release/edgekv`), started
 as `edgekv cluster --regions wnam --port 0`, which binds a free port and prints a table
-`REGION URL GRPC TOKEN` on stdout; the URL of the `wnam` line is the API base URL. The node accepts
+`REGION URL GRPC BINDING TOKEN` on stdout; the URL of the `wnam` line is the API base URL. The node accepts
 only the tokens in `EDGEKV_API_TOKEN`, set here to a random test token, so tests can also present
 wrong credentials. Every test gets its own account id, so tests never see each other's data.
 """

@@ -47,6 +47,8 @@ pub struct RegionRow {
     pub addr: String,
     /// Its gRPC URL, `http://HOST:PORT`.
     pub grpc: String,
+    /// Its Workers binding listener, `http://HOST:PORT`.
+    pub binding: String,
 }
 
 /// A running `edgekv` process, killed when dropped.
@@ -128,8 +130,10 @@ impl Edgekv {
             };
             let cols: Vec<&str> = line.split_whitespace().collect();
             match cols.as_slice() {
-                ["REGION", "URL", "GRPC", "TOKEN"] => header_seen = true,
-                [region, url, grpc, _token] if header_seen && url.starts_with("http://") => {
+                ["REGION", "URL", "GRPC", "BINDING", "TOKEN"] => header_seen = true,
+                [region, url, grpc, binding, _token]
+                    if header_seen && url.starts_with("http://") =>
+                {
                     let addr = url
                         .trim_start_matches("http://")
                         .split('/')
@@ -141,6 +145,7 @@ impl Edgekv {
                         url: url.to_string(),
                         addr,
                         grpc: grpc.to_string(),
+                        binding: binding.to_string(),
                     });
                 }
                 _ if header_seen => break,

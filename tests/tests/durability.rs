@@ -535,7 +535,8 @@ fn anti_entropy_rounds(addr: &str) -> u64 {
 fn a_full_disk_refuses_writes_that_are_never_seen_and_writes_resume_when_space_returns() {
     let root = tempfile::tempdir().expect("a temp dir");
     let Some(tmpfs) = Tmpfs::mount(root.path(), "16m") else { return };
-    let flags = ["--anti-entropy-interval", "300ms"];
+    // Rewrites k at once: without the one-write-per-second limit, so the disk is what refuses.
+    let flags = ["--anti-entropy-interval", "300ms", "--write-rate-limit", "off"];
     let wnam = RegionSpec::new("wnam", &tmpfs.dir, &flags);
     let enam = RegionSpec::new("enam", root.path(), &flags);
     let origin = wnam.start(&[&enam], &[]);

@@ -232,6 +232,9 @@ fn two_node_processes_replicate_to_each_other() {
             &peer,
             "--delay",
             "200ms",
+            // The key is rewritten every 50 ms until it shows up in the peer.
+            "--write-rate-limit",
+            "off",
         ];
         Edgekv::must_start(&args, &[("EDGEKV_API_TOKEN", TOKEN)])
     };

@@ -123,6 +123,8 @@ async fn start_edgekv() -> Target {
         auth: Auth::new(vec![DEV_TOKEN.into()]),
         metrics: ApiMetrics::register(&Registry::default()),
         budget: edgekv_api::BodyBudget::new(256 << 20),
+        // Today's behaviour, stated: no edge cache, no write rate limit.
+        edge: edgekv_api::Edge::new(edgekv_api::EdgeConfig::OFF, &Registry::default()),
     });
     let prefix = format!("/client/v4/accounts/{account}/storage/kv/namespaces/{ns}/values");
     let uris = (0..KEYS).map(|i| format!("{prefix}/{}", key(i)).parse().expect("uri")).collect();

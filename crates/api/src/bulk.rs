@@ -23,6 +23,8 @@ use serde_json::{Map, Value};
 
 use crate::body::{read_limited, value_too_large, Reading};
 use crate::budget::Held;
+use crate::cache::DEFAULT_CACHE_TTL;
+use crate::edge;
 use crate::handlers::{raw_json, require_namespace, small_json};
 use crate::{envelope, ApiError, AppState};
 
@@ -106,7 +108,7 @@ pub(crate) async fn write(
     let ops =
         items.into_iter().map(|item| to_write_op(item, now_ms)).collect::<Result<Vec<_>, _>>()?;
     let count = ops.len();
-    state.store.write(account, ns, ops).map_err(|err| ApiError::from_store("bulk put", err))?;
+    edge::write(state, account, ns, ops, "bulk put").await?;
     Ok(envelope::ok(BulkResult { successful_key_count: count, unsuccessful_keys: [] }))
 }
 
@@ -169,10 +171,7 @@ pub(crate) async fn delete(
         .into_iter()
         .map(|key| WriteOp { key, value: None, metadata: None, expiration: None })
         .collect();
-    state
-        .store
-        .write(account, ns, ops)
-        .map_err(|err| ApiError::from_store("bulk remove keys", err))?;
+    edge::write(state, account, ns, ops, "bulk remove keys").await?;
     Ok(envelope::ok(BulkResult { successful_key_count: count, unsuccessful_keys: [] }))
 }
 
@@ -203,10 +202,8 @@ pub(crate) async fn get(
     let request: BulkGetRequest =
         parse_json(&bytes, "{\"keys\": [...], \"type\"?, \"withMetadata\"?}")?;
     let as_json = check_get_request(&request)?;
-    let entries = state
-        .store
-        .get_many(account, ns, &request.keys)
-        .map_err(|err| ApiError::from_store("bulk get keys", err))?;
+    let entries =
+        edge::read_many(state, account, ns, &request.keys, DEFAULT_CACHE_TTL, edge::Via::Rest)?;
     let total: usize =
         entries.iter().flatten().map(|e| e.value.as_ref().map_or(0, Bytes::len)).sum();
     if total > MAX_BULK_GET_TOTAL_BYTES {

@@ -61,6 +61,10 @@ pub enum ApiError {
         #[source]
         cause: Option<Cause>,
     },
+    /// The key was written less than a second ago in this region: Workers KV takes at most one
+    /// write per second per key. Nothing of the request was stored; retry after a second.
+    #[error("Too Many Requests: a key takes at most one write per second")]
+    RateLimited,
     /// The store takes no writes for now (its disk is nearly full, or it is recovering from a
     /// storage failure). Nothing of the request was stored; retry after `Retry-After`.
     #[error("service unavailable: {0}")]
@@ -69,6 +73,8 @@ pub enum ApiError {
 
 /// How long a client is told to wait before retrying a write the store could not take.
 const RETRY_AFTER_SECS: u32 = 5;
+/// How long a client is told to wait before writing a rate-limited key again.
+const RATE_RETRY_AFTER_SECS: u32 = 1;
 
 impl ApiError {
     /// The HTTP status Workers KV answers with.
@@ -89,6 +95,7 @@ impl ApiError {
             | ApiError::BadRequest(_)
             | ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
             ApiError::Storage { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -107,6 +114,8 @@ impl ApiError {
             | ApiError::BadRequest(_)
             | ApiError::TooLarge(_)
             | ApiError::BodyRead(_) => VALIDATION_CODE,
+            // Cloudflare's API answers its rate limits with 971 (docs/api.md).
+            ApiError::RateLimited => 971,
             // The local simulator's internal error code (docs/api.md).
             ApiError::Storage { .. } | ApiError::Unavailable(_) => 10000,
         }
@@ -163,13 +172,21 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        // The Python SDK retries some statuses; only a storage failure may get better by
-        // retrying.
-        let retry = matches!(self, ApiError::Storage { .. } | ApiError::Unavailable(_));
+        // The Python SDK retries some statuses; only a storage failure or a busy key may get
+        // better by retrying.
+        let retry = matches!(
+            self,
+            ApiError::Storage { .. } | ApiError::Unavailable(_) | ApiError::RateLimited
+        );
         let should = HeaderValue::from_static(if retry { "true" } else { "false" });
         response.headers_mut().insert("x-should-retry", should);
-        if matches!(self, ApiError::Unavailable(_)) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        let retry_after = match self {
+            ApiError::Unavailable(_) => Some(RETRY_AFTER_SECS),
+            ApiError::RateLimited => Some(RATE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::body::{read_limited, read_value_body, Reading};
+use crate::cache::DEFAULT_CACHE_TTL;
+use crate::edge::{self, Via};
 use crate::query::Query;
 use crate::route::{KeyPath, Route};
 use crate::{bulk, envelope, ApiError, AppState, VERSION_HEADER};
@@ -42,7 +44,7 @@ pub(crate) async fn handle(
         Route::PutValue(account, ns, key) => {
             put_value(state, &account, &ns, &key, headers, query, body).await
         }
-        Route::DeleteValue(account, ns, key) => delete_value(state, &account, &ns, &key),
+        Route::DeleteValue(account, ns, key) => delete_value(state, &account, &ns, &key).await,
         Route::GetMetadata(account, ns, key) => get_metadata(state, &account, &ns, &key),
         Route::BulkWrite(account, ns) => bulk::write(state, &account, &ns, headers, body).await,
         Route::BulkDelete(account, ns) => bulk::delete(state, &account, &ns, headers, body).await,
@@ -241,10 +243,9 @@ fn list_keys(
         Some(cursor) => Some(decode_cursor(cursor)?),
         None => None,
     };
-    let page = state
-        .store
-        .list_keys(account, ns, prefix, resume_after.as_deref(), limit)
-        .map_err(|err| ApiError::from_store("list keys", err))?;
+    let cursor = (query.get("cursor").unwrap_or(""), resume_after.as_deref());
+    let page =
+        edge::list(state, account, ns, prefix, cursor, limit, DEFAULT_CACHE_TTL, Via::Rest)?.found;
     let keys: Vec<KeyJson<'_>> = page
         .keys
         .iter()
@@ -303,10 +304,13 @@ fn live_entry(
     key: &str,
     op: &'static str,
 ) -> Result<Entry, ApiError> {
-    state
-        .store
-        .get(account, ns, key)
-        .map_err(|err| ApiError::from_store(op, err))?
+    let renamed = |err: ApiError| match err {
+        ApiError::NamespaceNotFound(_) => ApiError::NamespaceNotFound(op),
+        other => other,
+    };
+    edge::read(state, account, ns, key, DEFAULT_CACHE_TTL, Via::Rest)
+        .map_err(renamed)?
+        .found
         .ok_or(ApiError::KeyNotFound(op))
 }
 
@@ -332,10 +336,10 @@ async fn put_value(
         metadata: body.metadata.map(Bytes::from),
         expiration,
     };
-    write_one(state, account, ns, op, "put")
+    write_one(state, account, ns, op, "put").await
 }
 
-fn delete_value(
+async fn delete_value(
     state: &AppState,
     account: &AccountId,
     ns: &NamespaceId,
@@ -343,18 +347,17 @@ fn delete_value(
 ) -> Result<Response, ApiError> {
     let key = key.decode()?;
     let op = WriteOp { key, value: None, metadata: None, expiration: None };
-    write_one(state, account, ns, op, "remove key")
+    write_one(state, account, ns, op, "remove key").await
 }
 
-fn write_one(
+async fn write_one(
     state: &AppState,
     account: &AccountId,
     ns: &NamespaceId,
     op: WriteOp,
     name: &'static str,
 ) -> Result<Response, ApiError> {
-    let results =
-        state.store.write(account, ns, vec![op]).map_err(|err| ApiError::from_store(name, err))?;
+    let results = edge::write(state, account, ns, vec![op], name).await?;
     let mut response = envelope::ok(());
     if let Some(result) = results.first() {
         response.headers_mut().insert(VERSION_HEADER, version_header(result.version));

@@ -1,7 +1,10 @@
-//! The Cloudflare Workers KV REST API, served from an EdgeKV store.
+//! The Cloudflare Workers KV APIs, served from an EdgeKV store: the REST API, and the protocol
+//! workerd speaks to a KV service for a Worker's binding.
 //!
 //! All 14 Workers KV operations under `/client/v4`, with Cloudflare's limits, statuses, error
 //! codes and envelope, so that the official SDKs and wrangler work against a node unchanged.
+//! [`binding`] serves a `kvNamespace` binding on a listener of its own, so Worker code reaches
+//! a region through workerd (or `wrangler dev`) as it would reach Workers KV.
 //! Two extension headers expose what the API otherwise hides, for consistency experiments:
 //! `edgekv-region` (the region that served the response) on every response, and
 //! `edgekv-version` (the LWW version of the entry served) on reads.
@@ -10,17 +13,24 @@
 //! - [`route`]: the raw path to one of the operations (keys may contain `/`).
 //! - `auth`: API tokens; `body`: bodies read within limits, multipart values; `query`: query
 //!   strings.
-//! - `handlers`, `bulk`: one function per operation over the [`edgekv_store::Store`].
+//! - `handlers`, `bulk`: one function per REST operation; [`binding`]: the binding protocol.
+//! - `edge`: what both APIs read and write through, as on a Workers KV location: the
+//!   [`cache`] (reads stay what they were for their cacheTtl) and the write [`rate`] (one
+//!   write per second per key).
 //! - [`ApiError`]: every failure with its status and Cloudflare code.
 
 mod auth;
+pub mod binding;
 mod body;
 mod budget;
 mod bulk;
+pub mod cache;
+mod edge;
 mod envelope;
 mod error;
 mod handlers;
 mod query;
+pub mod rate;
 pub mod route;
 
 use std::sync::Arc;
@@ -35,6 +45,7 @@ use edgekv_store::Store;
 
 pub use auth::{bearer_token, Auth, DEV_TOKEN};
 pub use budget::BodyBudget;
+pub use edge::{Edge, EdgeConfig};
 pub use error::{refusal_envelope, ApiError};
 
 /// The header naming the region that served a response.
@@ -53,6 +64,8 @@ pub struct AppState {
     pub metrics: ApiMetrics,
     /// Memory all requests together may hold for bodies.
     pub budget: BodyBudget,
+    /// The edge read cache and the write rate.
+    pub edge: Edge,
 }
 
 /// The API's series in the node's metrics registry.

@@ -84,6 +84,8 @@ fn api() -> Api {
         auth: Auth::new([TOKEN.to_string()]),
         metrics: ApiMetrics::register(&Registry::default()),
         budget: edgekv_api::BodyBudget::new(256 << 20),
+        // Today's behaviour, stated: no edge cache, no write rate limit.
+        edge: edgekv_api::Edge::new(edgekv_api::EdgeConfig::OFF, &Registry::default()),
     });
     Api { app: app(state), clock, store }
 }

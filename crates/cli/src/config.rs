@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use edgekv_api::EdgeConfig;
 use edgekv_core::{RegionId, Tokens};
 use edgekv_node::config::{latency_matrix, DEFAULT_DATA_DIR, DEV_ADMIN_TOKEN, DEV_CLUSTER_SECRET};
 use edgekv_node::serve::{Limits, Timeouts};
@@ -27,7 +28,11 @@ pub fn node_config(settings: &Settings) -> anyhow::Result<RegionConfig> {
     let listen = settings.listen;
     let grpc_listen = match settings.grpc_listen {
         Some(addr) => addr,
-        None => grpc_beside(listen)?,
+        None => beside(listen, GRPC_OFFSET, "--grpc-listen")?,
+    };
+    let binding_listen = match settings.binding_listen {
+        Some(addr) => addr,
+        None => beside(listen, BINDING_OFFSET, "--binding-listen")?,
     };
     let peers = settings.peers.0.clone();
     if peers.iter().any(|p| p.name == region) {
@@ -35,7 +40,8 @@ pub fn node_config(settings: &Settings) -> anyhow::Result<RegionConfig> {
     }
     // An explicit directory is the region's own; the default keeps the cluster's layout, so
     // `edgekv node --region wnam` finds the data `edgekv cluster` wrote for wnam.
-    region_config(settings, region, listen, grpc_listen, peers, |root| {
+    let addrs = Addrs { listen, grpc: grpc_listen, binding: binding_listen };
+    region_config(settings, region, addrs, peers, |root| {
         if settings.data_dir.is_some() {
             root.to_path_buf()
         } else {
@@ -51,7 +57,11 @@ pub fn cluster_configs(settings: &Settings) -> anyhow::Result<Vec<RegionConfig>>
     let base_port = settings.port;
     let grpc_base = match settings.grpc_port {
         Some(port) => port,
-        None => grpc_beside(SocketAddr::new(host, base_port))?.port(),
+        None => beside(SocketAddr::new(host, base_port), GRPC_OFFSET, "--grpc-port")?.port(),
+    };
+    let binding_base = match settings.binding_port {
+        Some(port) => port,
+        None => beside(SocketAddr::new(host, base_port), BINDING_OFFSET, "--binding-port")?.port(),
     };
     let port_of = |base: u16, i: usize| -> anyhow::Result<u16> {
         if base == 0 {
@@ -65,10 +75,13 @@ pub fn cluster_configs(settings: &Settings) -> anyhow::Result<Vec<RegionConfig>>
         if configs.iter().any(|r| r.region == region) {
             bail!("region {region} is listed twice");
         }
-        let listen = SocketAddr::new(host, port_of(base_port, i)?);
-        let grpc = SocketAddr::new(host, port_of(grpc_base, i)?);
+        let addrs = Addrs {
+            listen: SocketAddr::new(host, port_of(base_port, i)?),
+            grpc: SocketAddr::new(host, port_of(grpc_base, i)?),
+            binding: SocketAddr::new(host, port_of(binding_base, i)?),
+        };
         let dir = |root: &std::path::Path| root.join(region.as_str());
-        configs.push(region_config(settings, region, listen, grpc, Vec::new(), dir)?);
+        configs.push(region_config(settings, region, addrs, Vec::new(), dir)?);
     }
     if configs.is_empty() {
         bail!("--regions needs at least one region name");
@@ -76,14 +89,21 @@ pub fn cluster_configs(settings: &Settings) -> anyhow::Result<Vec<RegionConfig>>
     Ok(configs)
 }
 
+/// Where a region listens.
+struct Addrs {
+    listen: SocketAddr,
+    grpc: SocketAddr,
+    binding: SocketAddr,
+}
+
 fn region_config(
     settings: &Settings,
     region: RegionId,
-    listen: SocketAddr,
-    grpc_listen: SocketAddr,
+    addrs: Addrs,
     peers: Vec<PeerConfig>,
     dir: impl FnOnce(&std::path::Path) -> PathBuf,
 ) -> anyhow::Result<RegionConfig> {
+    let Addrs { listen, grpc: grpc_listen, binding: binding_listen } = addrs;
     let api_tokens = resolve_tokens(&settings.api_tokens, listen, Credential::Api)?;
     let secret =
         resolve_tokens(settings.cluster_secret.as_slice(), grpc_listen, Credential::ClusterSecret)?;
@@ -105,6 +125,7 @@ fn region_config(
         region,
         listen,
         grpc_listen,
+        binding_listen,
         api_tokens: api_tokens.iter().map(str::to_owned).collect(),
         admin_tokens: admin_tokens.iter().map(str::to_owned).collect(),
         tombstone_grace: settings.tombstone_grace,
@@ -124,18 +145,29 @@ fn region_config(
             max_connections: settings.max_connections.max(1),
         },
         body_memory: settings.body_memory.0,
+        edge: EdgeConfig {
+            cache_memory: settings.edge_cache.then_some(settings.edge_cache_memory.0),
+            rest_cache: settings.rest_cache,
+            write_rate_limit: settings.write_rate_limit,
+        },
         clock: Arc::new(edgekv_core::SystemClock),
         timers: Arc::new(edgekv_replication::TokioTimers),
     })
 }
 
-/// The gRPC address next to an HTTP address: same host, port + 1000 (0 stays 0).
-fn grpc_beside(http: SocketAddr) -> anyhow::Result<SocketAddr> {
+/// Where a region's gRPC listener goes by default, from its HTTP port.
+const GRPC_OFFSET: u16 = 1000;
+/// Where a region's binding listener goes by default, from its HTTP port.
+const BINDING_OFFSET: u16 = 2000;
+
+/// The address next to an HTTP address: same host, port + `offset` (0 stays 0), or an error
+/// naming `flag`, which sets it instead.
+fn beside(http: SocketAddr, offset: u16, flag: &str) -> anyhow::Result<SocketAddr> {
     let port = match http.port() {
         0 => 0,
-        p => p
-            .checked_add(1000)
-            .context("the HTTP port is too high to put gRPC at port + 1000; set --grpc-listen")?,
+        p => p.checked_add(offset).with_context(|| {
+            format!("the HTTP port is too high to put this listener at port + {offset}; set {flag}")
+        })?,
     };
     Ok(SocketAddr::new(http.ip(), port))
 }

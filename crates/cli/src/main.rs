@@ -28,7 +28,7 @@ enum Command {
     /// Run one regional node.
     Node(SettingsArgs<false>),
     /// Run one node per region in this process, replicating with each other; region i serves
-    /// HTTP on PORT+i and gRPC on GRPC_PORT+i.
+    /// HTTP on PORT+i, gRPC on GRPC_PORT+i and the Workers binding on BINDING_PORT+i.
     Cluster(SettingsArgs<true>),
     /// The consistency lab.
     #[command(subcommand)]
@@ -440,18 +440,18 @@ fn base_url(addr: SocketAddr) -> String {
 
 /// Prints where each region listens, once every listener is bound (so a script that has read
 /// the table can connect at once). Scripts parse it: one header line, then one line per region
-/// with the columns REGION, URL, GRPC, TOKEN separated by whitespace.
+/// with the columns REGION, URL, GRPC, BINDING, TOKEN separated by whitespace.
 fn print_table(regions: &[RunningRegion], settings: &Settings) {
-    println!("{:<8} {:<40} {:<26} TOKEN", "REGION", "URL", "GRPC");
+    println!("{:<8} {:<40} {:<26} {:<26} TOKEN", "REGION", "URL", "GRPC", "BINDING");
     for region in regions {
         let token = region.config.api_tokens.first().map(String::as_str).unwrap_or("");
         let shown = if token == edgekv_api::DEV_TOKEN { token } else { "(configured)" };
-        let grpc = edgekv_replication::grpc_url(region.grpc_addr);
         println!(
-            "{:<8} {:<40} {:<26} {}",
+            "{:<8} {:<40} {:<26} {:<26} {}",
             region.config.region,
             base_url(region.http_addr),
-            grpc,
+            edgekv_replication::grpc_url(region.grpc_addr),
+            format!("http://{}", region.binding_addr),
             shown
         );
     }

@@ -104,6 +104,15 @@ macro_rules! scalar_settings {
     )+};
 }
 
+/// An on/off setting: `on`, `off`, `true`, `false`, `yes`, `no`, `1` or `0`.
+fn parse_switch(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("{text:?} is neither on nor off")),
+    }
+}
+
 fn parsed<T: std::str::FromStr>(text: &str) -> Result<T, String>
 where
     T::Err: std::fmt::Display,
@@ -116,7 +125,7 @@ scalar_settings! {
     u64 => parsed::<u64>,
     u16 => parsed::<u16>,
     usize => parsed::<usize>,
-    bool => parsed::<bool>,
+    bool => parse_switch,
     SocketAddr => parsed::<SocketAddr>,
     IpAddr => parsed::<IpAddr>,
     PathBuf => |t: &str| Ok(PathBuf::from(t)),
@@ -290,6 +299,9 @@ settings! {
     [Node] listen: SocketAddr = DEFAULT_LISTEN, flag "listen", env "EDGEKV_LISTEN";
     /// gRPC listen address for peers [default: the HTTP address with port + 1000].
     [Node] grpc_listen: Option<SocketAddr> = None, flag "grpc-listen", env "EDGEKV_GRPC_LISTEN";
+    /// Listen address of the Workers binding protocol, which workerd (and `wrangler dev`) speak
+    /// to a KV service [default: the HTTP address with port + 2000].
+    [Node] binding_listen: Option<SocketAddr> = None, flag "binding-listen", env "EDGEKV_BINDING_LISTEN";
     /// A peer region: NAME=http://HOST:PORT, its gRPC address (repeatable; in the file a table
     /// of NAME = "URL").
     [Node] peers: Peers = Peers::default(), flag "peer", env "EDGEKV_PEERS", list ',';
@@ -300,6 +312,9 @@ settings! {
     [Cluster] port: u16 = DEFAULT_LISTEN.port(), flag "port", env "EDGEKV_PORT";
     /// gRPC port of the first region [default: PORT+1000, or free ports when PORT is 0].
     [Cluster] grpc_port: Option<u16> = None, flag "grpc-port", env "EDGEKV_GRPC_PORT";
+    /// Workers binding port of the first region; region i listens on BINDING_PORT+i
+    /// [default: PORT+2000, or free ports when PORT is 0].
+    [Cluster] binding_port: Option<u16> = None, flag "binding-port", env "EDGEKV_BINDING_PORT";
     /// Address every region binds to [default: 127.0.0.1].
     [Cluster] host: IpAddr = DEFAULT_LISTEN.ip(), flag "host", env "EDGEKV_HOST";
     /// Accepted API tokens, comma-separated. Without one, a node on loopback accepts
@@ -360,6 +375,19 @@ settings! {
     /// values being sent. Past it a request is refused with 503 and Retry-After rather than
     /// let memory grow; one request may always have it all [default: 256MiB].
     [Node, Cluster] body_memory: ByteSize = ByteSize(256 << 20), flag "body-memory", env "EDGEKV_BODY_MEMORY";
+    /// Keep Workers KV's edge read cache: a region serves what a binding read found, even
+    /// "not found", for the read's cacheTtl (default 60 s) while newer versions arrive
+    /// (on/off) [default: on].
+    [Node, Cluster] edge_cache: bool = true, flag "edge-cache", env "EDGEKV_EDGE_CACHE";
+    /// Memory of each region's edge cache; past it the least recently used entries go
+    /// [default: 64MiB].
+    [Node, Cluster] edge_cache_memory: ByteSize = ByteSize(64 << 20), flag "edge-cache-memory", env "EDGEKV_EDGE_CACHE_MEMORY";
+    /// Read through the edge cache on the REST API too (Cloudflare's REST API reads central
+    /// storage, uncached) (on/off) [default: off].
+    [Node, Cluster] rest_cache: bool = false, flag "rest-cache", env "EDGEKV_REST_CACHE";
+    /// Refuse a second write to the same key within a second in a region, with 429, as Workers
+    /// KV does (on/off) [default: on].
+    [Node, Cluster] write_rate_limit: bool = true, flag "write-rate-limit", env "EDGEKV_WRITE_RATE_LIMIT";
 }
 
 fn default_regions() -> Vec<RegionId> {

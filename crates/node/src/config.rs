@@ -27,6 +27,8 @@ pub struct RegionConfig {
     pub listen: SocketAddr,
     /// Where its gRPC replication service listens.
     pub grpc_listen: SocketAddr,
+    /// Where it serves the Workers binding protocol (workerd's KV service).
+    pub binding_listen: SocketAddr,
     /// Accepted API tokens; never empty once resolved.
     pub api_tokens: Vec<String>,
     /// Accepted admin tokens; never empty once resolved.
@@ -50,6 +52,8 @@ pub struct RegionConfig {
     pub limits: crate::serve::Limits,
     /// Bytes of request and response bodies all requests together may hold.
     pub body_memory: u64,
+    /// The edge read cache and the write rate, as on a Workers KV location.
+    pub edge: edgekv_api::EdgeConfig,
     /// The physical clock under the region's HLC (the system clock; a simulator's virtual
     /// clock).
     pub clock: Arc<dyn edgekv_core::PhysicalClock>,
@@ -104,6 +108,7 @@ impl RegionConfig {
             region,
             listen: any_port,
             grpc_listen: any_port,
+            binding_listen: any_port,
             api_tokens: vec![edgekv_api::DEV_TOKEN.to_owned()],
             admin_tokens: vec![DEV_ADMIN_TOKEN.to_owned()],
             tombstone_grace: Duration::from_secs(60),
@@ -115,6 +120,7 @@ impl RegionConfig {
             storage_reserve: edgekv_store::Reserve::default(),
             limits: crate::serve::Limits::generous(),
             body_memory: 256 << 20,
+            edge: edgekv_api::EdgeConfig::WORKERS_KV,
             clock: Arc::new(edgekv_core::SystemClock),
             timers: Arc::new(edgekv_replication::TokioTimers),
         }

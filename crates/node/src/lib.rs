@@ -47,8 +47,11 @@ pub struct BoundRegion {
     pub http_addr: SocketAddr,
     /// The gRPC address actually bound.
     pub grpc_addr: SocketAddr,
+    /// The Workers binding protocol's address actually bound.
+    pub binding_addr: SocketAddr,
     http: TcpListener,
     grpc: TcpListener,
+    binding: TcpListener,
 }
 
 /// Binds a region's HTTP and gRPC listeners.
@@ -60,9 +63,13 @@ pub async fn bind(config: RegionConfig) -> anyhow::Result<BoundRegion> {
     let grpc = TcpListener::bind(config.grpc_listen).await.with_context(|| {
         format!("bind gRPC listener of region {region} on {}", config.grpc_listen)
     })?;
+    let binding = TcpListener::bind(config.binding_listen).await.with_context(|| {
+        format!("bind the binding listener of region {region} on {}", config.binding_listen)
+    })?;
     let http_addr = http.local_addr().context("read the bound HTTP address")?;
     let grpc_addr = grpc.local_addr().context("read the bound gRPC address")?;
-    Ok(BoundRegion { config, http_addr, grpc_addr, http, grpc })
+    let binding_addr = binding.local_addr().context("read the bound binding address")?;
+    Ok(BoundRegion { config, http_addr, grpc_addr, binding_addr, http, grpc, binding })
 }
 
 /// A region that is serving.
@@ -73,6 +80,8 @@ pub struct RunningRegion {
     pub http_addr: SocketAddr,
     /// The address its gRPC replication service listens on.
     pub grpc_addr: SocketAddr,
+    /// The address its Workers binding protocol listens on.
+    pub binding_addr: SocketAddr,
     /// The region's store.
     pub store: Arc<Store>,
     /// Its replication.
@@ -82,6 +91,7 @@ pub struct RunningRegion {
     /// Its replication series, for tests and benchmarks that read them directly.
     pub replication_metrics: Arc<ReplicationMetrics>,
     server: JoinHandle<()>,
+    binding_server: JoinHandle<()>,
     grpc_server: JoinHandle<()>,
     purger: JoinHandle<()>,
 }
@@ -98,6 +108,7 @@ impl RunningRegion {
     pub async fn stopped(self) -> anyhow::Result<()> {
         let region = self.config.region;
         self.server.await.context("HTTP server task panicked")?;
+        self.binding_server.await.context("binding server task panicked")?;
         self.purger.await.context("purge task panicked")?;
         self.replication.stopped().await;
         self.grpc_server.await.context("gRPC server task panicked")?;
@@ -117,7 +128,7 @@ pub fn start(
     faults: Arc<Faults>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningRegion> {
-    let BoundRegion { config, http_addr, grpc_addr, http, grpc } = bound;
+    let BoundRegion { config, http_addr, grpc_addr, binding_addr, http, grpc, binding } = bound;
     let span = tracing::info_span!("region", region = %config.region);
     let store = region_store(&config, &faults)?;
     let registry = Arc::new(Registry::default());
@@ -128,6 +139,7 @@ pub fn start(
         auth: Auth::new(config.api_tokens.iter().cloned()),
         metrics: ApiMetrics::register(&registry),
         budget: edgekv_api::BodyBudget::new(config.body_memory),
+        edge: edgekv_api::Edge::new(config.edge, &registry),
     });
     let admin = admin_state(&config, &store, &faults, &registry);
     let (replication, grpc_server) = span.in_scope(|| {
@@ -138,13 +150,26 @@ pub fn start(
         tracing::info!(
             %http_addr,
             %grpc_addr,
+            %binding_addr,
             peers = config.replication.peers.len(),
             delay = %config.replication.delays.default_model(),
             seed = config.replication.seed,
             "serving"
         )
     });
-    let router = app(state).merge(admin::router(admin));
+    let router = app(Arc::clone(&state)).merge(admin::router(admin));
+    let binding_server = tokio::spawn(
+        serve::serve_http(
+            "binding",
+            config.region,
+            binding,
+            edgekv_api::binding::app(state),
+            config.limits,
+            serve_metrics.clone(),
+            shutdown.clone(),
+        )
+        .instrument(span.clone()),
+    );
     let server = tokio::spawn(
         serve::serve_http(
             "http",
@@ -162,11 +187,13 @@ pub fn start(
         config,
         http_addr,
         grpc_addr,
+        binding_addr,
         store,
         replication,
         registry,
         replication_metrics,
         server,
+        binding_server,
         grpc_server,
         purger,
     })

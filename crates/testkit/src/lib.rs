@@ -29,6 +29,7 @@ pub struct Builder {
     seed: u64,
     ae_interval: Duration,
     tombstone_grace: Duration,
+    edge: edgekv_api::EdgeConfig,
 }
 
 impl Default for Builder {
@@ -40,6 +41,7 @@ impl Default for Builder {
             seed: 1,
             ae_interval: Duration::from_millis(500),
             tombstone_grace: Duration::from_secs(60),
+            edge: edgekv_api::EdgeConfig::WORKERS_KV,
         }
     }
 }
@@ -81,6 +83,12 @@ impl Builder {
         self
     }
 
+    /// The edge cache and write rate of every region's APIs [default: Workers KV's].
+    pub fn edge(mut self, edge: edgekv_api::EdgeConfig) -> Self {
+        self.edge = edge;
+        self
+    }
+
     /// Starts the regions and creates one namespace, `ns`, in account `acct` from the first
     /// region, waiting until every region has it.
     pub async fn start(self) -> TestCluster {
@@ -95,6 +103,7 @@ impl Builder {
                 config.replication.delays = matrix.clone();
                 config.replication.seed = self.seed;
                 config.replication.anti_entropy_interval = self.ae_interval;
+                config.edge = self.edge;
                 config
             })
             .collect();

@@ -205,6 +205,15 @@ impl Store {
         }
     }
 
+    /// The account that owns the live namespace `id`, for callers that know a namespace only by
+    /// its id (a Worker's binding names its namespace, not its account).
+    pub fn namespace_owner(&self, id: &NamespaceId) -> Option<AccountId> {
+        let disk = self.disk();
+        let namespace = self.namespaces.get(id).map(|ns| Arc::clone(&ns))?;
+        let record = self.visible_record(disk.as_ref(), &namespace).ok()??;
+        is_live(&record).then_some(record.account)
+    }
+
     /// The namespace `id` of `account` if readers see it live.
     pub(super) fn namespace(
         &self,

@@ -1,0 +1,525 @@
+//! The edge read cache: what makes Workers KV reads stale in production, modelled per region.
+//!
+//! A Workers KV location that has read a key keeps serving what it read, even "not found",
+//! until the read's cacheTtl runs out, however many newer versions reach the location's store
+//! meanwhile. This cache does the same for one region:
+//! - A miss reads the store and fills the cache for the read's cacheTtl.
+//! - A hit is served as it was filled, `CF-Cache-Status: HIT`, even after replication has
+//!   brought something newer.
+//! - A write made in the region replaces the region's cached copy, so a location sees its own
+//!   writes at once.
+//! - An expiration always wins: a cached value past its expiration is not served.
+//!
+//! Listings are cached the same way, by namespace, prefix, cursor and limit.
+//!
+//! The cache holds values in memory, so its size is bounded. Past the bound the least recently
+//! used entries go. The cache is split into shards, each behind a lock of its own, so that
+//! readers of different keys rarely wait on each other. Each shard is an LRU list threaded
+//! through a slab (indices, not pointers), so lookups, fills and evictions are O(1) without
+//! unsafe code.
+//!
+//! Time is the region's clock in milliseconds, passed in by the caller: the cache reads no clock
+//! itself, so it runs under virtual time too.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+
+use edgekv_core::{Entry, NamespaceId};
+use edgekv_metrics::{Counter, Gauge, Registry};
+use edgekv_store::KeyPage;
+use parking_lot::Mutex;
+
+/// Workers KV's default cacheTtl, in seconds.
+pub const DEFAULT_CACHE_TTL: u64 = 60;
+/// The shortest cacheTtl Workers KV accepts, in seconds.
+pub const MIN_CACHE_TTL: u64 = 30;
+
+/// How many shards the cache is split into.
+const SHARDS: usize = 16;
+/// What an entry costs beyond its key and value: the slab node, the map slot, the key's
+/// allocation. An estimate, so that a cache of many tiny entries is bounded too.
+const ENTRY_OVERHEAD: u64 = 160;
+
+/// What is cached under one key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CacheKey {
+    /// A key's value (or its absence).
+    Key(NamespaceId, String),
+    /// A page of a listing.
+    List {
+        /// The namespace listed.
+        namespace: NamespaceId,
+        /// The prefix asked for.
+        prefix: String,
+        /// Where the page starts, as the client's cursor.
+        cursor: String,
+        /// The page size asked for.
+        limit: usize,
+    },
+}
+
+impl CacheKey {
+    fn bytes(&self) -> u64 {
+        match self {
+            CacheKey::Key(_, key) => key.len() as u64,
+            CacheKey::List { prefix, cursor, .. } => (prefix.len() + cursor.len()) as u64,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            CacheKey::Key(..) => Kind::Get,
+            CacheKey::List { .. } => Kind::List,
+        }
+    }
+}
+
+/// What a read found, as it is cached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cached {
+    /// The key's live entry.
+    Entry(Entry),
+    /// The key was absent (deleted, expired or never written): a negative entry.
+    Missing,
+    /// A listing page.
+    Page(Arc<KeyPage>),
+}
+
+impl Cached {
+    fn bytes(&self) -> u64 {
+        match self {
+            Cached::Entry(entry) => {
+                let value = entry.value.as_ref().map_or(0, |v| v.len());
+                let metadata = entry.metadata.as_ref().map_or(0, |m| m.len());
+                (value + metadata) as u64
+            }
+            Cached::Missing => 0,
+            Cached::Page(page) => page
+                .keys
+                .iter()
+                .map(|k| (k.name.len() + k.metadata.as_ref().map_or(0, |m| m.len()) + 32) as u64)
+                .sum(),
+        }
+    }
+
+    /// Whether an expiration has passed since the entry was cached: then it is not served.
+    fn expired(&self, now_ms: u64) -> bool {
+        match self {
+            Cached::Entry(entry) => {
+                entry.expiration.is_some_and(|at| at.saturating_mul(1000) <= now_ms)
+            }
+            Cached::Missing | Cached::Page(_) => false,
+        }
+    }
+}
+
+/// Whether a read was served from the cache: the `CF-Cache-Status` a binding read answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Served as cached.
+    Hit,
+    /// Read from the store (and cached).
+    Miss,
+}
+
+impl CacheStatus {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Get,
+    List,
+}
+
+/// The cache's series in the node's metrics registry.
+#[derive(Debug)]
+struct CacheMetrics {
+    hits: [Counter; 2],
+    misses: [Counter; 2],
+    evictions: Counter,
+    entries: Gauge,
+    bytes: Gauge,
+}
+
+impl CacheMetrics {
+    fn register(registry: &Registry) -> Self {
+        let hits = registry.counter(
+            "edgekv_edge_cache_hits_total",
+            "Binding reads served from the region's edge cache, by kind (get, list).",
+            &["kind"],
+        );
+        let misses = registry.counter(
+            "edgekv_edge_cache_misses_total",
+            "Binding reads that went to the store and filled the edge cache, by kind.",
+            &["kind"],
+        );
+        CacheMetrics {
+            hits: [hits.with(&["get"]), hits.with(&["list"])],
+            misses: [misses.with(&["get"]), misses.with(&["list"])],
+            evictions: registry
+                .counter(
+                    "edgekv_edge_cache_evictions_total",
+                    "Edge cache entries dropped to stay within the cache's memory bound.",
+                    &[],
+                )
+                .with(&[]),
+            entries: registry
+                .gauge("edgekv_edge_cache_entries", "Entries in the edge cache.", &[])
+                .with(&[]),
+            bytes: registry
+                .gauge(
+                    "edgekv_edge_cache_bytes",
+                    "Memory the edge cache accounts for its entries (keys, values, overhead).",
+                    &[],
+                )
+                .with(&[]),
+        }
+    }
+}
+
+/// One region's edge read cache.
+#[derive(Debug)]
+pub struct EdgeCache {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    /// Each shard's share of the memory bound.
+    shard_limit: u64,
+    metrics: CacheMetrics,
+}
+
+impl EdgeCache {
+    /// A cache holding at most about `memory` bytes, its series registered in `registry`.
+    pub fn new(memory: u64, registry: &Registry) -> Self {
+        EdgeCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: RandomState::new(),
+            shard_limit: memory / SHARDS as u64,
+            metrics: CacheMetrics::register(registry),
+        }
+    }
+
+    fn shard(&self, key: &CacheKey) -> &Mutex<Shard> {
+        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+    }
+
+    /// What is cached under `key` and still fresh at `now_ms`, counted as a hit; `None`
+    /// (counted as a miss) when the caller must read the store and [`EdgeCache::fill`].
+    pub fn lookup(&self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
+        let kind = key.kind() as usize;
+        let found = self.shard(key).lock().lookup(key, now_ms);
+        match found {
+            Some(cached) => {
+                self.metrics.hits[kind].inc();
+                Some(cached)
+            }
+            None => {
+                self.metrics.misses[kind].inc();
+                self.publish();
+                None
+            }
+        }
+    }
+
+    /// Caches what a read of `key` found, for `ttl_ms` from `now_ms`.
+    pub fn fill(&self, key: CacheKey, value: Cached, ttl_ms: u64, now_ms: u64) {
+        let evicted = {
+            let mut shard = self.shard(&key).lock();
+            shard.insert(key, value, now_ms.saturating_add(ttl_ms), self.shard_limit)
+        };
+        self.metrics.evictions.add(evicted);
+        self.publish();
+    }
+
+    /// A write in this region changed `key`: if the region has it cached, the cache now holds
+    /// the new state (until the entry's cacheTtl runs out, as before).
+    pub fn replace(&self, key: &CacheKey, value: Cached) {
+        let evicted = self.shard(key).lock().replace(key, value, self.shard_limit);
+        self.metrics.evictions.add(evicted);
+        self.publish();
+    }
+
+    /// Entries and bytes held now.
+    pub fn usage(&self) -> (u64, u64) {
+        self.shards.iter().fold((0, 0), |(n, b), s| {
+            let s = s.lock();
+            (n + s.map.len() as u64, b + s.bytes)
+        })
+    }
+
+    fn publish(&self) {
+        let (entries, bytes) = self.usage();
+        self.metrics.entries.set(entries as i64);
+        self.metrics.bytes.set(bytes as i64);
+    }
+}
+
+/// Marks the end of the LRU list.
+const NIL: usize = usize::MAX;
+
+/// One cached entry, a node of its shard's LRU list.
+#[derive(Debug)]
+struct Node {
+    key: CacheKey,
+    value: Cached,
+    fresh_until_ms: u64,
+    bytes: u64,
+    /// Towards the most recently used end.
+    newer: usize,
+    /// Towards the least recently used end.
+    older: usize,
+}
+
+/// A shard: a map to slab slots, and the LRU order threaded through the slab.
+#[derive(Debug)]
+struct Shard {
+    map: HashMap<CacheKey, usize>,
+    slab: Vec<Option<Node>>,
+    free: Vec<usize>,
+    /// Most recently used.
+    newest: usize,
+    /// Least recently used: the next to go.
+    oldest: usize,
+    bytes: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            map: HashMap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            newest: NIL,
+            oldest: NIL,
+            bytes: 0,
+        }
+    }
+}
+
+impl Shard {
+    fn node(&mut self, at: usize) -> &mut Node {
+        // Every index in the map or the list points at an occupied slot.
+        self.slab[at].as_mut().expect("an occupied cache slot")
+    }
+
+    fn lookup(&mut self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
+        let at = *self.map.get(key)?;
+        let node = self.node(at);
+        if node.fresh_until_ms <= now_ms || node.value.expired(now_ms) {
+            self.remove(at);
+            return None;
+        }
+        let value = node.value.clone();
+        self.unlink(at);
+        self.push_newest(at);
+        Some(value)
+    }
+
+    /// Inserts (or refreshes) an entry; returns how many entries were evicted for room.
+    fn insert(&mut self, key: CacheKey, value: Cached, fresh_until_ms: u64, limit: u64) -> u64 {
+        if let Some(&at) = self.map.get(&key) {
+            self.remove(at);
+        }
+        let bytes = key.bytes() + value.bytes() + ENTRY_OVERHEAD;
+        if bytes > limit {
+            // Bigger than the whole shard: caching it would flush everything else.
+            return 0;
+        }
+        let evicted = self.make_room(bytes, limit);
+        let node = Node { key: key.clone(), value, fresh_until_ms, bytes, newer: NIL, older: NIL };
+        let at = match self.free.pop() {
+            Some(at) => {
+                self.slab[at] = Some(node);
+                at
+            }
+            None => {
+                self.slab.push(Some(node));
+                self.slab.len() - 1
+            }
+        };
+        self.map.insert(key, at);
+        self.bytes += bytes;
+        self.push_newest(at);
+        evicted
+    }
+
+    fn replace(&mut self, key: &CacheKey, value: Cached, limit: u64) -> u64 {
+        let Some(&at) = self.map.get(key) else { return 0 };
+        let fresh_until_ms = self.node(at).fresh_until_ms;
+        self.insert(key.clone(), value, fresh_until_ms, limit)
+    }
+
+    fn make_room(&mut self, bytes: u64, limit: u64) -> u64 {
+        let mut evicted = 0;
+        while self.bytes + bytes > limit && self.oldest != NIL {
+            self.remove(self.oldest);
+            evicted += 1;
+        }
+        evicted
+    }
+
+    fn remove(&mut self, at: usize) {
+        self.unlink(at);
+        if let Some(node) = self.slab[at].take() {
+            self.bytes -= node.bytes;
+            self.map.remove(&node.key);
+            self.free.push(at);
+        }
+    }
+
+    fn unlink(&mut self, at: usize) {
+        let (newer, older) = {
+            let node = self.node(at);
+            let links = (node.newer, node.older);
+            node.newer = NIL;
+            node.older = NIL;
+            links
+        };
+        match newer {
+            NIL => self.newest = older,
+            n => self.node(n).older = older,
+        }
+        match older {
+            NIL => self.oldest = newer,
+            o => self.node(o).newer = newer,
+        }
+    }
+
+    fn push_newest(&mut self, at: usize) {
+        let previous = self.newest;
+        {
+            let node = self.node(at);
+            node.older = previous;
+            node.newer = NIL;
+        }
+        match previous {
+            NIL => self.oldest = at,
+            p => self.node(p).newer = at,
+        }
+        self.newest = at;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use edgekv_core::{RegionId, Timestamp, Version};
+
+    use super::*;
+
+    fn ns() -> NamespaceId {
+        NamespaceId::parse("0123456789abcdef0123456789abcdef").expect("a valid id")
+    }
+
+    fn entry(value: &str, expiration: Option<u64>) -> Cached {
+        let region: RegionId = "wnam".parse().expect("a region");
+        Cached::Entry(Entry {
+            value: Some(Bytes::from(value.to_owned())),
+            metadata: None,
+            expiration,
+            version: Version::new(Timestamp(1), region),
+        })
+    }
+
+    fn key(name: &str) -> CacheKey {
+        CacheKey::Key(ns(), name.to_owned())
+    }
+
+    #[test]
+    fn a_hit_is_served_until_its_ttl_runs_out_then_the_store_is_asked_again() {
+        let cache = EdgeCache::new(1 << 20, &Registry::default());
+        assert_eq!(cache.lookup(&key("k"), 0), None);
+        cache.fill(key("k"), entry("old", None), 30_000, 1_000);
+        assert_eq!(cache.lookup(&key("k"), 30_999), Some(entry("old", None)));
+        assert_eq!(cache.lookup(&key("k"), 31_000), None, "the ttl ran out");
+        cache.fill(key("gone"), Cached::Missing, 60_000, 0);
+        assert_eq!(cache.lookup(&key("gone"), 59_999), Some(Cached::Missing), "negative caching");
+    }
+
+    #[test]
+    fn an_expiration_wins_over_the_cache() {
+        let cache = EdgeCache::new(1 << 20, &Registry::default());
+        cache.fill(key("k"), entry("v", Some(100)), 60_000, 90_000);
+        assert!(cache.lookup(&key("k"), 99_999).is_some());
+        assert_eq!(cache.lookup(&key("k"), 100_000), None);
+    }
+
+    #[test]
+    fn a_local_write_replaces_only_what_is_cached_and_keeps_its_ttl() {
+        let cache = EdgeCache::new(1 << 20, &Registry::default());
+        cache.replace(&key("never-read"), entry("new", None));
+        assert_eq!(cache.lookup(&key("never-read"), 0), None, "nothing cached, nothing added");
+        cache.fill(key("k"), entry("old", None), 30_000, 0);
+        cache.replace(&key("k"), Cached::Missing);
+        assert_eq!(cache.lookup(&key("k"), 29_999), Some(Cached::Missing));
+        assert_eq!(cache.lookup(&key("k"), 30_000), None);
+    }
+
+    #[test]
+    fn the_least_recently_used_entries_go_first_and_memory_stays_bounded() {
+        let registry = Registry::default();
+        // One shard's share is 1/16 of the bound: room for a few 1 KiB values per shard.
+        let cache = EdgeCache::new(16 * 4 * 1024, &registry);
+        let big = "x".repeat(1000);
+        for i in 0..2_000 {
+            cache.fill(key(&format!("k{i}")), entry(&big, None), 60_000, 0);
+            // Keep k0 hot: it is looked up after every fill, so it is never the oldest.
+            assert!(cache.lookup(&key("k0"), 1).is_some(), "k0 evicted at {i}");
+        }
+        let (entries, bytes) = cache.usage();
+        assert!(bytes <= 16 * 4 * 1024, "{bytes} bytes held");
+        assert!(entries < 100, "{entries} entries held");
+        let text = registry.render();
+        assert!(text.contains("edgekv_edge_cache_evictions_total"), "{text}");
+        assert!(text
+            .lines()
+            .any(|l| l.starts_with("edgekv_edge_cache_hits_total{kind=\"get\"} 2000")));
+    }
+
+    #[test]
+    fn an_entry_larger_than_a_shard_is_not_cached() {
+        let cache = EdgeCache::new(16 * 1024, &Registry::default());
+        cache.fill(key("small"), entry("v", None), 60_000, 0);
+        cache.fill(key("huge"), entry(&"x".repeat(4096), None), 60_000, 0);
+        assert_eq!(cache.lookup(&key("huge"), 1), None);
+        assert!(cache.lookup(&key("small"), 1).is_some());
+    }
+
+    #[test]
+    fn the_lru_list_survives_any_order_of_operations() {
+        let mut shard = Shard::default();
+        let mut state = 7u64;
+        for step in 0..20_000u64 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let name = format!("k{}", (state >> 33) % 50);
+            match (state >> 20) % 4 {
+                0 | 1 => {
+                    shard.insert(key(&name), entry("v", None), step + 100, 4_000);
+                }
+                2 => {
+                    shard.lookup(&key(&name), step);
+                }
+                _ => {
+                    shard.replace(&key(&name), Cached::Missing, 4_000);
+                }
+            }
+            // Walking the list from newest to oldest visits every entry once.
+            let (mut at, mut seen, mut bytes) = (shard.newest, 0, 0);
+            while at != NIL {
+                let node = shard.slab[at].as_ref().expect("linked slots are occupied");
+                bytes += node.bytes;
+                seen += 1;
+                at = node.older;
+            }
+            assert_eq!((seen, bytes), (shard.map.len(), shard.bytes), "at step {step}");
+            assert!(shard.bytes <= 4_000);
+        }
+    }
+}
