@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every EdgeKV test: the Rust unit, HTTP and black-box tests, Cloudflare's official Python
-# SDK and schemathesis against a live node, then the chaos suite on the five-region compose
-# cluster (tests/chaos/run.sh). Installs the Python packages it needs into a virtualenv under
-# the target directory; needs the Rust toolchain, Python 3.11, and Docker with Compose (without
+# SDK and schemathesis against a live node, the Worker binding client (clients/js) under Node's
+# test runner against a live cluster, then the chaos suite on the five-region compose cluster
+# (tests/chaos/run.sh). Installs the Python packages it needs into a virtualenv under
+# the target directory; needs the Rust toolchain, Python 3.11, Node 20, and Docker with Compose (without
 # Docker the chaos suite is skipped with a warning, except in CI where it is required).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 EDGEKV_BIN="$target/debug/edgekv" "$venv/bin/python" -m pytest tests/python -q
+
+echo "== Worker binding client (Node)"
+EDGEKV_BIN="$target/debug/edgekv" scripts/js-test.sh
 
 echo "== Chaos suite (docker compose)"
 if docker info >/dev/null 2>&1 && { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null; }; then

@@ -118,17 +118,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def node() -> Iterator[Node]:
-    """Starts one node for the whole session and stops it at the end; or, with
-    `EDGEKV_TEST_URL` (and `EDGEKV_TEST_TOKEN`) set, uses that running region instead (the chaos
-    suite points the SDK tests at a region of the compose cluster)."""
-    external = os.environ.get("EDGEKV_TEST_URL")
-    if external:
-        url = external.rstrip("/")
-        yield Node(url=url, origin=url.removesuffix("/client/v4"),
-                   token=os.environ.get("EDGEKV_TEST_TOKEN", "edgekv-dev-token"))
-        return
+def _start_node(extra_args: list[str]) -> Iterator[Node]:
+    """Runs one node with `extra_args` until the generator is closed."""
     token = f"edgekv-test-{uuid.uuid4().hex}"
     # Only the settings given here: an EDGEKV_CONFIG or EDGEKV_HOST of the caller's shell must not
     # change the node under test.
@@ -140,7 +131,7 @@ def node() -> Iterator[Node]:
             tempfile.TemporaryDirectory(prefix="edgekv-data-") as data_dir:
         proc = subprocess.Popen(
             [str(edgekv_bin()), "cluster", "--regions", REGION, "--port", "0",
-             "--data-dir", data_dir],
+             "--data-dir", data_dir, *extra_args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -160,6 +151,32 @@ def node() -> Iterator[Node]:
             yield Node(url=url, origin=origin, token=token)
         finally:
             _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def node() -> Iterator[Node]:
+    """Starts one node for the whole session and stops it at the end; or, with
+    `EDGEKV_TEST_URL` (and `EDGEKV_TEST_TOKEN`) set, uses that running region instead (the chaos
+    suite points the SDK tests at a region of the compose cluster).
+
+    The suites rewrite keys at once, far faster than Workers KV's one write per second per key,
+    to check what the API answers, not how fast a key may change: this node runs without that
+    limit (`--write-rate-limit off`), and `limited_node` has it."""
+    external = os.environ.get("EDGEKV_TEST_URL")
+    if external:
+        url = external.rstrip("/")
+        yield Node(url=url, origin=url.removesuffix("/client/v4"),
+                   token=os.environ.get("EDGEKV_TEST_TOKEN", "edgekv-dev-token"))
+        return
+    yield from _start_node(["--write-rate-limit", "off"])
+
+
+@pytest.fixture(scope="session")
+def limited_node() -> Iterator[Node]:
+    """A node with Workers KV's defaults, the write rate limit included."""
+    if os.environ.get("EDGEKV_TEST_URL"):
+        pytest.skip("needs a node of its own, started with its defaults")
+    yield from _start_node([])
 
 
 @pytest.fixture

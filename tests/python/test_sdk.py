@@ -23,6 +23,7 @@ from cloudflare import (
     BadRequestError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitError,
 )
 
 # Cloudflare error codes (kv-api.md §6).
@@ -955,3 +956,26 @@ def test_responses_are_json_envelopes(client, account_id, namespace_id):
     with pytest.raises(NotFoundError) as exc:
         get(client, account_id, namespace_id, "missing")
     assert exc.value.response.headers["content-type"].startswith("application/json")
+
+
+def test_a_second_write_to_a_key_within_a_second_is_a_rate_limit_error(limited_node, account_id):
+    """Workers KV's one write per second per key, as the SDK meets it: RateLimitError without
+    retries; with its default retries the SDK waits the Retry-After and the write goes in."""
+    with cloudflare.Cloudflare(
+        base_url=limited_node.url, api_token=limited_node.token, max_retries=0
+    ) as once:
+        ns = kv(once).create(account_id=account_id, title="rate").id
+        put(once, account_id, ns, "counter", b"1")
+        with pytest.raises(RateLimitError) as exc:
+            put(once, account_id, ns, "counter", b"2")
+        assert_api_error(exc.value, 429)
+        assert exc.value.response.headers["retry-after"] == "1"
+        assert get(once, account_id, ns, "counter") == b"1", "a refused write is not stored"
+        put(once, account_id, ns, "another-key", b"free")
+    with cloudflare.Cloudflare(base_url=limited_node.url, api_token=limited_node.token) as retrying:
+        started = time.monotonic()
+        put(retrying, account_id, ns, "counter", b"3")
+        put(retrying, account_id, ns, "counter", b"4")
+        assert time.monotonic() - started >= 1.0, "the second write waited for the key"
+        assert get(retrying, account_id, ns, "counter") == b"4"
+

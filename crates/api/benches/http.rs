@@ -3,7 +3,11 @@
 //! **What it measures.** GET and PUT of 100-byte values through the full EdgeKV path (axum
 //! router, raw-path routing, bearer auth, body limits, store, envelope, `edgekv-region` header)
 //! over 32 keep-alive HTTP/1.1 connections sending requests back to back: requests/s, p50 and
-//! p99 latency, errors.
+//! p99 latency, errors. The same, in the same run and on the same store, through the Workers
+//! binding protocol (what workerd sends for `env.KV.get`/`put`): its GETs go through the edge
+//! cache, so after the warm-up they are cache hits, as a hot key's reads are on Workers KV; its
+//! PUTs rewrite each key about ten times a second, so the write rate limit is off for the bench
+//! (it would refuse most of them, and the bench measures the protocol's cost, not the limit).
 //!
 //! **Why the baseline.** Absolute figures mostly measure the machine. The baseline is an axum
 //! server doing only a `DashMap` lookup (`GET /v/{key}`) or insert (`PUT /v/{key}`), served and
@@ -54,6 +58,10 @@ struct Target {
     addr: SocketAddr,
     uris: Arc<[Uri]>,
 }
+
+/// The namespace header every request carries (the binding needs it; the others ignore it, so
+/// the client does the same work for each).
+static NAMESPACE: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
 
 /// What one case (or one connection of it) observed.
 #[derive(Default)]
@@ -106,7 +114,8 @@ async fn start_baseline() -> Target {
     Target { name: "baseline", addr: serve(router).await, uris }
 }
 
-async fn start_edgekv() -> Target {
+/// The REST API and the binding protocol of one region, on one store.
+async fn start_edgekv() -> (Target, Target) {
     let hlc = Arc::new(Hlc::new(Arc::new(SystemClock), Hlc::DEFAULT_MAX_DELTA));
     let config = StoreConfig::for_test("bench");
     let store = Arc::new(Store::new(config, hlc));
@@ -123,12 +132,24 @@ async fn start_edgekv() -> Target {
         auth: Auth::new(vec![DEV_TOKEN.into()]),
         metrics: ApiMetrics::register(&Registry::default()),
         budget: edgekv_api::BodyBudget::new(256 << 20),
-        // Today's behaviour, stated: no edge cache, no write rate limit.
-        edge: edgekv_api::Edge::new(edgekv_api::EdgeConfig::OFF, &Registry::default()),
+        // The edge cache as on Workers KV (the REST API does not read through it); no write
+        // rate limit, which this load would hit (see the module docs).
+        edge: edgekv_api::Edge::new(
+            edgekv_api::EdgeConfig {
+                write_rate_limit: false,
+                ..edgekv_api::EdgeConfig::WORKERS_KV
+            },
+            &Registry::default(),
+        ),
     });
+    NAMESPACE.get_or_init(|| HeaderValue::from_str(ns.as_str()).expect("a header value"));
     let prefix = format!("/client/v4/accounts/{account}/storage/kv/namespaces/{ns}/values");
     let uris = (0..KEYS).map(|i| format!("{prefix}/{}", key(i)).parse().expect("uri")).collect();
-    Target { name: "edgekv", addr: serve(app(state)).await, uris }
+    let rest = Target { name: "edgekv", addr: serve(app(Arc::clone(&state))).await, uris };
+    let uris =
+        (0..KEYS).map(|i| format!("/{}?urlencoded=true", key(i)).parse().expect("uri")).collect();
+    let binding = edgekv_api::binding::app(state);
+    (rest, Target { name: "binding", addr: serve(binding).await, uris })
 }
 
 /// One keep-alive connection sending requests back to back until `until`, recording the
@@ -161,6 +182,9 @@ async fn connection(
             .method(method.clone())
             .uri(uris[i].clone())
             .header(AUTHORIZATION, auth.clone());
+        if let Some(ns) = NAMESPACE.get() {
+            request = request.header("edgekv-namespace", ns.clone());
+        }
         let body = if method == Method::PUT {
             request = request.header(CONTENT_TYPE, octets.clone());
             Full::new(value.clone())
@@ -250,7 +274,7 @@ async fn main() {
     let measure = Duration::from_secs_f64(env_number("EDGEKV_BENCH_SECS", 3.0));
     let rounds = env_number("EDGEKV_BENCH_ROUNDS", 3.0) as usize;
     let baseline = start_baseline().await;
-    let edgekv = start_edgekv().await;
+    let (edgekv, binding) = start_edgekv().await;
     println!(
         "{CONNECTIONS} connections, {VALUE_LEN}-byte values, {KEYS} keys, {rounds} rounds of \
          {WARMUP:?} warm-up + {measure:?} per case, {} worker threads",
@@ -261,13 +285,14 @@ async fn main() {
         "round", "case", "requests/s", "p50 µs", "p99 µs", "errors"
     );
 
-    // ratios[0] for GET, ratios[1] for PUT, one per round.
+    // ratios[0] for GET, ratios[1] for PUT, one per round; binding[m]: binding/REST.
     let mut ratios = [Vec::new(), Vec::new()];
+    let mut binding_ratios = [Vec::new(), Vec::new()];
     let mut failures = Vec::new();
     for round in 1..=rounds {
         for (m, method) in [Method::GET, Method::PUT].into_iter().enumerate() {
-            let mut pair = [0.0; 2];
-            for (t, target) in [&baseline, &edgekv].into_iter().enumerate() {
+            let mut pair = [0.0; 3];
+            for (t, target) in [&baseline, &edgekv, &binding].into_iter().enumerate() {
                 let (r, stats) = run_case(target, method.clone(), measure).await;
                 let case = format!("{} {method}", target.name);
                 let (p50, p99) =
@@ -279,6 +304,7 @@ async fn main() {
                 pair[t] = r;
             }
             ratios[m].push(pair[1] / pair[0]);
+            binding_ratios[m].push(pair[2] / pair[1]);
         }
     }
 
@@ -293,6 +319,15 @@ async fn main() {
             ratio * 100.0,
             each.join(", "),
             target * 100.0
+        );
+    }
+    for (m, method) in ["GET", "PUT"].into_iter().enumerate() {
+        let each: Vec<String> =
+            binding_ratios[m].iter().map(|r| format!("{:.0} %", r * 100.0)).collect();
+        println!(
+            "{method} binding/REST, median of rounds:    {:>5.1} %  (rounds: {})",
+            median(binding_ratios[m].clone()) * 100.0,
+            each.join(", ")
         );
     }
     if !failures.is_empty() {

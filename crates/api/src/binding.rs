@@ -286,7 +286,7 @@ fn get(
 
 /// The headers that describe an entry: metadata, expiration, version.
 fn describe(headers: &mut HeaderMap, entry: &Entry) {
-    if let Some(value) = entry.metadata.as_ref().and_then(|m| HeaderValue::from_bytes(m).ok()) {
+    if let Some(value) = entry.metadata.as_ref().and_then(|m| metadata_header(m)) {
         headers.insert(METADATA_HEADER, value);
     }
     if let Some(expiration) = entry.expiration {
@@ -295,6 +295,24 @@ fn describe(headers: &mut HeaderMap, entry: &Entry) {
     if let Ok(version) = HeaderValue::from_str(&entry.version.to_string()) {
         headers.insert(VERSION_HEADER, version);
     }
+}
+
+/// Stored metadata as a header value. Compact JSON may hold DEL (0x7F) raw inside a string,
+/// which a header may not; it is written as the JSON escape instead, which means the same. No
+/// other byte of JSON can be refused: control characters are escaped already, and the bytes of
+/// multi-byte UTF-8 are all 0x80 or above, which a header value allows.
+fn metadata_header(metadata: &[u8]) -> Option<HeaderValue> {
+    if !metadata.contains(&0x7f) {
+        return HeaderValue::from_bytes(metadata).ok();
+    }
+    let mut escaped = Vec::with_capacity(metadata.len() + 8);
+    for &byte in metadata {
+        match byte {
+            0x7f => escaped.extend_from_slice(b"\\u007f"),
+            b => escaped.push(b),
+        }
+    }
+    HeaderValue::from_bytes(&escaped).ok()
 }
 
 fn cache_status(headers: &mut HeaderMap, status: Option<CacheStatus>) {

@@ -114,10 +114,10 @@ impl ApiError {
             | ApiError::BadRequest(_)
             | ApiError::TooLarge(_)
             | ApiError::BodyRead(_) => VALIDATION_CODE,
-            // Cloudflare's API answers its rate limits with 971 (docs/api.md).
-            ApiError::RateLimited => 971,
-            // The local simulator's internal error code (docs/api.md).
-            ApiError::Storage { .. } | ApiError::Unavailable(_) => 10000,
+            // The local simulator's internal error code (docs/api.md): Workers KV does not
+            // publish its code for a busy key, and Cloudflare's general rate-limit code (971)
+            // is below the minimum of 1000 the KV API's schema sets for error codes.
+            ApiError::Storage { .. } | ApiError::Unavailable(_) | ApiError::RateLimited => 10000,
         }
     }
 

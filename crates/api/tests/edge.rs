@@ -163,7 +163,7 @@ async fn the_write_rate_holds_on_the_rest_api_with_cloudflares_envelope() {
     assert_eq!(refused.headers["retry-after"], "1");
     assert_eq!(refused.headers["x-should-retry"], "true");
     let body: serde_json::Value = serde_json::from_slice(&refused.body).expect("JSON");
-    assert_eq!(body["errors"][0]["code"], 971, "{body}");
+    assert_eq!(body["errors"][0]["code"], 10000, "{body}");
     // Through the binding the same key is taken too.
     let binding = region.call(&region.binding, "PUT", "/k?urlencoded=true", "3").await;
     assert_eq!(binding.status, 429);
