@@ -6,11 +6,18 @@
 //! - A miss reads the store and fills the cache for the read's cacheTtl.
 //! - A hit is served as it was filled, `CF-Cache-Status: HIT`, even after replication has
 //!   brought something newer.
-//! - A write made in the region replaces the region's cached copy, so a location sees its own
+//! - A write made in the region becomes the region's cached copy, so a location sees its own
 //!   writes at once.
 //! - An expiration always wins: a cached value past its expiration is not served.
 //!
 //! Listings are cached the same way, by namespace, prefix, cursor and limit.
+//!
+//! # Newer wins
+//! Fills and writes race: a read may have read the store just before a local write became
+//! visible, and fill the cache just after the write stored its copy. So a key's cached state
+//! never goes back to an older version. A fill or a write over a newer cached version keeps
+//! the newer one. "Not found" carries the version of the delete that made it, if the cache
+//! knows it, and otherwise counts as the oldest state of all.
 //!
 //! The cache holds values in memory, so its size is bounded. Past the bound the least recently
 //! used entries go. The cache is split into shards, each behind a lock of its own, so that
@@ -25,7 +32,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use edgekv_core::{Entry, NamespaceId};
+use edgekv_core::{Entry, NamespaceId, Version};
 use edgekv_metrics::{Counter, Gauge, Registry};
 use edgekv_store::KeyPage;
 use parking_lot::Mutex;
@@ -80,8 +87,9 @@ impl CacheKey {
 pub enum Cached {
     /// The key's live entry.
     Entry(Entry),
-    /// The key was absent (deleted, expired or never written): a negative entry.
-    Missing,
+    /// The key was absent (deleted, expired or never written): a negative entry, with the
+    /// version of the delete when a write of this region made it.
+    Missing(Option<Version>),
     /// A listing page.
     Page(Arc<KeyPage>),
 }
@@ -94,7 +102,7 @@ impl Cached {
                 let metadata = entry.metadata.as_ref().map_or(0, |m| m.len());
                 (value + metadata) as u64
             }
-            Cached::Missing => 0,
+            Cached::Missing(_) => 0,
             Cached::Page(page) => page
                 .keys
                 .iter()
@@ -109,7 +117,25 @@ impl Cached {
             Cached::Entry(entry) => {
                 entry.expiration.is_some_and(|at| at.saturating_mul(1000) <= now_ms)
             }
-            Cached::Missing | Cached::Page(_) => false,
+            Cached::Missing(_) | Cached::Page(_) => false,
+        }
+    }
+
+    /// The version this state is of, for "newer wins"; `None` for a listing page, which has
+    /// no one version, and for "not found" with no known delete.
+    fn version(&self) -> Option<Version> {
+        match self {
+            Cached::Entry(entry) => Some(entry.version),
+            Cached::Missing(version) => *version,
+            Cached::Page(_) => None,
+        }
+    }
+
+    /// Whether this state may take the place of `old`: not if `old` is of a newer version.
+    fn supersedes(&self, old: &Cached) -> bool {
+        match (self, old) {
+            (Cached::Page(_), _) | (_, Cached::Page(_)) => true,
+            _ => self.version() >= old.version(),
         }
     }
 }
@@ -238,10 +264,14 @@ impl EdgeCache {
         self.publish();
     }
 
-    /// A write in this region changed `key`: if the region has it cached, the cache now holds
-    /// the new state (until the entry's cacheTtl runs out, as before).
-    pub fn replace(&self, key: &CacheKey, value: Cached) {
-        let evicted = self.shard(key).lock().replace(key, value, self.shard_limit);
+    /// A write in this region changed `key`: the cache now holds the new state, for what was
+    /// left of the cached entry's cacheTtl, or for `ttl_ms` from `now_ms` if the key was not
+    /// cached. (Which also fences off a read that read the store before the write and fills
+    /// after it: its older state does not replace this one.)
+    pub fn replace(&self, key: CacheKey, value: Cached, ttl_ms: u64, now_ms: u64) {
+        let limit = self.shard_limit;
+        let evicted =
+            self.shard(&key).lock().replace(key, value, now_ms.saturating_add(ttl_ms), limit);
         self.metrics.evictions.add(evicted);
         self.publish();
     }
@@ -322,9 +352,13 @@ impl Shard {
         Some(value)
     }
 
-    /// Inserts (or refreshes) an entry; returns how many entries were evicted for room.
+    /// Inserts (or refreshes) an entry, unless a newer version is cached; returns how many
+    /// entries were evicted for room.
     fn insert(&mut self, key: CacheKey, value: Cached, fresh_until_ms: u64, limit: u64) -> u64 {
         if let Some(&at) = self.map.get(&key) {
+            if !value.supersedes(&self.node(at).value) {
+                return 0;
+            }
             self.remove(at);
         }
         let bytes = key.bytes() + value.bytes() + ENTRY_OVERHEAD;
@@ -350,10 +384,12 @@ impl Shard {
         evicted
     }
 
-    fn replace(&mut self, key: &CacheKey, value: Cached, limit: u64) -> u64 {
-        let Some(&at) = self.map.get(key) else { return 0 };
-        let fresh_until_ms = self.node(at).fresh_until_ms;
-        self.insert(key.clone(), value, fresh_until_ms, limit)
+    fn replace(&mut self, key: CacheKey, value: Cached, fresh_until_ms: u64, limit: u64) -> u64 {
+        let fresh_until_ms = match self.map.get(&key) {
+            Some(&at) => self.node(at).fresh_until_ms,
+            None => fresh_until_ms,
+        };
+        self.insert(key, value, fresh_until_ms, limit)
     }
 
     fn make_room(&mut self, bytes: u64, limit: u64) -> u64 {
@@ -410,7 +446,7 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use edgekv_core::{RegionId, Timestamp, Version};
+    use edgekv_core::{RegionId, Timestamp};
 
     use super::*;
 
@@ -419,12 +455,16 @@ mod tests {
     }
 
     fn entry(value: &str, expiration: Option<u64>) -> Cached {
+        versioned(value, expiration, 1)
+    }
+
+    fn versioned(value: &str, expiration: Option<u64>, ts: u64) -> Cached {
         let region: RegionId = "wnam".parse().expect("a region");
         Cached::Entry(Entry {
             value: Some(Bytes::from(value.to_owned())),
             metadata: None,
             expiration,
-            version: Version::new(Timestamp(1), region),
+            version: Version::new(Timestamp(ts), region),
         })
     }
 
@@ -439,8 +479,9 @@ mod tests {
         cache.fill(key("k"), entry("old", None), 30_000, 1_000);
         assert_eq!(cache.lookup(&key("k"), 30_999), Some(entry("old", None)));
         assert_eq!(cache.lookup(&key("k"), 31_000), None, "the ttl ran out");
-        cache.fill(key("gone"), Cached::Missing, 60_000, 0);
-        assert_eq!(cache.lookup(&key("gone"), 59_999), Some(Cached::Missing), "negative caching");
+        cache.fill(key("gone"), Cached::Missing(None), 60_000, 0);
+        let missing = cache.lookup(&key("gone"), 59_999);
+        assert_eq!(missing, Some(Cached::Missing(None)), "negative caching");
     }
 
     #[test]
@@ -452,14 +493,32 @@ mod tests {
     }
 
     #[test]
-    fn a_local_write_replaces_only_what_is_cached_and_keeps_its_ttl() {
+    fn a_local_write_replaces_what_is_cached_keeping_its_ttl_or_caches_itself() {
         let cache = EdgeCache::new(1 << 20, &Registry::default());
-        cache.replace(&key("never-read"), entry("new", None));
-        assert_eq!(cache.lookup(&key("never-read"), 0), None, "nothing cached, nothing added");
+        cache.replace(key("never-read"), versioned("new", None, 5), 60_000, 0);
+        assert_eq!(cache.lookup(&key("never-read"), 59_999), Some(versioned("new", None, 5)));
         cache.fill(key("k"), entry("old", None), 30_000, 0);
-        cache.replace(&key("k"), Cached::Missing);
-        assert_eq!(cache.lookup(&key("k"), 29_999), Some(Cached::Missing));
+        let deleted = Cached::Missing(Some(Version::new(Timestamp(9), "wnam".parse().unwrap())));
+        cache.replace(key("k"), deleted.clone(), 60_000, 10_000);
+        assert_eq!(cache.lookup(&key("k"), 29_999), Some(deleted), "the old entry's ttl holds");
         assert_eq!(cache.lookup(&key("k"), 30_000), None);
+    }
+
+    #[test]
+    fn a_cached_state_never_goes_back_to_an_older_version() {
+        let cache = EdgeCache::new(1 << 20, &Registry::default());
+        // A write stored its copy; a read that read the store before it fills afterwards.
+        cache.replace(key("k"), versioned("written", None, 20), 60_000, 0);
+        cache.fill(key("k"), versioned("read-before", None, 10), 60_000, 1);
+        cache.fill(key("k"), Cached::Missing(None), 60_000, 1);
+        assert_eq!(cache.lookup(&key("k"), 2), Some(versioned("written", None, 20)));
+        // Two writes whose copies arrive out of order.
+        cache.replace(key("k"), versioned("second", None, 40), 60_000, 3);
+        cache.replace(key("k"), versioned("first", None, 30), 60_000, 3);
+        assert_eq!(cache.lookup(&key("k"), 4), Some(versioned("second", None, 40)));
+        // A newer state does take the place of an older one.
+        cache.fill(key("k"), versioned("newest", None, 50), 60_000, 5);
+        assert_eq!(cache.lookup(&key("k"), 6), Some(versioned("newest", None, 50)));
     }
 
     #[test]
@@ -507,7 +566,7 @@ mod tests {
                     shard.lookup(&key(&name), step);
                 }
                 _ => {
-                    shard.replace(&key(&name), Cached::Missing, 4_000);
+                    shard.replace(key(&name), Cached::Missing(None), step + 100, 4_000);
                 }
             }
             // Walking the list from newest to oldest visits every entry once.

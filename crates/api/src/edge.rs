@@ -17,7 +17,7 @@ use edgekv_core::{AccountId, Entry, NamespaceId};
 use edgekv_metrics::{Counter, Registry};
 use edgekv_store::{KeyPage, WriteOp, WriteResult};
 
-use crate::cache::{CacheKey, CacheStatus, Cached, EdgeCache};
+use crate::cache::{CacheKey, CacheStatus, Cached, EdgeCache, DEFAULT_CACHE_TTL};
 use crate::rate::WriteRate;
 use crate::{ApiError, AppState};
 
@@ -126,7 +126,7 @@ pub(crate) fn read(
         Some(_) => Ok(Read { found: None, status: Some(CacheStatus::Hit) }),
         None => {
             let found = from_store()?;
-            let cached = found.clone().map_or(Cached::Missing, Cached::Entry);
+            let cached = found.clone().map_or(Cached::Missing(None), Cached::Entry);
             cache.fill(id, cached, ttl_s.saturating_mul(1000), now);
             Ok(Read { found, status: Some(CacheStatus::Miss) })
         }
@@ -166,7 +166,7 @@ pub(crate) fn read_many(
     for (key, slot) in keys.iter().zip(found.iter_mut()) {
         if slot.is_none() {
             let entry = read.next().flatten();
-            let cached = entry.clone().map_or(Cached::Missing, Cached::Entry);
+            let cached = entry.clone().map_or(Cached::Missing(None), Cached::Entry);
             cache.fill(
                 CacheKey::Key(ns.clone(), key.clone()),
                 cached,
@@ -228,8 +228,9 @@ pub(crate) fn list(
     Ok(Read { found: page, status: Some(CacheStatus::Miss) })
 }
 
-/// Applies local writes as one batch, waits until they are durable, then shows them to the
-/// region's cache. `op` names the operation in errors.
+/// Applies local writes as one batch, waits until they are durable, then makes them the
+/// region's cached copies (for what is left of a cached entry's ttl, or the default ttl). `op`
+/// names the operation in errors.
 pub(crate) async fn write(
     state: &AppState,
     account: &AccountId,
@@ -270,6 +271,7 @@ pub(crate) async fn write(
         }
     };
     if let Some(cache) = &state.edge.cache {
+        let shown_at = state.store.hlc().physical_now_ms();
         for (op, result) in shown.into_iter().zip(&results) {
             let cached = match op.value {
                 Some(value) => Cached::Entry(Entry {
@@ -278,9 +280,10 @@ pub(crate) async fn write(
                     expiration: op.expiration,
                     version: result.version,
                 }),
-                None => Cached::Missing,
+                None => Cached::Missing(Some(result.version)),
             };
-            cache.replace(&CacheKey::Key(ns.clone(), op.key), cached);
+            let ttl_ms = DEFAULT_CACHE_TTL.saturating_mul(1000);
+            cache.replace(CacheKey::Key(ns.clone(), op.key), cached, ttl_ms, shown_at);
         }
     }
     Ok(results)

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::body::{read_limited, read_value_body, Reading};
-use crate::cache::DEFAULT_CACHE_TTL;
+use crate::cache::{CacheStatus, DEFAULT_CACHE_TTL};
 use crate::edge::{self, Via};
 use crate::query::Query;
 use crate::route::{KeyPath, Route};
@@ -244,8 +244,8 @@ fn list_keys(
         None => None,
     };
     let cursor = (query.get("cursor").unwrap_or(""), resume_after.as_deref());
-    let page =
-        edge::list(state, account, ns, prefix, cursor, limit, DEFAULT_CACHE_TTL, Via::Rest)?.found;
+    let read = edge::list(state, account, ns, prefix, cursor, limit, DEFAULT_CACHE_TTL, Via::Rest)?;
+    let (page, status) = (read.found, read.status);
     let keys: Vec<KeyJson<'_>> = page
         .keys
         .iter()
@@ -257,7 +257,9 @@ fn list_keys(
         .collect();
     let cursor = page.resume_after.as_deref().map(encode_cursor).unwrap_or_default();
     let info = CursorInfo { count: keys.len(), cursor };
-    Ok(envelope::ok_with_info(keys, &info))
+    let mut response = envelope::ok_with_info(keys, &info);
+    cache_status(&mut response, status);
+    Ok(response)
 }
 
 /// A cursor is the last key of the previous page, base64url-encoded: opaque to clients, and
@@ -285,9 +287,10 @@ fn get_value(
     key: &KeyPath,
 ) -> Result<Response, ApiError> {
     let key = key.decode()?;
-    let entry = live_entry(state, account, ns, &key, "get")?;
+    let (entry, status) = live_entry(state, account, ns, &key, "get")?;
     let value = state.budget.response(entry.value.unwrap_or_default())?;
     let mut response = (StatusCode::OK, value).into_response();
+    cache_status(&mut response, status);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     if let Some(expiration) = entry.expiration {
@@ -297,21 +300,31 @@ fn get_value(
     Ok(response)
 }
 
+/// The live entry of `key` (through the cache if the region caches REST reads: then also
+/// whether it answered), or the not-found error of operation `op`.
 fn live_entry(
     state: &AppState,
     account: &AccountId,
     ns: &NamespaceId,
     key: &str,
     op: &'static str,
-) -> Result<Entry, ApiError> {
+) -> Result<(Entry, Option<CacheStatus>), ApiError> {
     let renamed = |err: ApiError| match err {
         ApiError::NamespaceNotFound(_) => ApiError::NamespaceNotFound(op),
         other => other,
     };
-    edge::read(state, account, ns, key, DEFAULT_CACHE_TTL, Via::Rest)
-        .map_err(renamed)?
-        .found
-        .ok_or(ApiError::KeyNotFound(op))
+    let read =
+        edge::read(state, account, ns, key, DEFAULT_CACHE_TTL, Via::Rest).map_err(renamed)?;
+    let entry = read.found.ok_or(ApiError::KeyNotFound(op))?;
+    Ok((entry, read.status))
+}
+
+/// Says whether the edge cache answered, on a region that caches REST reads.
+fn cache_status(response: &mut Response, status: Option<CacheStatus>) {
+    if let Some(status) = status {
+        let value = HeaderValue::from_static(status.as_str());
+        response.headers_mut().insert(crate::binding::CACHE_STATUS_HEADER, value);
+    }
 }
 
 async fn put_value(
@@ -372,8 +385,9 @@ fn get_metadata(
     key: &KeyPath,
 ) -> Result<Response, ApiError> {
     let key = key.decode()?;
-    let entry = live_entry(state, account, ns, &key, "get metadata")?;
+    let (entry, status) = live_entry(state, account, ns, &key, "get metadata")?;
     let mut response = envelope::ok(entry.metadata.as_ref().and_then(raw_json));
+    cache_status(&mut response, status);
     response.headers_mut().insert(VERSION_HEADER, version_header(entry.version));
     Ok(response)
 }

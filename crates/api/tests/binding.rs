@@ -43,6 +43,7 @@ struct Region {
     store: Arc<Store>,
     account: AccountId,
     namespace: NamespaceId,
+    replicated: std::sync::atomic::AtomicU64,
 }
 
 fn region() -> Region {
@@ -60,7 +61,8 @@ fn region() -> Region {
         budget: edgekv_api::BodyBudget::new(256 << 20),
         edge: Edge::new(EdgeConfig::WORKERS_KV, &registry),
     });
-    Region { app: edgekv_api::binding::app(state), clock, store, account, namespace }
+    let replicated = Default::default();
+    Region { app: edgekv_api::binding::app(state), clock, store, account, namespace, replicated }
 }
 
 /// The headers of an answer that the transcript shows: the ones workerd reads, and the version.
@@ -101,9 +103,11 @@ impl Region {
     }
 
     fn replicate(&self, key: &str, value: &str) {
-        let now = self.clock.now_ms();
-        let version =
-            Version::new(Timestamp::from_physical_ms(now + 1), "enam".parse().expect("a region"));
+        // A millisecond ahead of the region's clock, and later than the previous replicated
+        // write even within one millisecond (the logical part counts them).
+        let n = self.replicated.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ts = Timestamp(Timestamp::from_physical_ms(self.clock.now_ms() + 1).0 + n);
+        let version = Version::new(ts, "enam".parse().expect("a region"));
         let write = ReplicatedWrite::Key {
             account: self.account.clone(),
             namespace: self.namespace.clone(),
@@ -115,7 +119,7 @@ impl Region {
                 version,
             },
         };
-        assert!(self.store.apply_replicated(write).expect("applied"), "a newer version");
+        assert!(self.store.apply_replicated(write).expect("applied"), "{key}: a newer version");
     }
 }
 

@@ -118,8 +118,9 @@ impl Region {
 #[tokio::test]
 async fn the_rest_api_reads_the_store_while_the_binding_serves_its_cache() {
     let region = region(EdgeConfig::WORKERS_KV);
-    assert_eq!(region.rest_put("k", "v1").await.status, 200);
+    region.replicate("k", "v1");
     assert_eq!(region.binding_get("k").await.body, "v1");
+    region.clock.advance(Duration::from_millis(1));
     region.replicate("k", "v2");
     let cached = region.binding_get("k").await;
     assert_eq!(cached.body, "v1");
@@ -139,7 +140,9 @@ async fn a_region_set_to_cache_rest_reads_serves_them_stale_too() {
     assert_eq!(region.rest_put("k", "v1").await.status, 200);
     assert_eq!(region.rest_get("k").await.body, "v1");
     region.replicate("k", "v2");
-    assert_eq!(region.rest_get("k").await.body, "v1", "served from the cache");
+    let cached = region.rest_get("k").await;
+    assert_eq!(cached.body, "v1", "served from the cache");
+    assert_eq!(cached.headers["cf-cache-status"], "HIT", "and says so");
     assert_eq!(region.binding_get("k").await.body, "v1", "one cache for both APIs");
     region.clock.advance(Duration::from_secs(60));
     assert_eq!(region.rest_get("k").await.body, "v2");
