@@ -182,3 +182,106 @@ fn a_busy_run_with_a_partition_is_valid() {
     assert_eq!(check["validity"], "valid", "{check}");
     assert!(check["ops"].as_u64().unwrap_or(0) > 3000, "{check}");
 }
+
+/// The canned edge-cache scenario: enam reads every key through the binding with a cacheTtl of
+/// 30 s, so a write that reaches its store stays hidden behind what it cached (a value, or "not
+/// found" for a new key) for up to 30 s; weur rarely has a key cached when a write arrives, and
+/// then its next read sees it. The checker allows the first and nothing more: the run is valid.
+#[test]
+fn the_edge_cache_hides_a_remote_write_for_up_to_its_cache_ttl() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/scenarios/edge-cache.toml"),
+    )
+    .expect("the canned scenario");
+    let (code, stderr) = lab_run(dir.path(), &text, "9");
+    assert_eq!(code, 0, "valid expected; stderr: {stderr}");
+    let out = dir.path().join("out");
+    let check = json(&out.join("check.json"));
+    assert_eq!(check["validity"], "valid", "{check}");
+    assert!(check["cached"].as_u64().unwrap_or(0) > 100, "hits judged as cached: {check}");
+    let summary = json(&out.join("summary.json"));
+    let cache = &summary["cache"];
+    let path = |label: &str| {
+        let paths = cache["paths"].as_array().expect("paths");
+        paths
+            .iter()
+            .find(|p| p["label"] == label)
+            .cloned()
+            .unwrap_or_else(|| panic!("{label}: {cache}"))
+    };
+    let n = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+
+    // Through the binding, the stale reads are cache hits; REST reads are never behind their
+    // region's store.
+    let binding = path("binding, cacheTtl 30 s");
+    assert!(n(&binding["stale_hits"]) > 0.0, "{binding}");
+    assert!(n(&cache["stale_hit_share"]) > 0.5, "{cache}");
+    assert!(n(&binding["behind_store"]) > 0.0, "stale by the cache, not propagation: {binding}");
+    assert_eq!(n(&path("REST")["behind_store"]), 0.0, "{cache}");
+
+    // A region that had read the key keeps the older state after the arrival, never longer
+    // than the ttl (plus a read's latency); "not found" is cached too.
+    let arrivals = cache["arrivals"].as_array().expect("arrivals");
+    let held = |what: &'static str| arrivals.iter().filter(move |a| a["cached"] == what);
+    let hidden: Vec<&serde_json::Value> = held("value").chain(held("not found")).collect();
+    assert!(hidden.iter().map(|a| n(&a["stale_reads"])).sum::<f64>() > 0.0, "{cache}");
+    for a in &hidden {
+        assert_eq!(a["cache_ttl_s"], 30, "{a}");
+        let longest = a["hidden_ms"]["max_ms"].as_f64().unwrap_or(0.0);
+        assert!(longest <= 31_000.0, "hidden past its cacheTtl: {a}");
+    }
+    assert!(held("not found").any(|a| n(&a["hidden_arrivals"]) > 0.0), "negative caching: {cache}");
+    // A region that had cached nothing sees the arrival at its next read.
+    let cold: Vec<&serde_json::Value> = held("nothing").collect();
+    assert!(cold.iter().map(|a| n(&a["arrivals"])).sum::<f64>() > 0.0, "{cache}");
+    assert!(cold.iter().all(|a| n(&a["stale_reads"]) == 0.0), "{cache}");
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(html.contains("3. Edge cache") && html.contains("cache held not found"));
+
+    // The same history with one of those hits moved past its cacheTtl is caught.
+    let history = std::fs::read_to_string(out.join("history.jsonl")).expect("history");
+    let (code, _, check) = run_check(&hit_moved_past_its_ttl(&history));
+    assert_eq!(code, 1, "{check}");
+    let kinds: Vec<&str> = check["anomalies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["stale_read"], "{check}");
+}
+
+/// `history` with one of enam's cache hits that served a value older than a version enam
+/// applied moved to 31 s after that apply: no cache filled before the apply can still serve it
+/// then. (enam writes nothing, so the hit breaks no read-your-writes.)
+fn hit_moved_past_its_ttl(history: &str) -> String {
+    let events: Vec<serde_json::Value> =
+        history.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let applied = |read: &serde_json::Value| {
+        events
+            .iter()
+            .filter(|e| {
+                e["type"] == "apply" && e["region"] == read["region"] && e["key"] == read["key"]
+            })
+            .filter(|e| e["version"].as_str() > read["version"].as_str())
+            .filter_map(|e| e["latest"].as_u64())
+            .min()
+    };
+    let (at, latest) = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["type"] == "op" && e["region"] == "enam" && e["cache"] == "hit")
+        .filter(|(_, e)| e["version"].is_string())
+        .find_map(|(i, e)| applied(e).map(|latest| (i, latest)))
+        .expect("a hit that served a value older than its region's store");
+    let mut events = events;
+    let moved = latest + 31_000_000_000 + 1_000_000;
+    let read = &mut events[at];
+    let shift_ms = moved.saturating_sub(read["invoke"].as_u64().unwrap_or(0)) / 1_000_000;
+    read["wall_ms"] = (read["wall_ms"].as_u64().unwrap_or(0) + shift_ms).into();
+    read["invoke"] = moved.into();
+    read["complete"] = (moved + 1_000).into();
+    events.iter().map(|e| format!("{e}\n")).collect()
+}

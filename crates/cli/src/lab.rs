@@ -54,6 +54,9 @@ pub struct RunArgs {
 struct Region {
     name: String,
     api: Endpoint,
+    /// Its Workers binding listener, when the run knows it (in-process always; external when
+    /// the scenario names it).
+    binding: Option<Endpoint>,
     admin: Endpoint,
     token: String,
     admin_token: String,

@@ -106,6 +106,9 @@ mod tests {
             complete,
             outcome: Outcome::Ok,
             wall_ms: 1_700_000_000_900,
+            via: None,
+            cache_ttl: None,
+            cache: None,
         }
     }
 

@@ -13,10 +13,16 @@
 //! - **wrong value**: a final state whose version no write produced, or whose value is not the
 //!   one written with that version;
 //! - **resurrection**: a deleted key served again: finally, or by a region that had certainly
-//!   applied the delete before the read;
+//!   applied the delete before the read (for a cached read: before the read less its
+//!   cacheTtl);
+//! - **stale read**: a read returns something older than a put its region had certainly
+//!   applied before the read began (a region's store never goes back), or, for a read that may
+//!   have come from the region's edge cache, before the read began less its cacheTtl (a cache
+//!   hit shows the state the cache was filled with: see `check/fresh.rs`);
 //! - **read-your-writes**: a read in a region returns something older than a write that region
-//!   acknowledged before the read began;
-//! - **not expired**: a value served after its expiry.
+//!   acknowledged before the read began (a region's own writes replace its cached copy, so this
+//!   holds for cached reads too);
+//! - **not expired**: a value served after its expiry (an expiration wins over the cache).
 //!
 //! Each anomaly names the fewest operations that show it. The verdict is valid, invalid, or
 //! unknown when the history cannot decide (a key without a final read in some region, or an
@@ -33,13 +39,18 @@
 //! indeterminate write); calling every close race unknown would leave no busy run decidable.
 //! Such reads are counted in [`CheckReport::unordered`], so a run shows how many it had.
 
+mod fresh;
+mod stale;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
+use self::fresh::{Applied, Cached, RegionFacts};
+
 pub use crate::bounds::CLOCK_TOLERANCE_MS;
 use crate::bounds::{
-    apply_window, completed_wall_ms, expired, expiry_ms, final_answered_wall_ms, may_have_expired,
+    completed_wall_ms, expired, expiry_ms, final_answered_wall_ms, may_have_expired,
 };
 use crate::history::{Apply, FinalRead, Function, History, Nanos, Op, Outcome};
 
@@ -70,7 +81,7 @@ impl Validity {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
-    /// Regions disagree after the quiet period.
+    /// RegionFacts disagree after the quiet period.
     Divergence,
     /// An acknowledged write is gone without a greater version to explain it.
     LostWrite,
@@ -78,6 +89,8 @@ pub enum AnomalyKind {
     WrongValue,
     /// A deleted key came back.
     Resurrection,
+    /// A read older than what its region had certainly applied (less a cache's ttl).
+    StaleRead,
     /// A region did not show a client its own acknowledged write.
     ReadYourWrites,
     /// A value was served after its expiry.
@@ -112,12 +125,17 @@ pub struct CheckReport {
     pub ops: usize,
     /// Reads that would have resurrected a key had a delete's apply, whose window overlaps
     /// them, come first: not proven, so neither anomalies nor unknowns (see the module doc).
+    /// Only reads that cannot have been cached count: a cached read's answer is older anyway.
     pub unordered: usize,
+    /// Acknowledged gets that may have come from an edge cache, judged against their region's
+    /// state up to their cacheTtl before them.
+    pub cached: usize,
 }
 
 /// Judges `history`.
 pub fn check(history: &History) -> CheckReport {
     let mut checker = Checker::default();
+    let facts = RegionFacts::new(history);
     let regions: BTreeSet<&str> = history
         .ops
         .iter()
@@ -145,7 +163,7 @@ pub fn check(history: &History) -> CheckReport {
         let ops = ops_by_key.get(key).map_or(&[][..], Vec::as_slice);
         let finals = finals_by_key.get(key).map_or(&[][..], Vec::as_slice);
         let applies = applies_by_key.get(key).map_or(&[][..], Vec::as_slice);
-        let k = KeyHistory::new(key, ops, applies);
+        let k = KeyHistory::new(key, ops, applies, &facts);
         if !history.finals.is_empty() {
             for region in &regions {
                 if !finals.iter().any(|f| f.region == *region) {
@@ -157,7 +175,7 @@ pub fn check(history: &History) -> CheckReport {
         for read in finals {
             checker.final_state(&k, read);
         }
-        checker.reads(&k);
+        checker.reads(&k, &facts);
     }
     checker.anomalies.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
     let validity = if !checker.anomalies.is_empty() {
@@ -174,6 +192,7 @@ pub fn check(history: &History) -> CheckReport {
         keys: keys.len(),
         ops: history.ops.len(),
         unordered: checker.unordered,
+        cached: checker.cached,
     }
 }
 
@@ -197,12 +216,10 @@ struct KeyHistory<'a> {
     expiring: Expiring<'a>,
     /// Per region, its acknowledged writes by completion time.
     own_writes: HashMap<&'a str, Timeline<'a>>,
-    /// Per region, acknowledged deletes by the latest moment it can have applied them: what it
-    /// certainly held before an instant.
-    applied_deletes: HashMap<&'a str, Timeline<'a>>,
-    /// Per region, acknowledged deletes by the earliest moment it can have applied them: what
-    /// it may have held before an instant.
-    maybe_deletes: HashMap<&'a str, Timeline<'a>>,
+    /// Per region and epoch, the acknowledged writes it certainly (or maybe) held by an instant.
+    applied: Applied<'a>,
+    /// Per region, what its edge cache may hold of the key.
+    cached: Cached<'a>,
 }
 
 /// Writes by an instant each is tied to, each entry carrying the greatest-version write up to
@@ -288,7 +305,7 @@ impl<'a> Expiring<'a> {
 }
 
 impl<'a> KeyHistory<'a> {
-    fn new(key: &'a str, ops: &'a [&'a Op], applies: &[&'a Apply]) -> Self {
+    fn new(key: &'a str, ops: &'a [&'a Op], applies: &[&'a Apply], facts: &RegionFacts) -> Self {
         let mut by_version = HashMap::new();
         for op in ops.iter().filter(|o| o.is_write()) {
             if let Some(v) = op.version.as_deref() {
@@ -305,7 +322,6 @@ impl<'a> KeyHistory<'a> {
                 .copied()
                 .find(|o| o.f == f && o.outcome == Outcome::Info && o.version.is_none())
         };
-        let (applied_deletes, maybe_deletes) = applied_deletes(&by_version, applies);
         KeyHistory {
             key,
             ops,
@@ -317,8 +333,8 @@ impl<'a> KeyHistory<'a> {
             own_writes: timelines(
                 acked.iter().map(|o| (o.region.as_str(), o.complete, *o)).collect(),
             ),
-            applied_deletes,
-            maybe_deletes,
+            applied: Applied::new(&by_version, applies, facts),
+            cached: Cached::new(ops),
             by_version,
         }
     }
@@ -345,16 +361,6 @@ impl<'a> KeyHistory<'a> {
     /// The greatest-version write `region` acknowledged before `t`.
     fn own_newest_before(&self, region: &str, t: Nanos) -> Option<&'a Op> {
         self.own_writes.get(region)?.before(t)
-    }
-
-    /// The greatest-version acknowledged delete `region` certainly applied before `t`.
-    fn applied_delete_before(&self, region: &str, t: Nanos) -> Option<&'a Op> {
-        self.applied_deletes.get(region)?.before(t)
-    }
-
-    /// The greatest-version acknowledged delete `region` may have applied before `t`.
-    fn maybe_delete_before(&self, region: &str, t: Nanos) -> Option<&'a Op> {
-        self.maybe_deletes.get(region)?.before(t)
     }
 
     /// Whether a delete that may have happened could be newer than version `v`.
@@ -394,33 +400,12 @@ fn newest_delete<'a>(ops: &[&'a Op]) -> Option<Option<&'a str>> {
         })
 }
 
-type DeleteTimelines<'a> = HashMap<&'a str, Timeline<'a>>;
-
-/// Per region, the acknowledged deletes it applied: by the latest moment each apply can have
-/// happened (certainly applied before), and by the earliest (maybe applied before). Both bounds
-/// take the delete's own invoke into account ([`apply_window`]).
-fn applied_deletes<'a>(
-    by_version: &HashMap<&'a str, &'a Op>,
-    applies: &[&'a Apply],
-) -> (DeleteTimelines<'a>, DeleteTimelines<'a>) {
-    let (mut certain, mut maybe) = (Vec::new(), Vec::new());
-    for apply in applies {
-        let Some(&d) = by_version.get(apply.version.as_str()) else { continue };
-        if d.f != Function::Delete || d.outcome != Outcome::Ok {
-            continue;
-        }
-        let (earliest, latest) = apply_window(apply, Some(d));
-        certain.push((apply.region.as_str(), latest, d));
-        maybe.push((apply.region.as_str(), earliest, d));
-    }
-    (timelines(certain), timelines(maybe))
-}
-
 #[derive(Default)]
 struct Checker {
     anomalies: Vec<Anomaly>,
     unknowns: Vec<String>,
     unordered: usize,
+    cached: usize,
 }
 
 impl Checker {
@@ -561,20 +546,19 @@ impl Checker {
         }
     }
 
-    /// Every acknowledged read: read-your-writes, no resurrection after an applied delete, and
-    /// what it served is something a write produced.
-    fn reads(&mut self, k: &KeyHistory<'_>) {
+    /// Every acknowledged read: read-your-writes, nothing older than what its region had
+    /// applied (no resurrection, no stale read), and what it served is something a write
+    /// produced.
+    fn reads(&mut self, k: &KeyHistory<'_>, facts: &RegionFacts) {
         let reads =
             k.ops.iter().copied().filter(|o| o.f == Function::Get && o.outcome == Outcome::Ok);
         for read in reads {
+            self.cached += usize::from(read.may_be_cached());
             let at = format!("get {} in {}", read.index, read.region);
-            if self.read_your_writes(k, read, &at) {
+            if self.read_your_writes(k, read, &at) || self.behind_applied(k, read, facts, &at) {
                 continue;
             }
             let Some(v) = read.version.as_deref() else { continue };
-            if self.resurrected(k, read, v, &at) {
-                continue;
-            }
             self.served(k, v, read.value.as_deref(), read.wall_ms, Some(read), &at);
         }
     }
@@ -610,33 +594,6 @@ impl Checker {
             );
         }
         older
-    }
-
-    /// Resurrection: `read` serves version `v` although its region had certainly applied a
-    /// newer delete before the read was invoked (the apply's window ends before the invoke; the
-    /// node logs an apply before the new state becomes readable). A delete whose window
-    /// reaches into the read is concurrent with it: counted as unordered, not judged. Returns
-    /// whether it is broken.
-    fn resurrected(&mut self, k: &KeyHistory<'_>, read: &Op, v: &str, at: &str) -> bool {
-        let newer = |d: &&Op| d.version.as_deref() > Some(v);
-        let Some(d) = k.applied_delete_before(&read.region, read.invoke).filter(newer) else {
-            if k.maybe_delete_before(&read.region, read.complete).filter(newer).is_some() {
-                self.unordered += 1;
-            }
-            return false;
-        };
-        self.anomaly(
-            AnomalyKind::Resurrection,
-            k.key,
-            vec![d.index, read.index],
-            format!(
-                "{at} serves version {v} after {} had applied delete {} (version {})",
-                read.region,
-                d.index,
-                d.version.as_deref().unwrap_or("?")
-            ),
-        );
-        true
     }
 }
 

@@ -80,6 +80,9 @@ mod tests {
             complete,
             outcome: if f == Function::Delete { Outcome::Info } else { Outcome::Ok },
             wall_ms: 0,
+            via: None,
+            cache_ttl: None,
+            cache: None,
         }
     }
 

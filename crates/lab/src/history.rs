@@ -43,6 +43,36 @@ pub enum Function {
     List,
 }
 
+/// Which API a read went through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// The REST API: the region's store, uncached unless the region caches REST reads.
+    Rest,
+    /// The Workers binding protocol: through the region's edge cache.
+    Binding,
+}
+
+impl Via {
+    /// The name the history and the scenario use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Rest => "rest",
+            Via::Binding => "binding",
+        }
+    }
+}
+
+/// What a read's `CF-Cache-Status` said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheStatus {
+    /// Served as the region's edge cache held it.
+    Hit,
+    /// Read from the region's store (and cached).
+    Miss,
+}
+
 /// One client operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Op {
@@ -74,12 +104,35 @@ pub struct Op {
     /// The client's wall clock at invocation, epoch milliseconds.
     #[serde(default)]
     pub wall_ms: u64,
+    /// Which API a read went through; absent: REST (writes, and histories from before the
+    /// binding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
+    /// How long the read's answer may have been cached, seconds: a binding read's cacheTtl, or
+    /// the REST API's when the regions cache REST reads; absent: it cannot have been cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<u64>,
+    /// The `CF-Cache-Status` the read was answered with; absent: none was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheStatus>,
 }
 
 impl Op {
     /// Whether it wrote (a put or a delete).
     pub fn is_write(&self) -> bool {
         matches!(self.f, Function::Put | Function::Delete)
+    }
+
+    /// Whether its answer may have come from an edge cache: it could be cached, and the server
+    /// did not say it read the store.
+    pub fn may_be_cached(&self) -> bool {
+        self.cache_ttl.is_some() && self.cache != Some(CacheStatus::Miss)
+    }
+
+    /// Whether it may have filled an edge cache: a read that could be cached and was not
+    /// answered from it.
+    pub fn may_fill(&self) -> bool {
+        self.cache_ttl.is_some() && self.cache != Some(CacheStatus::Hit)
     }
 }
 
@@ -281,6 +334,26 @@ mod tests {
             complete: 20,
             outcome: Outcome::Ok,
             wall_ms: 1_700_000_000_000,
+            via: None,
+            cache_ttl: None,
+            cache: None,
+        }));
+        history.push(Event::Op(Op {
+            index: 1,
+            process: 2,
+            region: "enam".into(),
+            f: Function::Get,
+            key: "k".into(),
+            value: None,
+            expiration: None,
+            version: None,
+            invoke: 30,
+            complete: 40,
+            outcome: Outcome::Ok,
+            wall_ms: 1_700_000_000_001,
+            via: Some(Via::Binding),
+            cache_ttl: Some(30),
+            cache: Some(CacheStatus::Hit),
         }));
         history.push(Event::Apply(Apply {
             region: "enam".into(),
@@ -292,7 +365,14 @@ mod tests {
         }));
         let mut out = Vec::new();
         history.write_jsonl(&mut out).unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            text.contains(r#""via":"binding","cache_ttl":30,"cache":"hit""#),
+            "a read says how it was served: {text}"
+        );
+        assert!(!text.lines().next().unwrap().contains("via"), "a write has no read path");
         assert_eq!(History::read_jsonl(out.as_slice()).unwrap(), history);
+        assert!(history.ops[1].may_be_cached() && !history.ops[1].may_fill());
     }
 
     #[test]

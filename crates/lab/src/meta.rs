@@ -44,6 +44,23 @@ pub struct RunMeta {
     /// the last poll died with it). Their visibility and convergence figures are incomplete.
     #[serde(default)]
     pub applies_missed: Vec<String>,
+    /// The regions' edge cache and write limit, when known (absent in runs from before them).
+    #[serde(default)]
+    pub edge: Option<EdgeMeta>,
+}
+
+/// The regions' edge settings: configured on an in-process cluster, declared for an external
+/// one (which runs with whatever its nodes were started with).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeMeta {
+    /// Workers KV's edge read cache: binding reads are served from it for their cacheTtl.
+    pub cache: bool,
+    /// REST reads go through the cache too.
+    pub rest_cache: bool,
+    /// At most one write per second per key and region.
+    pub write_rate_limit: bool,
+    /// Whether the scenario only declares them (an external cluster).
+    pub declared: bool,
 }
 
 /// One region of the run.
@@ -57,6 +74,13 @@ pub struct RegionMeta {
     pub writers: u32,
     /// Clients only reading in it.
     pub readers: u32,
+    /// How its clients' gets were sent (`rest`, `binding (cacheTtl 30 s)`, a mix with weights);
+    /// empty in runs from before the binding: REST.
+    #[serde(default)]
+    pub reads: String,
+    /// Its Workers binding listener, when its gets used it.
+    #[serde(default)]
+    pub binding_url: Option<String>,
 }
 
 /// The delay model of one directed link.

@@ -29,13 +29,20 @@
 //! fault = { kind = "partition", a = ["wnam"], b = ["enam"] }
 //! ```
 //!
-//! See `deploy/scenarios/` for documented examples.
+//! See `deploy/scenarios/` for documented examples, and [`reads`] for how gets are sent (REST
+//! or the Workers binding with a cacheTtl) and the regions' edge settings.
+
+mod reads;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use edgekv_core::{parse_duration, DelayModel, Fault, LatencyMatrix, LinkDelay, RegionId};
 use serde::Deserialize;
+
+pub use self::reads::{
+    EdgeSettings, ReadPath, Reads, DEFAULT_CACHE_TTL, MAX_CACHE_TTL, MIN_CACHE_TTL, REST_CACHE_TTL,
+};
 
 /// The development tokens a loopback cluster accepts when none are configured.
 pub const DEV_TOKEN: &str = "edgekv-dev-token";
@@ -92,6 +99,9 @@ struct ClusterFile {
     #[serde(default)]
     durable: bool,
     clock_error: Option<String>,
+    edge_cache: Option<bool>,
+    rest_cache: Option<bool>,
+    write_rate_limit: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +122,8 @@ struct RegionFile {
     writers: Option<u32>,
     readers: Option<u32>,
     clock_offset: Option<String>,
+    reads: Option<toml::Value>,
+    binding_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +140,7 @@ struct WorkloadFile {
     list_limit: Option<u32>,
     mix: Option<BTreeMap<String, u32>>,
     read_mix: Option<BTreeMap<String, u32>>,
+    reads: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +185,9 @@ pub struct Scenario {
     pub clock_error: Duration,
     /// Where the regions' containers are, for process faults.
     pub compose: Compose,
+    /// The regions' edge cache and write limit: configured in-process, declared for an
+    /// external cluster.
+    pub edge: EdgeSettings,
 }
 
 /// The docker-compose project whose containers process faults act on.
@@ -217,6 +233,11 @@ pub struct RegionSpec {
     /// Its clock's offset, milliseconds: configured on an in-process node, declared for an
     /// external one (so that its apply times can be corrected).
     pub clock_offset_ms: i64,
+    /// How its clients' gets are sent.
+    pub reads: Reads,
+    /// Its Workers binding listener (`http://host:port`), for an external region whose gets use
+    /// it; an in-process region's is known once the cluster is started.
+    pub binding_url: Option<String>,
 }
 
 /// The clients' behaviour.
@@ -240,6 +261,8 @@ pub struct Workload {
     pub mix: Mix,
     /// Readers' operation weights.
     pub read_mix: Mix,
+    /// How gets are sent, unless a region says otherwise.
+    pub reads: Reads,
 }
 
 /// Relative weights of the operations a client picks from.
@@ -339,12 +362,16 @@ impl File {
     }
 
     /// The regions in the file's order, each named once, with the workload's client counts
-    /// unless the region overrides them; at least one must have a writer.
-    fn resolve_regions(&self) -> Result<Vec<RegionSpec>, ScenarioError> {
+    /// and read paths unless the region overrides them; at least one must have a writer.
+    fn resolve_regions(
+        &self,
+        workload: &Workload,
+        target: &Target,
+    ) -> Result<Vec<RegionSpec>, ScenarioError> {
         let mut regions: Vec<RegionSpec> = Vec::new();
         for (i, r) in self.regions.iter().enumerate() {
             let field = format!("regions[{i}]");
-            let region = r.resolve(&field, &self.workload)?;
+            let region = r.resolve(&field, (&self.workload, workload), target)?;
             if regions.iter().any(|other| other.name == region.name) {
                 return Err(err(format!("{field}.name: region {} is listed twice", r.name)));
             }
@@ -358,7 +385,14 @@ impl File {
 }
 
 impl RegionFile {
-    fn resolve(&self, field: &str, w: &WorkloadFile) -> Result<RegionSpec, ScenarioError> {
+    /// The region at `field`, with the workload's client counts (as written) and read paths
+    /// (resolved) unless it sets its own.
+    fn resolve(
+        &self,
+        field: &str,
+        (w, workload): (&WorkloadFile, &Workload),
+        target: &Target,
+    ) -> Result<RegionSpec, ScenarioError> {
         self.name.parse::<RegionId>().map_err(|e| err(format!("{field}.name: {e}")))?;
         if let Some(url) = &self.url {
             if !url.starts_with("http://") && !url.starts_with("https://") {
@@ -369,6 +403,11 @@ impl RegionFile {
             Some(t) => signed_ms(&format!("{field}.clock_offset"), t)?,
             None => 0,
         };
+        let reads = match &self.reads {
+            Some(value) => reads::reads(&format!("{field}.reads"), value)?,
+            None => workload.reads.clone(),
+        };
+        let binding_url = reads::binding_url(field, self.binding_url.as_deref(), &reads, target)?;
         Ok(RegionSpec {
             name: self.name.clone(),
             url: self.url.as_deref().unwrap_or("").trim_end_matches('/').to_owned(),
@@ -378,6 +417,8 @@ impl RegionFile {
             writers: self.writers.or(w.writers).unwrap_or(1),
             readers: self.readers.or(w.readers).unwrap_or(1),
             clock_offset_ms,
+            reads,
+            binding_url,
         })
     }
 }
@@ -403,6 +444,10 @@ impl WorkloadFile {
             read_mix: match &self.read_mix {
                 Some(m) => mix("workload.read_mix", m)?,
                 None => Mix { get: 1, ..Mix::default() },
+            },
+            reads: match &self.reads {
+                Some(value) => reads::reads("workload.reads", value)?,
+                None => Reads::default(),
             },
         };
         workload.validate()?;
@@ -452,6 +497,10 @@ impl ClusterFile {
             (None, Target::InProcess { .. }) => Duration::ZERO,
             (None, Target::External) => DEFAULT_EXTERNAL_CLOCK_ERROR,
         })
+    }
+
+    fn edge(&self) -> Result<EdgeSettings, ScenarioError> {
+        reads::edge(self.edge_cache, self.rest_cache, self.write_rate_limit)
     }
 }
 
@@ -531,18 +580,30 @@ fn typed_fault(
 }
 
 /// The quiet period: as written, which must outlast the longest delay, or that delay plus an
-/// anti-entropy round and [`QUIET_MARGIN`].
+/// anti-entropy round and [`QUIET_MARGIN`]. When the regions cache REST reads, the final reads
+/// (REST) could be answered from the cache, so the quiet period must also outlast the REST
+/// cache's ttl (`rest_cache`).
 fn quiet(
     written: Option<&str>,
     longest: Duration,
     anti_entropy: Duration,
+    rest_cache: Option<Duration>,
 ) -> Result<Duration, ScenarioError> {
-    let Some(t) = written else { return Ok(longest + anti_entropy + QUIET_MARGIN) };
+    let cached = rest_cache.unwrap_or_default();
+    let Some(t) = written else {
+        return Ok((longest + anti_entropy).max(cached) + QUIET_MARGIN);
+    };
     let quiet = duration("quiet", t)?;
     if quiet <= longest {
         return Err(err(format!(
             "quiet: {t} is not longer than the longest delay ({longest:?}); the final reads would \
              judge writes still in flight"
+        )));
+    }
+    if quiet <= cached {
+        return Err(err(format!(
+            "quiet: {t} is not longer than the REST cache's ttl ({cached:?}, rest_cache = true); \
+             the final reads could be answered from the cache"
         )));
     }
     Ok(quiet)
@@ -562,11 +623,12 @@ impl Scenario {
             return Err(err("regions: at least one [[regions]] entry is needed"));
         }
         let workload = file.workload.resolve()?;
-        let regions = file.resolve_regions()?;
+        let regions = file.resolve_regions(&workload, &target)?;
         let cluster = file.cluster.unwrap_or_default();
         let delays = cluster.delays(&target)?;
         let anti_entropy = cluster.anti_entropy(&target)?;
         let clock_error = cluster.clock_error(&target)?;
+        let edge = cluster.edge()?;
         let workload_end = (duration_total, file.duration.as_str());
         let faults = file
             .faults
@@ -575,7 +637,8 @@ impl Scenario {
             .map(|(i, f)| f.resolve(&format!("faults[{i}]"), &target, &regions, workload_end))
             .collect::<Result<Vec<_>, _>>()?;
         let longest = longest_delay(delays.as_ref(), &faults);
-        let quiet = quiet(file.quiet.as_deref(), longest, anti_entropy)?;
+        let rest_cache = edge.rest_cache_ttl().map(Duration::from_secs);
+        let quiet = quiet(file.quiet.as_deref(), longest, anti_entropy, rest_cache)?;
         Ok(Scenario {
             name: file.name,
             description: file.description,
@@ -591,6 +654,7 @@ impl Scenario {
             anti_entropy,
             clock_error,
             compose: file.compose.unwrap_or_default().resolve(),
+            edge,
         })
     }
 
@@ -658,142 +722,4 @@ fn longest_delay(delays: Option<&LatencyMatrix>, faults: &[FaultSpec]) -> Durati
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SMALL: &str = r#"
-name = "small"
-duration = "10s"
-[cluster]
-delay = "uniform(100ms,500ms)"
-[[regions]]
-name = "wnam"
-[[regions]]
-name = "enam"
-writers = 3
-[workload]
-rate = 5
-keys = 10
-"#;
-
-    #[test]
-    fn a_small_scenario_gets_the_documented_defaults() {
-        let s = Scenario::parse(SMALL).unwrap();
-        assert_eq!(s.target, Target::InProcess { durable: false });
-        assert_eq!((s.regions[0].writers, s.regions[1].writers), (1, 3));
-        assert_eq!(s.regions[0].token, DEV_TOKEN);
-        assert_eq!(s.workload.mix, Mix { put: 6, delete: 1, get: 3, ..Mix::default() });
-        // quiet = longest delay + anti-entropy + margin
-        assert_eq!(s.quiet, Duration::from_millis(500) + DEFAULT_LAB_ANTI_ENTROPY + QUIET_MARGIN);
-        assert_eq!(s.account, "edgekv-lab");
-    }
-
-    #[test]
-    fn mistakes_name_their_field() {
-        let cases = [
-            (SMALL.replace("duration = \"10s\"", "duration = \"ten\""), "duration"),
-            (SMALL.replace("rate = 5", "rate = 0"), "workload.rate"),
-            (SMALL.replace("keys = 10", "keys = 10\nhot_keys = 11"), "workload.hot_keys"),
-            (SMALL.replace("keys = 10", "keys = 10\nttl = \"30s\""), "workload.ttl"),
-            (SMALL.replace("uniform(100ms,500ms)", "uniform(1s,90s)"), "cluster.delay"),
-            (SMALL.replace("name = \"enam\"", "name = \"wnam\""), "listed twice"),
-            (SMALL.replace("name = \"enam\"", "name = \"EN AM\""), "regions[1].name"),
-            (SMALL.replace("keys = 10", "keys = 10\nmix = { put = 1, jump = 2 }"), "jump"),
-            (SMALL.replace("keys = 10", "keys = 10\nread_mix = { put = 1 }"), "read_mix"),
-            (SMALL.replace("duration = \"10s\"", "duration = \"10s\"\nquiet = \"100ms\""), "quiet"),
-            (format!("{SMALL}\n[[faults]]\nat = \"11s\"\nfault = {{ kind = \"pause\", from = \"*\", to = \"*\" }}\n"), "faults[0].at"),
-            (format!("{SMALL}\n[[faults]]\nat = \"1s\"\nfault = {{ from = \"*\" }}\n"), "faults[0].fault"),
-            (SMALL.replace("writers = 3", "url = \"http://127.0.0.1:1/client/v4\""), "every region a url"),
-            (format!("{SMALL}bogus = 1\n"), "bogus"),
-            (
-                format!("{SMALL}\n[[faults]]\nat = \"1s\"\nfault = {{ kind = \"kill\", region = \"wnam\" }}\n"),
-                "needs an external (compose) cluster",
-            ),
-        ];
-        for (text, expected) in cases {
-            let error = Scenario::parse(&text).unwrap_err().to_string();
-            assert!(error.contains(expected), "expected {expected:?} in {error:?}");
-        }
-    }
-
-    #[test]
-    fn faults_keep_their_order_and_a_delay_fault_lengthens_the_quiet_period() {
-        let text = format!(
-            "{SMALL}\n[[faults]]\nat = \"2s\"\nfor = \"3s\"\njitter = \"500ms\"\n\
-             fault = {{ kind = \"delay\", from = \"wnam\", to = \"*\", extra = \"4s\" }}\n\
-             [[faults]]\nat = \"1s\"\nfault = {{ kind = \"partition\", a = [\"wnam\"], b = [\"enam\"] }}\n"
-        );
-        let s = Scenario::parse(&text).unwrap();
-        assert_eq!(s.faults.len(), 2);
-        assert_eq!(s.faults[0].lasts, Some(Duration::from_secs(3)));
-        assert_eq!(s.faults[0].jitter, Duration::from_millis(500));
-        assert!(
-            matches!(&s.faults[0].fault, Fault::Delay { extra, .. } if extra == "4s"),
-            "{:?}",
-            s.faults[0].fault
-        );
-        assert_eq!(s.faults[1].lasts, None);
-        assert!(
-            matches!(&s.faults[1].fault, Fault::Partition { a, .. } if a[0] == "wnam"),
-            "{:?}",
-            s.faults[1].fault
-        );
-        assert_eq!(s.longest_delay(), Duration::from_millis(4500));
-    }
-
-    #[test]
-    fn every_canned_scenario_is_valid() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/scenarios");
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let scenario =
-                Scenario::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert!(text.starts_with('#'), "{} starts with what to expect", path.display());
-            assert_eq!(path.file_stem().unwrap().to_str(), Some(scenario.name.as_str()));
-            names.push(scenario.name);
-        }
-        assert!(names.len() >= 7, "{names:?}");
-    }
-
-    #[test]
-    fn an_external_cluster_without_declared_delays_is_assumed_to_take_up_to_60_s() {
-        let text = r#"
-name = "ext"
-duration = "5s"
-[[regions]]
-name = "wnam"
-url = "http://127.0.0.1:8787/client/v4/"
-token = "t"
-admin_token = "a"
-clock_offset = "-1.5s"
-"#;
-        let s = Scenario::parse(text).unwrap();
-        assert_eq!(s.target, Target::External);
-        assert_eq!(
-            s.compose,
-            Compose { project: "edgekv".into(), file: "deploy/docker-compose.yml".into() }
-        );
-        let kill = |region: &str| {
-            format!("{text}\n[[faults]]\nat = \"1s\"\nfor = \"2s\"\nfault = {{ kind = \"kill\", region = \"{region}\" }}\n")
-        };
-        let killed = Scenario::parse(&kill("wnam")).unwrap();
-        assert!(killed.faults[0].fault.is_process());
-        let err = Scenario::parse(&kill("mars")).unwrap_err().to_string();
-        assert!(err.contains("\"mars\" is not one of"), "{err}");
-        assert_eq!(s.delays, None);
-        assert_eq!(s.regions[0].url, "http://127.0.0.1:8787/client/v4");
-        assert_eq!(s.regions[0].clock_offset_ms, -1500);
-        assert_eq!(s.quiet, Duration::from_secs(60) + DEFAULT_NODE_ANTI_ENTROPY + QUIET_MARGIN);
-        assert_eq!(s.clock_error, DEFAULT_EXTERNAL_CLOCK_ERROR);
-        let declared =
-            Scenario::parse(&format!("{text}[cluster]\nclock_error = \"2ms\"\n")).unwrap();
-        assert_eq!(declared.clock_error, Duration::from_millis(2));
-    }
-
-    #[test]
-    fn an_in_process_cluster_shares_the_labs_clock() {
-        assert_eq!(Scenario::parse(SMALL).unwrap().clock_error, Duration::ZERO);
-    }
-}
+mod tests;

@@ -8,9 +8,12 @@
 //! data" stays distinguishable from "measured zero". Series are bucketed or downsampled: the
 //! file stays small whatever the length of the run.
 
+mod cache;
+
 use serde::{Deserialize, Serialize};
 
-use crate::meta::RegionMeta;
+pub use self::cache::{ArrivalStats, CacheSummary, HiddenSeries, ReadPathStats};
+use crate::meta::{EdgeMeta, RegionMeta};
 
 /// Everything the report shows.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -25,6 +28,9 @@ pub struct Summary {
     pub visibility: VisibilitySummary,
     /// Stale reads (B2).
     pub stale: StaleSummary,
+    /// Staleness split into propagation and the edge cache.
+    #[serde(default)]
+    pub cache: CacheSummary,
     /// Concurrent writes, LWW losers and real-time inversions (B3).
     pub conflicts: ConflictSummary,
     /// Convergence after each heal (B4), in heal order.
@@ -78,6 +84,9 @@ pub struct RunSummary {
     pub timestamp_source: String,
     /// Regions whose apply log dropped events: visibility figures are incomplete for them.
     pub applies_missed: Vec<String>,
+    /// The regions' edge cache and write limit, when known.
+    #[serde(default)]
+    pub edge: Option<EdgeMeta>,
     /// Whether `run.json` was there; if not, every field above is a default.
     pub meta_present: bool,
     /// Whether some measurement is known to be incomplete (see `notes`).

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use edgekv_core::Fault;
 
-use crate::scenario::{FaultSpec, Mix, Scenario, Workload};
+use crate::scenario::{FaultSpec, Mix, ReadPath, Reads, Scenario, Workload};
 
 /// SplitMix64: a few lines, no dependency, and output no crate upgrade can change.
 #[derive(Clone, Debug)]
@@ -69,6 +69,8 @@ pub struct Client {
     pub region: usize,
     /// What it does.
     pub role: Role,
+    /// How its gets are sent: its region's read paths.
+    pub reads: Reads,
 }
 
 /// Every client of a scenario: per region, its writers then its readers.
@@ -78,7 +80,8 @@ pub fn clients(scenario: &Scenario) -> Vec<Client> {
         let roles = std::iter::repeat_n(Role::Writer, spec.writers as usize)
             .chain(std::iter::repeat_n(Role::Reader, spec.readers as usize));
         for role in roles {
-            clients.push(Client { process: clients.len() as u32, region, role });
+            let reads = spec.reads.clone();
+            clients.push(Client { process: clients.len() as u32, region, role, reads });
         }
     }
     clients
@@ -105,6 +108,8 @@ pub enum Planned {
     Get {
         /// The key.
         key: String,
+        /// Through which API, with what cacheTtl.
+        path: ReadPath,
     },
     /// List keys starting with `prefix`.
     List {
@@ -127,6 +132,7 @@ pub struct Generator {
     process: u32,
     issued: u64,
     mix: Mix,
+    reads: Reads,
     workload: Workload,
 }
 
@@ -142,6 +148,7 @@ impl Generator {
             process: client.process,
             issued: 0,
             mix,
+            reads: client.reads.clone(),
             workload: workload.clone(),
         }
     }
@@ -174,7 +181,7 @@ impl Generator {
         } else if choose(self.mix.delete) {
             Planned::Delete { key }
         } else if choose(self.mix.get) {
-            Planned::Get { key }
+            Planned::Get { key, path: self.reads.pick(&mut self.rng) }
         } else {
             // The key minus its last digit: the ten neighbouring keys, so a listing sees a
             // few keys that are being written.
@@ -286,6 +293,44 @@ fault = { kind = "pause", from = "*", to = "*" }
                 (3, 1, Role::Writer)
             ]
         );
+        assert!(c.iter().all(|c| c.reads == Reads::default()), "REST unless the scenario says");
+    }
+
+    #[test]
+    fn gets_pick_their_path_by_weight_and_a_single_path_draws_nothing() {
+        let text = "name = \"t\"\nduration = \"5s\"\n[[regions]]\nname = \"wnam\"\n\
+                    [workload]\nread_mix = { get = 1 }\n";
+        let plain = Scenario::parse(text).unwrap();
+        let cached = Scenario::parse(&text.replace(
+            "[workload]\n",
+            "[workload]\nreads = { via = \"binding\", cache_ttl = 45 }\n",
+        ))
+        .unwrap();
+        let reader = |s: &Scenario| clients(s)[1].clone();
+        let run = |s: &Scenario| {
+            let mut g = Generator::new(3, &reader(s), &s.workload);
+            (0..200).map(|_| (g.next_op(), g.gap())).collect::<Vec<_>>()
+        };
+        let keys = |ops: Vec<(Planned, Duration)>| {
+            ops.into_iter()
+                .map(|(op, gap)| match op {
+                    Planned::Get { key, path } => (key, gap, path.via),
+                    other => panic!("a reader only reads: {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (keys(run(&plain)), keys(run(&cached)));
+        assert!(a.iter().zip(&b).all(|(x, y)| x.0 == y.0 && x.1 == y.1), "same keys, same gaps");
+        assert!(b.iter().all(|x| x.2 == crate::history::Via::Binding));
+
+        let mixed = Scenario::parse(&text.replace(
+            "[workload]\n",
+            "[workload]\nreads = [{ via = \"binding\", weight = 3 }, { via = \"rest\" }]\n",
+        ))
+        .unwrap();
+        let binding =
+            keys(run(&mixed)).iter().filter(|x| x.2 == crate::history::Via::Binding).count();
+        assert!((120..180).contains(&binding), "three in four through the binding: {binding}");
     }
 
     #[test]
@@ -324,7 +369,7 @@ fault = { kind = "pause", from = "*", to = "*" }
         let hot = ops
             .iter()
             .filter(|(op, _)| match op {
-                Planned::Put { key, .. } | Planned::Delete { key } | Planned::Get { key } => {
+                Planned::Put { key, .. } | Planned::Delete { key } | Planned::Get { key, .. } => {
                     key == "k000000" || key == "k000001"
                 }
                 Planned::List { .. } => false,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use axum::body::Bytes;
-use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -69,6 +69,8 @@ pub(crate) struct Reply {
 pub(crate) struct Client {
     endpoint: Endpoint,
     token: HeaderValue,
+    /// Sent with every request (the binding protocol names its namespace in a header).
+    headers: Vec<(HeaderName, HeaderValue)>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -76,7 +78,15 @@ impl Client {
     pub(crate) fn new(endpoint: Endpoint, token: &str) -> anyhow::Result<Self> {
         let token = HeaderValue::from_str(&format!("Bearer {token}"))
             .context("the token is not a valid header value")?;
-        Ok(Client { endpoint, token, sender: None })
+        Ok(Client { endpoint, token, headers: Vec::new(), sender: None })
+    }
+
+    /// The same client, sending `name: value` with every request.
+    pub(crate) fn with_header(mut self, name: HeaderName, value: &str) -> anyhow::Result<Self> {
+        let value = HeaderValue::from_str(value)
+            .with_context(|| format!("{value:?} is not a valid {name} header"))?;
+        self.headers.push((name, value));
+        Ok(self)
     }
 
     async fn open(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
@@ -108,6 +118,9 @@ impl Client {
             .uri(uri)
             .header(header::HOST, self.endpoint.authority.as_str())
             .header(header::AUTHORIZATION, self.token.clone());
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
         let body = match body {
             Some((bytes, content_type)) => {
                 request = request.header(header::CONTENT_TYPE, content_type);

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use edgekv_lab::history::{History, Nanos, Outcome};
-use edgekv_lab::meta::{LinkMeta, RegionMeta, RunMeta};
+use edgekv_lab::meta::{EdgeMeta, LinkMeta, RegionMeta, RunMeta};
 use edgekv_lab::scenario::{Scenario, Target};
 use edgekv_lab::summary::CheckSummary;
 
@@ -40,6 +40,12 @@ pub(super) fn run_meta(
                 url: format!("http://{}{}", r.api.authority, r.api.prefix),
                 writers: spec.writers,
                 readers: spec.readers,
+                reads: spec.reads.describe(),
+                binding_url: r
+                    .binding
+                    .as_ref()
+                    .filter(|_| spec.reads.uses_binding())
+                    .map(|b| format!("http://{}{}", b.authority, b.prefix)),
             })
             .collect(),
         links: links(scenario),
@@ -52,6 +58,12 @@ pub(super) fn run_meta(
             .into(),
         clock_offsets: Vec::new(),
         applies_missed: Vec::new(),
+        edge: Some(EdgeMeta {
+            cache: scenario.edge.cache,
+            rest_cache: scenario.edge.rest_cache,
+            write_rate_limit: scenario.edge.write_rate_limit,
+            declared: scenario.target == Target::External,
+        }),
     }
 }
 

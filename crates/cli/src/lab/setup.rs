@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
-use edgekv_lab::scenario::{RegionSpec, Scenario, Target};
+use edgekv_api::EdgeConfig;
+use edgekv_lab::scenario::{EdgeSettings, RegionSpec, Scenario, Target};
 use edgekv_replication::Faults;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -50,7 +51,8 @@ pub(super) async fn connect(
                 .map(|(r, spec)| {
                     let base = format!("http://{}", r.http_addr);
                     let api = Endpoint::parse(&format!("{base}/client/v4"))?;
-                    Ok(region(spec, api, Endpoint::parse(&base)?))
+                    let binding = Endpoint::parse(&format!("http://{}", r.binding_addr))?;
+                    Ok(region(spec, api, Some(binding), Endpoint::parse(&base)?))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             Ok((regions, running))
@@ -67,7 +69,8 @@ pub(super) async fn connect(
                             Endpoint { authority: api.authority.clone(), prefix: String::new() }
                         }
                     };
-                    Ok(region(spec, api, admin))
+                    let binding = spec.binding_url.as_deref().map(Endpoint::parse).transpose()?;
+                    Ok(region(spec, api, binding, admin))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             Ok((regions, Vec::new()))
@@ -75,10 +78,11 @@ pub(super) async fn connect(
     }
 }
 
-fn region(spec: &RegionSpec, api: Endpoint, admin: Endpoint) -> Region {
+fn region(spec: &RegionSpec, api: Endpoint, binding: Option<Endpoint>, admin: Endpoint) -> Region {
     Region {
         name: spec.name.clone(),
         api,
+        binding,
         admin,
         token: spec.token.clone(),
         admin_token: spec.admin_token.clone(),
@@ -105,6 +109,7 @@ async fn start_in_process(
         config.clock_offset_ms = spec.clock_offset_ms;
         config.api_tokens = vec![spec.token.clone()];
         config.admin_tokens = vec![spec.admin_token.clone()];
+        config.edge = edge_config(scenario.edge);
         if durable {
             config.storage = Storage::Disk {
                 dir: out.join("data").join(&spec.name),
@@ -114,6 +119,15 @@ async fn start_in_process(
         configs.push(config);
     }
     start_cluster(configs, Arc::new(Faults::new(seed)), shutdown.clone()).await
+}
+
+/// A region's edge as the scenario sets it: Workers KV's cache size when the cache is on.
+fn edge_config(edge: EdgeSettings) -> EdgeConfig {
+    EdgeConfig {
+        cache_memory: EdgeConfig::WORKERS_KV.cache_memory.filter(|_| edge.cache),
+        rest_cache: edge.rest_cache,
+        write_rate_limit: edge.write_rate_limit,
+    }
 }
 
 /// Creates the run's namespace in the first region and waits until every region has it, so

@@ -5,16 +5,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::bail;
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode};
-use edgekv_lab::history::{Function, Op, Outcome};
+use edgekv_api::binding::{CACHE_STATUS_HEADER, NAMESPACE_HEADER};
+use edgekv_lab::history::{CacheStatus, Function, Op, Outcome, Via};
 use edgekv_lab::workload::{self, Generator, Planned};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::client::{CallError, Client, Reply};
 use super::progress::Progress;
-use super::{wall_ms, Clock, Run};
+use super::{wall_ms, Clock, Region, Run};
 
 /// Starts every client of the scenario; each returns its operations when the workload ends.
 pub(super) fn spawn(run: Run<'_>, namespace: &str) -> anyhow::Result<JoinSet<Vec<Op>>> {
@@ -27,6 +29,8 @@ pub(super) fn spawn(run: Run<'_>, namespace: &str) -> anyhow::Result<JoinSet<Vec
             process: c.process,
             region: region.name.clone(),
             client: Client::new(region.api.clone(), &region.token)?,
+            binding: binding_client(region, namespace, c.reads.uses_binding())?,
+            rest_cache_ttl: scenario.edge.rest_cache_ttl(),
             base: format!("/accounts/{}/storage/kv/namespaces/{namespace}", scenario.account),
             generator: Generator::new(run.seed, &c, &scenario.workload),
             clock: run.clock,
@@ -38,11 +42,29 @@ pub(super) fn spawn(run: Run<'_>, namespace: &str) -> anyhow::Result<JoinSet<Vec
     Ok(clients)
 }
 
+/// A connection to `region`'s binding listener for the run's namespace, if the client's gets
+/// use it.
+fn binding_client(region: &Region, namespace: &str, used: bool) -> anyhow::Result<Option<Client>> {
+    if !used {
+        return Ok(None);
+    }
+    let Some(endpoint) = &region.binding else {
+        bail!("region {}'s gets use the binding, but its binding URL is not known", region.name);
+    };
+    Ok(Some(
+        Client::new(endpoint.clone(), &region.token)?.with_header(NAMESPACE_HEADER, namespace)?,
+    ))
+}
+
 /// One client of the workload.
 struct Worker {
     process: u32,
     region: String,
     client: Client,
+    /// Its region's binding listener, for the gets that use it.
+    binding: Option<Client>,
+    /// How long a REST read may have been cached, when the regions cache REST reads.
+    rest_cache_ttl: Option<u64>,
     base: String,
     generator: Generator,
     clock: Clock,
@@ -91,11 +113,12 @@ impl Worker {
                 ttl.map(|t| invoke_wall / 1000 + t),
             ),
             Planned::Delete { key } => (Function::Delete, key.clone(), None, None),
-            Planned::Get { key } => (Function::Get, key.clone(), None, None),
+            Planned::Get { key, .. } => (Function::Get, key.clone(), None, None),
             Planned::List { prefix, .. } => (Function::List, prefix.clone(), None, None),
         };
         let reply = self.send(&planned).await;
         let complete = self.clock.now();
+        let (via, cache_ttl) = self.read_path(&planned);
         let mut op = Op {
             index,
             process: self.process,
@@ -109,6 +132,9 @@ impl Worker {
             complete,
             outcome: Outcome::Ok,
             wall_ms: invoke_wall,
+            via,
+            cache_ttl,
+            cache: None,
         };
         match reply {
             Ok(reply) => judge(&mut op, &reply),
@@ -117,6 +143,19 @@ impl Worker {
             Err(_) => op.outcome = Outcome::Fail,
         }
         op
+    }
+
+    /// How a read is recorded: the API it goes through, and how long its answer may have been
+    /// cached (a binding read's cacheTtl; a REST read's when the regions cache REST reads).
+    fn read_path(&self, planned: &Planned) -> (Option<Via>, Option<u64>) {
+        match planned {
+            Planned::Get { path, .. } if path.via == Via::Binding => {
+                (Some(Via::Binding), path.cache_ttl)
+            }
+            Planned::Get { .. } => (Some(Via::Rest), self.rest_cache_ttl),
+            Planned::List { .. } => (Some(Via::Rest), None),
+            Planned::Put { .. } | Planned::Delete { .. } => (None, None),
+        }
     }
 
     /// The request of a planned operation.
@@ -132,7 +171,16 @@ impl Worker {
                 let path = format!("{}/values/{}", self.base, encode(key));
                 self.client.call(Method::DELETE, &path, None).await
             }
-            Planned::Get { key } => {
+            Planned::Get { key, path } if path.via == Via::Binding => {
+                // workerd's form: the key as one encodeURIComponent segment.
+                let ttl = path.cache_ttl.map_or_else(String::new, |t| format!("&cache_ttl={t}"));
+                let path = format!("/{}?urlencoded=true{ttl}", encode(key));
+                let Some(binding) = self.binding.as_mut() else {
+                    return Err(CallError::NotSent("no binding listener".into()));
+                };
+                binding.call(Method::GET, &path, None).await
+            }
+            Planned::Get { key, .. } => {
                 let path = format!("{}/values/{}", self.base, encode(key));
                 self.client.call(Method::GET, &path, None).await
             }
@@ -161,6 +209,13 @@ fn judge(op: &mut Op, reply: &Reply) {
     };
     if op.outcome != Outcome::Ok {
         return;
+    }
+    if op.f == Function::Get {
+        op.cache = match reply.headers.get(CACHE_STATUS_HEADER).map(|v| v.as_bytes()) {
+            Some(b"HIT") => Some(CacheStatus::Hit),
+            Some(b"MISS") => Some(CacheStatus::Miss),
+            _ => None,
+        };
     }
     match op.f {
         Function::Put | Function::Delete => op.version = version,
@@ -210,6 +265,9 @@ mod tests {
             complete: 1,
             outcome: Outcome::Ok,
             wall_ms: 0,
+            via: None,
+            cache_ttl: None,
+            cache: None,
         }
     }
 
@@ -245,6 +303,14 @@ mod tests {
         let mut get = op(Function::Get);
         judge(&mut get, &reply(503, None, ""));
         assert_eq!(get.outcome, Outcome::Fail, "a failed read changed nothing");
+        let mut hit = op(Function::Get);
+        let mut cached = reply(404, None, "Not Found");
+        cached.headers.insert(CACHE_STATUS_HEADER, "HIT".parse().unwrap());
+        judge(&mut hit, &cached);
+        assert_eq!(
+            (hit.outcome, hit.value, hit.cache),
+            (Outcome::Ok, None, Some(CacheStatus::Hit))
+        );
         let mut list = op(Function::List);
         judge(&mut list, &reply(200, None, r#"{"result":[{"name":"a"},{"name":"b"}]}"#));
         assert_eq!(list.value.as_deref(), Some("2"));

@@ -19,11 +19,14 @@
 //! point inside it does not show in figures measured in milliseconds.
 //!
 //! One module per measurement, each over the shared `index::Index`: `visibility` (B1),
-//! `stale` (B2), `conflicts` (B3), `convergence` (B4), `divergence` (B5), `operations` (B6:
+//! `stale` (B2), `cache` and `arrivals` (B2 split into propagation and the edge cache),
+//! `conflicts` (B3), `convergence` (B4), `divergence` (B5), `operations` (B6:
 //! availability, latency, throughput, clocks), `traces` (the excerpts the report draws), `run`
 //! (the run's metadata), with `faults` (fault windows) and `stats` (quantiles, intervals,
 //! distances) beneath them.
 
+mod arrivals;
+mod cache;
 mod conflicts;
 mod convergence;
 mod divergence;
@@ -103,10 +106,12 @@ pub fn summarize(
         VisibilityOut::default()
     };
     let (latency, throughput) = operations::latency_and_throughput(history);
+    let stale = stale::stale_reads(&ix, &faults, stale::stale_bucket_ms(&vis.summary));
     Summary {
         run: run::run_summary(&ix, meta, meta_present, &models),
         faults: windows.iter().map(FaultWin::to_summary).collect(),
-        stale: stale::stale_reads(&ix, &faults, stale::stale_bucket_ms(&vis.summary)),
+        cache: cache::cache(&ix, &stale.by_path),
+        stale: stale.summary,
         conflicts: conflicts::conflicts(&ix, meta, has_applies, &vis.summary),
         convergence: convergence::convergence(&ix, &history.faults, has_applies),
         divergence: divergence::divergence(&ix, history, end, vis.windows, has_applies),

@@ -44,6 +44,7 @@ pub(super) fn run_summary(
         anti_entropy_ms: meta.anti_entropy_ms,
         timestamp_source: meta.timestamp_source.clone(),
         applies_missed: meta.applies_missed.clone(),
+        edge: meta.edge,
         meta_present,
         incomplete: !meta.applies_missed.is_empty() || h.applies.is_empty(),
         history: HistoryCounts {

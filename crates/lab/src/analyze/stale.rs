@@ -2,12 +2,14 @@
 //! acknowledged before it began, by the time since that write, local and remote, during and
 //! outside faults; and how many versions behind (k-staleness).
 
+use std::collections::BTreeMap;
+
 use super::faults::FaultSet;
-use super::index::{Index, Write};
+use super::index::{FastSet, Index, Write};
 use super::stats::{nice, ratio, wilson};
 use super::{diff_ms, K_BINS, STALE_BUCKETS};
 use crate::bounds::{completed_wall_ms, may_have_expired};
-use crate::history::{Function, Nanos, Op};
+use crate::history::{CacheStatus, Function, Nanos, Op, Via};
 use crate::summary::{KBin, RateWithInterval, StaleBucket, StaleSummary, VisibilitySummary};
 
 /// Δ buckets sized to the bulk of visibility (1.5 × the greater of the measured and predicted
@@ -68,15 +70,39 @@ impl Tally {
     }
 }
 
+/// A read path: its API and the cacheTtl its reads may have been cached for.
+pub(super) type PathKey = (Via, Option<u64>);
+
+/// The path of `get`: REST when the history does not say (it predates the binding).
+pub(super) fn path_of(get: &Op) -> PathKey {
+    (get.via.unwrap_or(Via::Rest), get.cache_ttl)
+}
+
+/// The judged reads of one path.
+#[derive(Default, Clone, Copy)]
+pub(super) struct PathTally {
+    pub(super) judged: usize,
+    pub(super) stale: usize,
+    pub(super) stale_hits: usize,
+}
+
+/// The stale-read figures, and the same judgements per read path (for the edge cache's
+/// figures).
+pub(super) struct StaleOut {
+    pub(super) summary: StaleSummary,
+    pub(super) by_path: BTreeMap<PathKey, PathTally>,
+}
+
 /// Stale reads (B2): a read is stale when it returns something older than the newest write
 /// acknowledged before it was invoked (exact: both are client instants on the run's clock). A
 /// not-found read is judged by what its region held by the read's end, from apply estimates,
 /// and left unjudged when the newest write may have expired by the read's end.
-pub(super) fn stale_reads(ix: &Index<'_>, faults: &FaultSet, bucket_ms: f64) -> StaleSummary {
+pub(super) fn stale_reads(ix: &Index<'_>, faults: &FaultSet, bucket_ms: f64) -> StaleOut {
     let mut tallies = Tallies {
         buckets: vec![(Tally::default(), Tally::default()); STALE_BUCKETS + 1],
         ..Tallies::default()
     };
+    let mut by_path: BTreeMap<PathKey, PathTally> = BTreeMap::new();
     for (key, gets) in ix.gets_by_key.iter().enumerate() {
         if gets.is_empty() {
             continue;
@@ -88,7 +114,7 @@ pub(super) fn stale_reads(ix: &Index<'_>, faults: &FaultSet, bucket_ms: f64) -> 
                 tallies.unjudged += 1;
                 continue;
             };
-            let Some(stale) = is_stale(ix, key, region, get, newest) else {
+            let Some(stale) = is_stale(ix, (key, region), get, newest, &acked.deletes) else {
                 tallies.unjudged += 1;
                 continue;
             };
@@ -97,21 +123,26 @@ pub(super) fn stale_reads(ix: &Index<'_>, faults: &FaultSet, bucket_ms: f64) -> 
             let bucket = ((delta / bucket_ms).floor().max(0.0) as usize).min(STALE_BUCKETS);
             let local = region == newest.origin;
             tallies.add(stale, k, faults.contains(get.invoke), local, bucket);
+            let path = by_path.entry(path_of(get)).or_default();
+            path.judged += 1;
+            path.stale += usize::from(stale);
+            path.stale_hits += usize::from(stale && get.cache == Some(CacheStatus::Hit));
         }
     }
-    tallies.summary(bucket_ms)
+    StaleOut { summary: tallies.summary(bucket_ms), by_path }
 }
 
 /// Whether `get` (in `region`) is older than `newest`; `None` when it cannot be judged. A
 /// not-found read carries no version, but the region's apply events say what it held: a
 /// tombstone at least as new as `newest` (a delete still in flight when the read began, say)
-/// makes "not found" fresh, not stale; an expiry that may have come makes it unjudged.
+/// makes "not found" fresh, not stale; an expiry that may have come makes it unjudged. (Holding
+/// a put does not: a cache that looked the key up before the put came still says "not found".)
 fn is_stale(
     ix: &Index<'_>,
-    key: usize,
-    region: usize,
+    (key, region): (usize, usize),
     get: &Op,
     newest: &Write<'_>,
+    deletes: &FastSet<&str>,
 ) -> Option<bool> {
     let held = ix.held.get(&(key, region)).and_then(|steps| {
         let n = steps.partition_point(|(at, _)| *at <= get.complete);
@@ -120,7 +151,7 @@ fn is_stale(
     Some(match get.version.as_deref() {
         Some(v) => v < newest.version,
         None if newest.op.f == Function::Delete => false,
-        None if held.is_some_and(|h| h >= newest.version) => false,
+        None if held.is_some_and(|h| h >= newest.version && deletes.contains(h)) => false,
         None if may_have_expired(newest.op, completed_wall_ms(get)) => return None,
         None => true,
     })
@@ -137,6 +168,8 @@ struct Acked<'w, 'a> {
     next: usize,
     inserted: usize,
     newest: Option<&'w Write<'a>>,
+    /// The versions of the key's deletes.
+    deletes: FastSet<&'a str>,
 }
 
 impl<'w, 'a> Acked<'w, 'a> {
@@ -147,7 +180,9 @@ impl<'w, 'a> Acked<'w, 'a> {
         versions.sort_unstable();
         versions.dedup();
         let fenwick = Fenwick::new(versions.len());
-        Acked { by_ack, versions, fenwick, next: 0, inserted: 0, newest: None }
+        let deletes =
+            by_ack.iter().filter(|w| w.op.f == Function::Delete).map(|w| w.version).collect();
+        Acked { by_ack, versions, fenwick, next: 0, inserted: 0, newest: None, deletes }
     }
 
     /// Takes in every write acknowledged before `t`.

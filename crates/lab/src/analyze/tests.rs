@@ -65,6 +65,9 @@ impl Builder {
             complete: (at_ms + 5) * MS,
             outcome: Outcome::Ok,
             wall_ms: 0,
+            via: None,
+            cache_ttl: None,
+            cache: None,
         });
         self.apply(region, key, &v, at_ms + 5);
         index
@@ -90,6 +93,9 @@ impl Builder {
             complete: (at_ms + 1) * MS,
             outcome: Outcome::Ok,
             wall_ms: 0,
+            via: None,
+            cache_ttl: None,
+            cache: None,
         });
         index
     }
@@ -698,3 +704,5 @@ fn visibility_is_never_negative() {
     assert_eq!(s.visibility.overall.blackbox_count, 1);
     close(s.visibility.overall.blackbox_p50_ms, 0.0);
 }
+
+mod cache;

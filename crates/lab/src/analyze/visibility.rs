@@ -110,13 +110,13 @@ pub(super) struct VisibilityOut {
 
 /// The black-box view of one (key, region): its acknowledged gets by invoke time, and for each
 /// position the oldest version returned from there on (not found counts as the oldest).
-struct StableReads<'a> {
+pub(super) struct StableReads<'a> {
     invokes: Vec<Nanos>,
     suffix_min: Vec<&'a str>,
 }
 
 impl<'a> StableReads<'a> {
-    fn new(gets: &[&'a Op]) -> Self {
+    pub(super) fn new(gets: &[&'a Op]) -> Self {
         let invokes = gets.iter().map(|g| g.invoke).collect();
         let mut suffix_min: Vec<&str> =
             gets.iter().map(|g| g.version.as_deref().unwrap_or("")).collect();
@@ -132,7 +132,7 @@ impl<'a> StableReads<'a> {
 
     /// The invoke time of the first get at or after `from` that returned `version` or newer and
     /// after which no get returned anything older.
-    fn first_stable(&self, version: &str, from: Nanos) -> Option<Nanos> {
+    pub(super) fn first_stable(&self, version: &str, from: Nanos) -> Option<Nanos> {
         let by_version = self.suffix_min.partition_point(|&v| v < version);
         let by_time = self.invokes.partition_point(|&t| t < from);
         self.invokes.get(by_version.max(by_time)).copied()
@@ -143,7 +143,7 @@ impl<'a> StableReads<'a> {
 /// returned it for good) came, in ms: t-visibility as PBS defines it, the time after the commit
 /// from which a read sees the write. A region that held the write, or a newer version, before
 /// the ack shows it to a read at the ack already: 0, not a negative time.
-fn visible_after_ms(seen: Nanos, ack: Nanos) -> f64 {
+pub(super) fn visible_after_ms(seen: Nanos, ack: Nanos) -> f64 {
     diff_ms(seen, ack).max(0.0)
 }
 
@@ -261,11 +261,12 @@ fn push(lists: &mut [Vec<f64>], at: usize, value: f64) {
     }
 }
 
-/// The black-box readers of one key, per region.
+/// The black-box readers of one key, per region: the reads that cannot have been cached, since
+/// a cache hit can hide a write its region holds (the edge cache's figures measure those).
 fn stable_reads<'a>(ix: &Index<'a>, key: usize) -> Vec<StableReads<'a>> {
     let gets = ix.gets_by_key.get(key).map_or(&[][..], Vec::as_slice);
     let mut in_region: Vec<Vec<&Op>> = vec![Vec::new(); ix.regions.len()];
-    for &(r, get) in gets {
+    for &(r, get) in gets.iter().filter(|(_, g)| g.cache_ttl.is_none()) {
         if let Some(list) = in_region.get_mut(r) {
             list.push(get);
         }

@@ -45,6 +45,9 @@ impl Builder {
             complete,
             outcome,
             wall_ms: WALL + invoke / 1_000_000,
+            via: None,
+            cache_ttl: None,
+            cache: None,
         });
         index
     }
@@ -642,3 +645,5 @@ fn not_found_after_ones_own_put_is_explained_by_a_newer_put_that_expired() {
     b.history.ops[newer as usize].expiration = None;
     assert!(kinds(&b.check()).contains(&AnomalyKind::ReadYourWrites));
 }
+
+mod cache;

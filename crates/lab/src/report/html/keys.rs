@@ -201,7 +201,7 @@ impl ShortVersions {
 
 /// The most-written key's writes travelling between regions.
 pub(super) fn hot_key(out: &mut String, s: &Summary) {
-    section(out, "spacetime", SECTIONS[6]);
+    section(out, "spacetime", SECTIONS[7]);
     let Some(trace) = &s.traces.hot_key else {
         no_data(out, "no acknowledged writes");
         end_section(out);

@@ -7,10 +7,12 @@
 //! The order follows EXPERIMENTS.md's plot checklist, after what a reader needs first: what ran
 //! and how to rerun it, then whether the checker found anything, with a drill-down per anomaly.
 //! One module per group of sections: `run` (the run and the verdict), `keys` (key excerpts and
-//! space-time diagrams), `visibility` (t-visibility, stale reads, the lag heatmap),
+//! space-time diagrams), `visibility` (t-visibility, stale reads, the lag heatmap), `cache`
+//! (staleness split into propagation and the edge cache),
 //! `operations` (latency, the process timeline, clocks, availability) and `replication`
 //! (divergence and convergence, conflicts); the formatting they share is here.
 
+mod cache;
 mod keys;
 mod operations;
 mod replication;
@@ -23,18 +25,19 @@ use super::svg::{escape, Band};
 use crate::summary::{RateWithInterval, Summary};
 
 /// Section titles, in order; the test checks each is present.
-pub const SECTIONS: [&str; 12] = [
+pub const SECTIONS: [&str; 13] = [
     "Run",
     "Checker verdict",
     "1. t-visibility",
     "2. Stale reads",
-    "3. Latency and throughput",
-    "4. Process timeline",
-    "5. Space-time diagram of the most-written key",
-    "6. Divergence and convergence",
-    "7. Replication lag heatmap",
-    "8. Conflicts",
-    "9. Clock offsets",
+    "3. Edge cache",
+    "4. Latency and throughput",
+    "5. Process timeline",
+    "6. Space-time diagram of the most-written key",
+    "7. Divergence and convergence",
+    "8. Replication lag heatmap",
+    "9. Conflicts",
+    "10. Clock offsets",
     "Availability",
 ];
 
@@ -68,6 +71,7 @@ pub fn render(summary: &Summary) -> String {
     run::verdict(&mut out, summary);
     visibility::visibility(&mut out, summary);
     visibility::stale(&mut out, summary);
+    cache::cache(&mut out, summary);
     operations::latency(&mut out, summary);
     operations::timeline(&mut out, summary);
     keys::hot_key(&mut out, summary);

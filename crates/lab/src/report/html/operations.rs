@@ -12,7 +12,7 @@ use crate::summary::{OpRow, Summary};
 
 /// Latency and throughput over time, and each operation's quantiles.
 pub(super) fn latency(out: &mut String, s: &Summary) {
-    section(out, "latency", SECTIONS[4]);
+    section(out, "latency", SECTIONS[5]);
     if s.latency.series.is_empty() && s.throughput.series.is_empty() {
         no_data(out, "no operations");
         end_section(out);
@@ -86,7 +86,7 @@ fn throughput_chart(s: &Summary) -> String {
 
 /// A per-process timeline: one row per client, one bar per operation from invoke to completion.
 pub(super) fn timeline(out: &mut String, s: &Summary) {
-    section(out, "timeline", SECTIONS[5]);
+    section(out, "timeline", SECTIONS[6]);
     let ops = &s.traces.timeline;
     if ops.is_empty() {
         no_data(out, "no operations");
@@ -207,7 +207,7 @@ impl Rows {
 
 /// Each region's clock offset over the run, when any was injected.
 pub(super) fn clocks(out: &mut String, s: &Summary) {
-    section(out, "clocks", SECTIONS[10]);
+    section(out, "clocks", SECTIONS[11]);
     if s.clocks.is_empty() {
         out.push_str("<p>No clock offsets were injected.</p>\n");
         end_section(out);
@@ -250,7 +250,7 @@ pub(super) fn clocks(out: &mut String, s: &Summary) {
 
 /// Outcome fractions per region, during and outside faults.
 pub(super) fn availability(out: &mut String, s: &Summary) {
-    section(out, "availability", SECTIONS[11]);
+    section(out, "availability", SECTIONS[12]);
     if s.availability.first().is_none_or(|a| a.total.ops == 0) {
         no_data(out, "no operations");
         end_section(out);

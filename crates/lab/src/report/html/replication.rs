@@ -12,7 +12,7 @@ use crate::summary::{ConflictSummary, Summary};
 /// Divergence over time, whether the regions converged before the final reads, and the
 /// convergence after each heal.
 pub(super) fn divergence(out: &mut String, s: &Summary) {
-    section(out, "divergence", SECTIONS[7]);
+    section(out, "divergence", SECTIONS[8]);
     let d = &s.divergence;
     if d.samples.is_empty() {
         no_data(out, "no apply events");
@@ -145,7 +145,7 @@ fn heal_boxes(s: &Summary) -> BoxPlot {
 /// Conflict, LWW-loser and silent-loss rates per region, the measures' table and examples of
 /// real-time inversions.
 pub(super) fn conflicts(out: &mut String, s: &Summary) {
-    section(out, "conflicts", SECTIONS[9]);
+    section(out, "conflicts", SECTIONS[10]);
     let c = &s.conflicts;
     if c.writes == 0 {
         no_data(out, "no acknowledged writes");

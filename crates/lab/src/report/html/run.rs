@@ -90,7 +90,25 @@ fn facts(run: &RunSummary) -> Vec<Vec<String>> {
             "Apply logs that dropped events".into(),
             if run.applies_missed.is_empty() { "none".into() } else { run.applies_missed.join(", ") },
         ],
+        vec!["Edge cache and write limit".into(), edge(run)],
     ]
+}
+
+/// The regions' edge settings in a phrase, and whether they were set or only declared.
+fn edge(run: &RunSummary) -> String {
+    let Some(e) = run.edge else { return "unknown (a run from before the edge cache)".into() };
+    let on = |b: bool| if b { "on" } else { "off" };
+    format!(
+        "edge cache {}, REST reads {}, one write per second per key {} ({})",
+        on(e.cache),
+        if e.cache && e.rest_cache { "cached" } else { "uncached" },
+        on(e.write_rate_limit),
+        if e.declared {
+            "declared: an external cluster runs with what its nodes were started with"
+        } else {
+            "configured"
+        }
+    )
 }
 
 /// The regions with their endpoints and clients, and each link's delay model.
@@ -98,12 +116,25 @@ fn topology(out: &mut String, run: &RunSummary) {
     let regions: Vec<Vec<String>> = run
         .regions
         .iter()
-        .map(|r| vec![r.name.clone(), r.url.clone(), r.writers.to_string(), r.readers.to_string()])
+        .map(|r| {
+            let reads = if r.reads.is_empty() { "rest" } else { r.reads.as_str() };
+            let endpoint = match &r.binding_url {
+                Some(binding) => format!("{} (binding {binding})", r.url),
+                None => r.url.clone(),
+            };
+            vec![
+                r.name.clone(),
+                endpoint,
+                r.writers.to_string(),
+                r.readers.to_string(),
+                reads.into(),
+            ]
+        })
         .collect();
     if regions.is_empty() {
         no_data(out, "no regions are known");
     } else {
-        table(out, &["Region", "Endpoint", "Writers", "Readers"], &regions);
+        table(out, &["Region", "Endpoint", "Writers", "Readers", "Gets via"], &regions);
     }
     let links: Vec<Vec<String>> = run
         .links

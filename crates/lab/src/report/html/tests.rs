@@ -4,7 +4,9 @@ use edgekv_core::Fault;
 
 use super::*;
 use crate::analyze::summarize;
-use crate::history::{Apply, FaultEvent, FinalRead, Function, History, Op, Outcome};
+use crate::history::{
+    Apply, CacheStatus, FaultEvent, FinalRead, Function, History, Op, Outcome, Via,
+};
 use crate::meta::{LinkMeta, RegionMeta, RunMeta};
 use crate::report::svg::escape;
 
@@ -24,6 +26,9 @@ fn small_run() -> (History, RunMeta) {
         complete: (at + 5) * ms,
         outcome: Outcome::Ok,
         wall_ms: 0,
+        via: None,
+        cache_ttl: None,
+        cache: None,
     };
     h.ops.push(op(0, "wnam", Function::Put, "0000000000000001-wnam", 10));
     h.ops.push(op(1, "enam", Function::Put, "0000000000000002-enam", 12));
@@ -71,6 +76,7 @@ fn small_run() -> (History, RunMeta) {
         url: format!("http://127.0.0.1:{}/client/v4", if name == "wnam" { 8787 } else { 8788 }),
         writers: 1,
         readers: 1,
+        ..RegionMeta::default()
     };
     let link = |from: &str, to: &str| LinkMeta {
         from: from.into(),
@@ -144,4 +150,30 @@ fn an_empty_summary_renders_with_no_data_notes() {
     assert!(html.contains("edgekv lab run SCENARIO --seed 0"));
     assert!(html.contains("No clock offsets were injected."));
     assert!(!html.contains("NaN"));
+}
+
+#[test]
+fn the_edge_cache_section_says_when_no_read_could_be_cached() {
+    let (mut history, meta) = small_run();
+    let rest = render(&summarize(&history, Some(&meta), None));
+    assert!(rest.contains("Every get went through the REST API"), "REST only");
+    // wnam caches v0 at 200 ms; enam's write reaches wnam at 300 ms; wnam's hit at 350 ms
+    // still serves v0.
+    let ms = 1_000_000;
+    for (at, status) in [(200, CacheStatus::Miss), (350, CacheStatus::Hit)] {
+        let mut get = history.ops[2].clone();
+        get.index = history.ops.len() as u64;
+        get.region = "wnam".into();
+        (get.invoke, get.complete) = (at * ms, (at + 1) * ms);
+        (get.via, get.cache_ttl, get.cache) = (Some(Via::Binding), Some(30), Some(status));
+        history.ops.push(get);
+    }
+    let summary = summarize(&history, Some(&meta), None);
+    assert_eq!(summary.cache.stale_hits, 1, "{:?}", summary.cache);
+    let html = render(&summary);
+    assert!(!html.contains("Every get went through the REST API"));
+    assert!(html.contains("binding, cacheTtl 30 s"));
+    assert!(html.contains("How long a cached copy hid a version its region held"));
+    assert!(html.contains("cache held value"), "wnam's hit served the value it had cached");
+    assert!(!html.contains("NaN") && !html.to_lowercase().contains("<script"));
 }

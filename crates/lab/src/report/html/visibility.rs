@@ -279,7 +279,7 @@ fn stale_table(out: &mut String, st: &StaleSummary) {
 
 /// p99 visibility by origin and destination.
 pub(super) fn heatmap(out: &mut String, s: &Summary) {
-    section(out, "heatmap", SECTIONS[8]);
+    section(out, "heatmap", SECTIONS[9]);
     let h = &s.lag_heatmap;
     if h.p99_ms.iter().flatten().all(Option::is_none) {
         no_data(out, "no visibility was measured");
