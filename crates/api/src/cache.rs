@@ -30,6 +30,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use edgekv_core::{Entry, NamespaceId, Version};
@@ -218,7 +219,19 @@ pub struct EdgeCache {
     hasher: RandomState,
     /// Each shard's share of the memory bound.
     shard_limit: u64,
+    /// Entries and bytes over all shards.
+    entries: AtomicU64,
+    bytes: AtomicU64,
     metrics: CacheMetrics,
+}
+
+/// Moves `total` by the change from `before` to `after`; returns the new total.
+fn shift(total: &AtomicU64, (before, after): (u64, u64)) -> u64 {
+    if after >= before {
+        total.fetch_add(after - before, Ordering::Relaxed) + (after - before)
+    } else {
+        total.fetch_sub(before - after, Ordering::Relaxed).saturating_sub(before - after)
+    }
 }
 
 impl EdgeCache {
@@ -228,6 +241,8 @@ impl EdgeCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: RandomState::new(),
             shard_limit: memory / SHARDS as u64,
+            entries: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
             metrics: CacheMetrics::register(registry),
         }
     }
@@ -240,7 +255,7 @@ impl EdgeCache {
     /// (counted as a miss) when the caller must read the store and [`EdgeCache::fill`].
     pub fn lookup(&self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
         let kind = key.kind() as usize;
-        let found = self.shard(key).lock().lookup(key, now_ms);
+        let found = self.changing(self.shard(key), |shard| (shard.lookup(key, now_ms), 0));
         match found {
             Some(cached) => {
                 self.metrics.hits[kind].inc();
@@ -248,7 +263,6 @@ impl EdgeCache {
             }
             None => {
                 self.metrics.misses[kind].inc();
-                self.publish();
                 None
             }
         }
@@ -256,12 +270,8 @@ impl EdgeCache {
 
     /// Caches what a read of `key` found, for `ttl_ms` from `now_ms`.
     pub fn fill(&self, key: CacheKey, value: Cached, ttl_ms: u64, now_ms: u64) {
-        let evicted = {
-            let mut shard = self.shard(&key).lock();
-            shard.insert(key, value, now_ms.saturating_add(ttl_ms), self.shard_limit)
-        };
-        self.metrics.evictions.add(evicted);
-        self.publish();
+        let (until, limit) = (now_ms.saturating_add(ttl_ms), self.shard_limit);
+        self.changing(self.shard(&key), |shard| ((), shard.insert(key, value, until, limit)));
     }
 
     /// A write in this region changed `key`: the cache now holds the new state, for what was
@@ -269,25 +279,33 @@ impl EdgeCache {
     /// cached. (Which also fences off a read that read the store before the write and fills
     /// after it: its older state does not replace this one.)
     pub fn replace(&self, key: CacheKey, value: Cached, ttl_ms: u64, now_ms: u64) {
-        let limit = self.shard_limit;
-        let evicted =
-            self.shard(&key).lock().replace(key, value, now_ms.saturating_add(ttl_ms), limit);
-        self.metrics.evictions.add(evicted);
-        self.publish();
+        let (until, limit) = (now_ms.saturating_add(ttl_ms), self.shard_limit);
+        self.changing(self.shard(&key), |shard| ((), shard.replace(key, value, until, limit)));
     }
 
     /// Entries and bytes held now.
     pub fn usage(&self) -> (u64, u64) {
-        self.shards.iter().fold((0, 0), |(n, b), s| {
-            let s = s.lock();
-            (n + s.map.len() as u64, b + s.bytes)
-        })
+        (self.entries.load(Ordering::Relaxed), self.bytes.load(Ordering::Relaxed))
     }
 
-    fn publish(&self) {
-        let (entries, bytes) = self.usage();
+    /// Runs `change` on `shard` (it returns its result and how many entries it evicted), and
+    /// carries what it changed into the totals and the gauges. The totals are kept by
+    /// difference, so no operation has to visit every shard.
+    fn changing<T>(&self, shard: &Mutex<Shard>, change: impl FnOnce(&mut Shard) -> (T, u64)) -> T {
+        let (out, evicted, entries, bytes) = {
+            let mut shard = shard.lock();
+            let before = (shard.map.len() as u64, shard.bytes);
+            let (out, evicted) = change(&mut shard);
+            (out, evicted, (before.0, shard.map.len() as u64), (before.1, shard.bytes))
+        };
+        let entries = shift(&self.entries, entries);
+        let bytes = shift(&self.bytes, bytes);
+        if evicted > 0 {
+            self.metrics.evictions.add(evicted);
+        }
         self.metrics.entries.set(entries as i64);
         self.metrics.bytes.set(bytes as i64);
+        out
     }
 }
 
