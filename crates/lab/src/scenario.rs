@@ -29,7 +29,7 @@
 //! fault = { kind = "partition", a = ["wnam"], b = ["enam"] }
 //! ```
 //!
-//! See `deploy/scenarios/` for documented examples, and [`reads`] for how gets are sent (REST
+//! See `deploy/scenarios/` for documented examples, and `reads` for how gets are sent (REST
 //! or the Workers binding with a cacheTtl) and the regions' edge settings.
 
 mod reads;
