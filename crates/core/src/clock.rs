@@ -63,6 +63,11 @@ pub trait Timers: Send + Sync + fmt::Debug {
 pub trait PhysicalClock: Send + Sync + fmt::Debug {
     /// The current physical time.
     fn now_ms(&self) -> u64;
+
+    /// The same in microseconds, for clocks that read finer (the lab places events with it).
+    fn now_us(&self) -> u64 {
+        self.now_ms().saturating_mul(1000)
+    }
 }
 
 /// The operating system's wall clock.
@@ -74,6 +79,10 @@ impl PhysicalClock for SystemClock {
         // A clock before 1970 is a broken machine; treating it as the epoch keeps the node up and
         // the HLC still issues increasing timestamps from its persisted floor.
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis() as u64
+    }
+
+    fn now_us(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_micros() as u64
     }
 }
 

@@ -52,6 +52,8 @@ pub(crate) async fn run(
         let factor = 0.75 + ((jitter >> 33) % 1000) as f64 / 2000.0;
         let wait = timers.sleep(shared.ae_interval.mul_f64(factor));
         tokio::select! {
+            // In order, not at random: a simulation must replay the same choice.
+            biased;
             _ = shutdown.cancelled() => return,
             _ = wait => {}
             _ = peer.ae_now.notified() => {}

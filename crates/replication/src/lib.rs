@@ -362,6 +362,8 @@ async fn hub(
     loop {
         let wait = next.saturating_sub(now_ms()).min(tick_ms);
         tokio::select! {
+            // In order, not at random: a simulation must replay the same choice.
+            biased;
             _ = shutdown.cancelled() => {
                 save_positions(&shared, &peers);
                 return;

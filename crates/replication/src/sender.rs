@@ -51,6 +51,8 @@ impl Sender {
             let wake = self.publish(now);
             let sleep = self.timers.sleep(std::time::Duration::from_millis(wake - now));
             tokio::select! {
+                // In order, not at random: a simulation must replay the same choice.
+                biased;
                 _ = shutdown.cancelled() => return,
                 _ = self.peer.wake.notified() => {}
                 _ = sleep => {}

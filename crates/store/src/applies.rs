@@ -5,11 +5,8 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use edgekv_core::Version;
-
-use edgekv_core::NamespaceId;
+use edgekv_core::{NamespaceId, PhysicalClock, Version};
 
 /// A region applied `version` of `key` at `at_ms` (its wall clock, epoch milliseconds), which
 /// its system clock read as `system_us`.
@@ -26,9 +23,10 @@ pub struct ApplyEvent {
     /// When, on the region's wall clock: the one its versions and expiry use, offsets
     /// included.
     pub at_ms: u64,
-    /// When, on the host's system clock, epoch microseconds, read as the event is logged: finer
-    /// than `at_ms`, and free of the offsets experiments add to the region's clock, so a lab on
-    /// the same host can place the event on its own clock to the microsecond. The event is
+    /// When, on the host's system clock (a simulator's virtual clock under simulation), epoch
+    /// microseconds, read as the event is logged: finer than `at_ms`, and free of the offsets
+    /// experiments add to the region's clock, so a lab on the same host can place the event on
+    /// its own clock to the microsecond. The event is
     /// logged no earlier than the applied state became readable: a local write in a durable
     /// store is shown only once its group commit is durable, and its event carries that time.
     pub system_us: u64,
@@ -36,9 +34,10 @@ pub struct ApplyEvent {
     pub(crate) hidden: bool,
 }
 
-/// The host's system clock, epoch microseconds (0 if it reads before 1970).
+/// The host's system clock, epoch microseconds (0 if it reads before 1970): what a durable
+/// store's syncer thread stamps group commits with.
 pub(crate) fn system_now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    edgekv_core::SystemClock.now_us()
 }
 
 /// Events after a position.
@@ -56,13 +55,15 @@ pub struct ApplyPage {
 #[derive(Debug)]
 pub(crate) struct ApplyLog {
     capacity: usize,
+    /// The clock `system_us` is read from: the host's, or a simulator's virtual one.
+    clock: Arc<dyn PhysicalClock>,
     last_seq: u64,
     events: VecDeque<ApplyEvent>,
 }
 
 impl ApplyLog {
-    pub(crate) fn new(capacity: usize) -> Self {
-        ApplyLog { capacity: capacity.max(1), last_seq: 0, events: VecDeque::new() }
+    pub(crate) fn new(capacity: usize, clock: Arc<dyn PhysicalClock>) -> Self {
+        ApplyLog { capacity: capacity.max(1), clock, last_seq: 0, events: VecDeque::new() }
     }
 
     pub(crate) fn record(
@@ -83,7 +84,7 @@ impl ApplyLog {
             key: Arc::clone(key),
             version,
             at_ms,
-            system_us: system_now_us(),
+            system_us: self.clock.now_us(),
             hidden,
         };
         self.events.push_back(event);
@@ -107,7 +108,7 @@ mod tests {
     fn pages_resume_in_order_and_report_what_the_bound_dropped() {
         let ns = NamespaceId::random();
         let key: Arc<str> = Arc::from("k");
-        let mut log = ApplyLog::new(3);
+        let mut log = ApplyLog::new(3, Arc::new(edgekv_core::SystemClock));
         for ts in 1..=5 {
             log.record(&ns, &key, Version::new(Timestamp(ts), "wnam".parse().unwrap()), ts, false);
         }
@@ -128,7 +129,7 @@ mod tests {
     fn an_event_carries_the_system_clock_in_microseconds() {
         let ns = NamespaceId::random();
         let key: Arc<str> = Arc::from("k");
-        let mut log = ApplyLog::new(3);
+        let mut log = ApplyLog::new(3, Arc::new(edgekv_core::SystemClock));
         let before = system_now_us();
         log.record(&ns, &key, Version::new(Timestamp(1), "wnam".parse().unwrap()), 7, false);
         let after = system_now_us();

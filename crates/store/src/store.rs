@@ -48,6 +48,9 @@ mod purge;
 mod recovery;
 mod replica;
 
+/// A hasher with fixed keys, for maps whose iteration order must not vary from run to run.
+pub(crate) type FixedState = std::hash::BuildHasherDefault<std::hash::DefaultHasher>;
+
 /// How many items `mature` handles under one hold of a namespace's lock.
 const MATURE_SLICE: usize = 256;
 
@@ -248,7 +251,10 @@ pub type WriteListener = Arc<dyn Fn() + Send + Sync>;
 pub struct Store {
     config: StoreConfig,
     hlc: Arc<Hlc>,
-    namespaces: DashMap<NamespaceId, Arc<Namespace>>,
+    /// Hashed with a fixed key: walks over it (the digest's members, the catalog) come out in
+    /// the same order in every run, which a simulation replaying from its seed needs. Ids are
+    /// random and made here, so a fixed key gives a client nothing to collide on.
+    namespaces: DashMap<NamespaceId, Arc<Namespace>, FixedState>,
     /// Serializes namespace create/rename/delete so that two of them cannot both pass the
     /// title-uniqueness check. They are rare; key operations never take this lock.
     catalog: Mutex<()>,
@@ -328,7 +334,7 @@ impl Store {
         Store {
             config,
             hlc,
-            namespaces: DashMap::new(),
+            namespaces: DashMap::with_hasher(FixedState::default()),
             catalog: Mutex::new(()),
             purge_queue: Mutex::new(PurgeQueue::default()),
             outbox: Mutex::new(Outbox::default()),

@@ -212,7 +212,7 @@ fn a_durable_local_delete_drops_its_keys() {
 #[test]
 fn an_apply_event_of_a_local_write_carries_the_time_it_was_shown() {
     let f = fixture();
-    f.store.enable_apply_log(100);
+    f.store.enable_apply_log(100, Arc::new(edgekv_core::SystemClock));
     f.disk().as_ref().unwrap().hold_groups(true);
     let written = f.store.write(&f.account, &f.ns, vec![put("a", "2")]).unwrap()[0].version;
     let page = f.store.applies_after(0, 100).unwrap();

@@ -317,10 +317,10 @@ impl Store {
         keys.insert(key, slot);
     }
 
-    /// Starts logging apply events, keeping the newest `capacity` (for the consistency lab).
-    /// Only the first call takes effect.
-    pub fn enable_apply_log(&self, capacity: usize) {
-        let _ = self.applies.set(Mutex::new(ApplyLog::new(capacity)));
+    /// Starts logging apply events, keeping the newest `capacity` (for the consistency lab),
+    /// each stamped with `clock`, the region's unskewed clock. Only the first call takes effect.
+    pub fn enable_apply_log(&self, capacity: usize, clock: Arc<dyn edgekv_core::PhysicalClock>) {
+        let _ = self.applies.set(Mutex::new(ApplyLog::new(capacity, clock)));
     }
 
     /// Up to `limit` apply events after position `after`, or `None` if the log is off. An
