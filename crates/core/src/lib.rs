@@ -19,6 +19,7 @@ mod clock;
 mod delay;
 pub mod digest;
 mod entry;
+pub mod failpoint;
 mod fault;
 mod key;
 pub mod limits;

@@ -2,6 +2,8 @@
 //! and Reconcile exchanges over the region's store, with the receiving end's fault checks.
 
 use std::collections::HashSet;
+
+use edgekv_core::failpoint::{self, Failpoint};
 use std::sync::Arc;
 
 use edgekv_core::digest::{differing, LeafId, FANOUT};
@@ -173,6 +175,9 @@ impl Shared {
             {
                 reply.newer.push(mine);
             }
+        }
+        if failpoint::active(Failpoint::AntiEntropySkipsItem) && !reply.newer.is_empty() {
+            reply.newer.remove(0);
         }
         reply
     }

@@ -200,7 +200,7 @@ impl Store {
                     if !takes_keys(&ns.record.read()) {
                         return Ok(false);
                     }
-                    if keys.get(key.as_str()).is_some_and(|s| s.version >= entry.version) {
+                    if keys.get(key.as_str()).is_some_and(|s| !replaces(s.version, entry.version)) {
                         return Ok(false);
                     }
                     self.commit_with(Some(weight), |disk, batch| {
@@ -450,4 +450,11 @@ impl Store {
             metadata: slot.metadata(),
         }))
     }
+}
+
+/// Whether a replicated write of version `incoming` replaces the key's `current` one: last
+/// writer wins, so only a greater version does (and a test build may break that rule).
+fn replaces(current: Version, incoming: Version) -> bool {
+    use edgekv_core::failpoint::{active, Failpoint};
+    incoming > current || (incoming != current && active(Failpoint::ApplyOlder))
 }
