@@ -18,15 +18,20 @@ pub(crate) mod client;
 mod faults;
 mod finals;
 mod output;
+mod processes;
 mod progress;
-mod setup;
+pub(crate) mod setup;
 mod worker;
+
+pub(crate) use processes::Processes;
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use anyhow::Context;
 use edgekv_lab::history::{FaultEvent, Function, History, Nanos, Op};
@@ -37,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::applies::APPLY_POLL;
 use self::client::Endpoint;
-use self::progress::Progress;
+pub(crate) use self::progress::Progress;
 
 /// What `edgekv lab run` was asked.
 #[derive(Debug)]
@@ -51,20 +56,22 @@ pub struct RunArgs {
 }
 
 /// One region as the run reaches it.
-struct Region {
-    name: String,
-    api: Endpoint,
+pub(crate) struct Region {
+    pub(crate) name: String,
+    pub(crate) api: Endpoint,
     /// Its Workers binding listener, when the run knows it (in-process always; external when
     /// the scenario names it).
-    binding: Option<Endpoint>,
-    admin: Endpoint,
-    token: String,
-    admin_token: String,
+    pub(crate) binding: Option<Endpoint>,
+    pub(crate) admin: Endpoint,
+    pub(crate) token: String,
+    pub(crate) admin_token: String,
 }
 
 /// The run's clock: monotonic nanoseconds since the start, and the wall clock at the start.
+/// Both come from the async runtime's clock, so under a simulation's paused runtime the run is
+/// timed on virtual time like everything else.
 #[derive(Clone, Copy)]
-struct Clock {
+pub(crate) struct Clock {
     start: Instant,
     /// The wall clock at the start, epoch ms (for people and expiry).
     wall_ms: u64,
@@ -76,6 +83,7 @@ struct Clock {
 }
 
 impl Clock {
+    /// Starts now, paired with the system's wall clock.
     fn new() -> Self {
         let start = Instant::now();
         let wall_ns =
@@ -84,8 +92,19 @@ impl Clock {
         Clock { start, wall_ms: wall_ns / 1_000_000, wall_ns, pairing_ns }
     }
 
+    /// Starts now, the wall clock reading `wall_ns` at this instant exactly (a simulation's
+    /// clocks are one).
+    pub(crate) fn starting_at(wall_ns: u64) -> Self {
+        Clock { start: Instant::now(), wall_ms: wall_ns / 1_000_000, wall_ns, pairing_ns: 0 }
+    }
+
     fn now(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
+    }
+
+    /// The wall clock now, epoch ms: the start's reading plus the time since.
+    fn wall_ms(&self) -> u64 {
+        self.wall_ms + self.start.elapsed().as_millis() as u64
     }
 }
 
@@ -97,10 +116,7 @@ struct Run<'a> {
     regions: &'a [Region],
     clock: Clock,
     progress: &'a Arc<Progress>,
-}
-
-fn wall_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    processes: &'a Arc<dyn Processes>,
 }
 
 /// Runs the scenario; returns the checker's exit code (0 valid, 1 invalid, 2 unknown).
@@ -122,8 +138,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let shutdown = CancellationToken::new();
     let (regions, cluster) = setup::connect(&scenario, seed, &args.out, &shutdown).await?;
     let progress = Arc::new(Progress::default());
+    let lab = Lab {
+        scenario: &scenario,
+        text: &text,
+        seed,
+        regions: &regions,
+        out: &args.out,
+        clock: Clock::new(),
+        processes: processes::docker(&scenario, &regions),
+        show_progress: true,
+    };
     let result = tokio::select! {
-        result = drive(&scenario, &text, seed, &regions, &args.out, Arc::clone(&progress)) => result,
+        result = drive(lab, Arc::clone(&progress)) => result,
         () = crate::process::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
     };
     if result.is_err() {
@@ -141,25 +167,35 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     result
 }
 
-/// Set up, workload, quiet period, final reads, files.
-async fn drive(
-    scenario: &Scenario,
-    text: &str,
-    seed: u64,
-    regions: &[Region],
-    out: &Path,
-    progress: Arc<Progress>,
-) -> anyhow::Result<i32> {
-    let clock = Clock::new();
-    let run = Run { scenario, seed, regions, clock, progress: &progress };
-    let namespace = setup::create_namespace(scenario, seed, regions).await?;
+/// What a run is given: what to run, against what, and how.
+pub(crate) struct Lab<'a> {
+    pub(crate) scenario: &'a Scenario,
+    /// The scenario's text, kept in run.json.
+    pub(crate) text: &'a str,
+    pub(crate) seed: u64,
+    pub(crate) regions: &'a [Region],
+    pub(crate) out: &'a Path,
+    pub(crate) clock: Clock,
+    /// What carries out process faults.
+    pub(crate) processes: Arc<dyn Processes>,
+    /// Whether to show the progress line (a simulation runs too fast for one).
+    pub(crate) show_progress: bool,
+}
+
+/// The workload, quiet period, final reads and files, against regions that are up and have
+/// `setup` done: returns the checker's exit code.
+pub(crate) async fn drive(lab: Lab<'_>, progress: Arc<Progress>) -> anyhow::Result<i32> {
+    let Lab { scenario, text, seed, regions, out, clock, processes, show_progress } = lab;
+    let run = Run { scenario, seed, regions, clock, progress: &progress, processes: &processes };
+    let namespace = setup::create_namespace(scenario, seed, regions, &clock).await?;
     eprintln!(
         "lab: namespace {namespace} is in every region; workload for {:?}",
         scenario.duration
     );
     let stop_polling = CancellationToken::new();
     let pollers = applies::spawn_pollers(regions, &namespace, clock, &stop_polling)?;
-    let show = tokio::spawn(progress::show(Arc::clone(&progress), clock, scenario.duration));
+    let show = show_progress
+        .then(|| tokio::spawn(progress::show(Arc::clone(&progress), clock, scenario.duration)));
 
     let recorded = run_workload(run, &namespace).await?;
     let mut history = History { ops: recorded.ops, faults: recorded.faults, ..History::default() };
@@ -176,8 +212,10 @@ async fn drive(
     stop_polling.cancel();
     let mut polled = applies::join_pollers(pollers, regions).await?;
     let missed = std::mem::take(&mut polled.missed);
-    show.abort();
-    if std::io::stderr().is_terminal() {
+    if let Some(show) = show {
+        show.abort();
+    }
+    if show_progress && std::io::stderr().is_terminal() {
         eprintln!();
     }
     let steps = faults::clock_offsets(scenario, &recorded.clock_steps);

@@ -210,6 +210,9 @@ pub enum Target {
     },
     /// The regions' URLs are given.
     External,
+    /// `edgekv sim` runs every region itself, under virtual time: any URLs in the file are
+    /// ignored, and process faults act on the simulated regions.
+    Simulated,
 }
 
 /// One region.
@@ -459,6 +462,8 @@ impl ClusterFile {
     /// Every link's delay model; unknown for an external cluster that declares none.
     fn delays(&self, target: &Target) -> Result<Option<LatencyMatrix>, ScenarioError> {
         if *target == Target::External && self.delay.is_none() && self.link_delays.is_empty() {
+            // Only a real cluster can have delays the file does not say; a simulated one has
+            // what the file says (no delay if it says none).
             return Ok(None);
         }
         let default = match &self.delay {
@@ -481,7 +486,7 @@ impl ClusterFile {
     fn anti_entropy(&self, target: &Target) -> Result<Duration, ScenarioError> {
         let interval = match (&self.anti_entropy_interval, target) {
             (Some(t), _) => duration("cluster.anti_entropy_interval", t)?,
-            (None, Target::InProcess { .. }) => DEFAULT_LAB_ANTI_ENTROPY,
+            (None, Target::InProcess { .. } | Target::Simulated) => DEFAULT_LAB_ANTI_ENTROPY,
             (None, Target::External) => DEFAULT_NODE_ANTI_ENTROPY,
         };
         if interval.is_zero() {
@@ -494,7 +499,7 @@ impl ClusterFile {
     fn clock_error(&self, target: &Target) -> Result<Duration, ScenarioError> {
         Ok(match (&self.clock_error, target) {
             (Some(t), _) => duration("cluster.clock_error", t)?,
-            (None, Target::InProcess { .. }) => Duration::ZERO,
+            (None, Target::InProcess { .. } | Target::Simulated) => Duration::ZERO,
             (None, Target::External) => DEFAULT_EXTERNAL_CLOCK_ERROR,
         })
     }
@@ -563,10 +568,10 @@ fn typed_fault(
         value.clone().try_into().map_err(|e| err(format!("{field}: {}", e.to_string().trim())))?;
     fault.validate().map_err(|e| err(format!("{field}: {e}")))?;
     if let Some(region) = fault.process_region() {
-        if *target != Target::External {
+        if matches!(target, Target::InProcess { .. }) {
             return Err(err(format!(
                 "{field}: {:?} acts on a container; it needs an external (compose) cluster, i.e. \
-                 regions with URLs",
+                 regions with URLs (or `edgekv sim`, which simulates the regions' processes)",
                 fault.kind()
             )));
         }
@@ -610,15 +615,24 @@ fn quiet(
 }
 
 impl Scenario {
-    /// Parses and validates a scenario file: each table is resolved in turn, in the order its
-    /// mistakes are reported.
+    /// Parses and validates a scenario file for `edgekv lab run`: each table is resolved in
+    /// turn, in the order its mistakes are reported.
     pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        Self::parse_for(text, false)
+    }
+
+    /// Parses a scenario file for `edgekv sim`: the same file, with every region simulated.
+    pub fn parse_simulated(text: &str) -> Result<Self, ScenarioError> {
+        Self::parse_for(text, true)
+    }
+
+    fn parse_for(text: &str, simulated: bool) -> Result<Self, ScenarioError> {
         let file: File = toml::from_str(text).map_err(|e| err(e.to_string().trim().to_owned()))?;
         let duration_total = duration("duration", &file.duration)?;
         if duration_total.is_zero() {
             return Err(err("duration: the workload must run for longer than zero"));
         }
-        let target = file.target()?;
+        let target = if simulated { Target::Simulated } else { file.target()? };
         if file.regions.is_empty() {
             return Err(err("regions: at least one [[regions]] entry is needed"));
         }

@@ -37,6 +37,12 @@ impl Outbox {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
+
+    /// Takes the newest write out (a test build's failpoint: a restart that forgot it).
+    #[cfg(feature = "failpoints")]
+    pub(crate) fn pop_newest(&mut self) -> Option<ReplicatedWrite> {
+        self.entries.pop_last().map(|(_, write)| write)
+    }
 }
 
 /// Per origin region, the timestamp through which all of its writes have reached every

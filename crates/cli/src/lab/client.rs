@@ -1,6 +1,10 @@
 //! A minimal HTTP/1.1 client over one keep-alive connection: a lab client is one Jepsen process,
 //! issuing one request at a time, and it must know whether a failed request reached the server
 //! (the write may have happened: outcome `info`) or not (outcome `fail`).
+//!
+//! An endpoint may also be a region of a simulation ([`Local`]): the same request then goes
+//! straight to the region's router in process, with no socket, so that a whole run can go on
+//! virtual time and replay exactly.
 
 use std::time::Duration;
 
@@ -20,6 +24,73 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Endpoint {
     pub(crate) authority: String,
     pub(crate) prefix: String,
+    /// A simulated region's router, reached in process instead of at `authority`.
+    pub(crate) local: Option<Local>,
+}
+
+/// A router served in process: a simulated region's API, binding or admin routes. It can be
+/// down (a killed region refuses connections) or frozen (a stopped one answers nothing until
+/// it resumes).
+#[derive(Clone)]
+pub(crate) struct Local(std::sync::Arc<LocalState>);
+
+struct LocalState {
+    router: parking_lot::RwLock<Option<axum::Router>>,
+    running: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Local")
+    }
+}
+
+impl PartialEq for Local {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Local {}
+
+impl Local {
+    /// Nothing served yet: connections are refused until [`Local::set`].
+    pub(crate) fn down() -> Self {
+        let (running, _) = tokio::sync::watch::channel(true);
+        Local(std::sync::Arc::new(LocalState { router: parking_lot::RwLock::new(None), running }))
+    }
+
+    /// Serves `router` from now on, or nothing (`None`: connections are refused).
+    pub(crate) fn set(&self, router: Option<axum::Router>) {
+        *self.0.router.write() = router;
+    }
+
+    /// Holds every request until resumed (`false`), or lets them through (`true`).
+    pub(crate) fn set_running(&self, running: bool) {
+        self.0.running.send_replace(running);
+    }
+
+    async fn call(&self, request: Request<Full<Bytes>>) -> Result<Reply, CallError> {
+        use tower::ServiceExt;
+        let Some(router) = self.0.router.read().clone() else {
+            return Err(CallError::NotSent("connection refused: the region is down".into()));
+        };
+        let mut running = self.0.running.subscribe();
+        let exchange = async move {
+            // A frozen region takes the request and answers nothing until it resumes.
+            let _ = running.wait_for(|up| *up).await;
+            let response = router.oneshot(request.map(axum::body::Body::new)).await;
+            let (parts, body) = match response {
+                Ok(response) => response.into_parts(),
+                Err(never) => match never {},
+            };
+            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            Reply { status: parts.status, headers: parts.headers, body }
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| CallError::Unknown(format!("no response within {REQUEST_TIMEOUT:?}")))
+    }
 }
 
 impl Endpoint {
@@ -36,7 +107,13 @@ impl Endpoint {
         Ok(Endpoint {
             authority: authority.to_owned(),
             prefix: path.trim_end_matches('/').to_owned(),
+            local: None,
         })
+    }
+
+    /// A simulated region's router, with the path prefix its requests carry.
+    pub(crate) fn local(name: &str, prefix: &str, local: Local) -> Self {
+        Endpoint { authority: name.to_owned(), prefix: prefix.to_owned(), local: Some(local) }
     }
 }
 
@@ -129,6 +206,9 @@ impl Client {
             None => Full::default(),
         };
         let request = request.body(body).map_err(|e| CallError::NotSent(e.to_string()))?;
+        if let Some(local) = &self.endpoint.local {
+            return local.call(request).await;
+        }
         if self.sender.as_ref().is_none_or(SendRequest::is_closed) {
             self.sender = Some(self.open().await?);
         }

@@ -1,8 +1,12 @@
 //! The fault schedule during the workload: link faults through the regions' admin APIs (the
-//! typed [`Fault`] serialized as the API takes it), process faults through docker, each start
+//! typed [`Fault`] serialized as the API takes it), process faults through docker (or a
+//! simulator), each start
 //! and stop recorded as a fault event, and the clock offsets they set.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::{bail, Context};
 use axum::body::Bytes;
@@ -16,7 +20,7 @@ use serde_json::Value;
 
 use super::client::{Client, Endpoint};
 use super::progress::Progress;
-use super::{Region, Run};
+use super::{Processes, Region, Run};
 use crate::chaos;
 
 /// Applies the fault schedule; every fault still in force at the end of the workload is
@@ -26,12 +30,13 @@ pub(super) async fn drive_faults(
     schedule: &[Scheduled],
 ) -> anyhow::Result<(Vec<FaultEvent>, Vec<ClockStep>)> {
     let (scenario, clock, progress) = (run.scenario, run.clock, run.progress);
-    let mut driver = Driver::new(scenario, run.regions, schedule.len(), progress)?;
+    let processes = Arc::clone(run.processes);
+    let mut driver = Driver::new(scenario, run.regions, schedule.len(), progress, processes)?;
     let begun = Instant::now();
     let mut events = Vec::new();
     let mut clock_steps = Vec::new();
     for (at, is_start, s) in steps(schedule, scenario.duration) {
-        tokio::time::sleep_until((begun + at).into()).await;
+        tokio::time::sleep_until(begun + at).await;
         let when = clock.now();
         let name = describe(&s.fault);
         if s.fault.is_process() {
@@ -79,8 +84,8 @@ struct Driver<'a> {
     admins: Vec<(String, Client)>,
     /// The same, as the progress records them for the clean-up of a failed run.
     endpoints: Vec<(Endpoint, String)>,
-    /// The containers, for process faults.
-    docker: chaos::Cluster,
+    /// What carries out process faults: docker, or a simulator.
+    processes: Arc<dyn Processes>,
     /// Per schedule entry and admin API: the id its start was given.
     ids: Vec<Vec<Option<u64>>>,
     progress: &'a Progress,
@@ -92,31 +97,22 @@ impl<'a> Driver<'a> {
         regions: &[Region],
         faults: usize,
         progress: &'a Progress,
+        processes: Arc<dyn Processes>,
     ) -> anyhow::Result<Self> {
-        // An in-process cluster shares one fault table, so one region's admin API sets it for
-        // all; separate nodes each enforce the faults on their own links and all need them.
+        // An in-process (or simulated) cluster shares one fault table, so one region's admin
+        // API sets it for all; separate nodes each enforce the faults on their own links and
+        // all need them.
         let targets: Vec<&Region> = match scenario.target {
-            Target::InProcess { .. } => regions.iter().take(1).collect(),
+            Target::InProcess { .. } | Target::Simulated => regions.iter().take(1).collect(),
             Target::External => regions.iter().collect(),
         };
         let admins = targets
             .iter()
             .map(|r| Client::new(r.admin.clone(), &r.admin_token).map(|c| (r.name.clone(), c)))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let docker = chaos::Cluster {
-            regions: regions
-                .iter()
-                .map(|r| {
-                    (r.name.clone(), format!("http://{}{}", r.admin.authority, r.admin.prefix))
-                })
-                .collect(),
-            admin_token: regions.first().map(|r| r.admin_token.clone()).unwrap_or_default(),
-            project: scenario.compose.project.clone(),
-            compose_file: scenario.compose.file.clone(),
-        };
         let endpoints = targets.iter().map(|r| (r.admin.clone(), r.admin_token.clone())).collect();
         let ids = vec![vec![None; admins.len()]; faults];
-        Ok(Driver { admins, endpoints, docker, ids, progress })
+        Ok(Driver { admins, endpoints, processes, ids, progress })
     }
 
     /// Sets a link fault on every target admin API.
@@ -163,9 +159,8 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    /// Starts or ends a process fault on a region's container, and keeps what undoes a started
-    /// one for the clean-up of a failed run. Docker is driven by blocking commands, so they run
-    /// off the async workers.
+    /// Starts or ends a process fault on a region, and keeps what undoes a started one for the
+    /// clean-up of a failed run.
     async fn process(&self, fault: &Fault, is_start: bool) -> anyhow::Result<()> {
         let (Some(region), Some((start, end))) = (fault.process_region(), chaos::actions(fault))
         else {
@@ -173,15 +168,10 @@ impl<'a> Driver<'a> {
         };
         let (action, undo) = if is_start { (Some(start), end) } else { (end, None) };
         let Some(action) = action else { return Ok(()) };
-        let cluster = self.docker.clone();
-        let target = region.to_owned();
-        tokio::task::spawn_blocking(move || cluster.process(action, &target))
-            .await
-            .context("a docker command panicked")?
-            .with_context(|| format!("{action:?} {region}"))?;
+        self.processes.act(action, region).await.with_context(|| format!("{action:?} {region}"))?;
         let mut pending = self.progress.undo.lock();
         match undo {
-            Some(undo) => pending.push((self.docker.clone(), undo, region.to_owned())),
+            Some(undo) => pending.push((Arc::clone(&self.processes), undo, region.to_owned())),
             None => pending.retain(|(_, _, r)| r != region),
         }
         Ok(())

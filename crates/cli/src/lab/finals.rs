@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 
 use super::client::Client;
 use super::worker::encode;
-use super::{wall_ms, Clock, Run};
+use super::{Clock, Run};
 
 /// Connections per region used for the final reads.
 const FINAL_READERS: usize = 8;
@@ -66,7 +66,7 @@ impl Reader {
 
     /// A read that fails is left out: the checker reports the key as undecided.
     async fn read_one(&mut self, key: &str) -> Option<FinalRead> {
-        let wall = wall_ms();
+        let wall = self.clock.wall_ms();
         let at = self.clock.now();
         let path = format!("{}/values/{}", self.base, encode(key));
         let reply = self.client.call(Method::GET, &path, None).await.ok()?;

@@ -30,6 +30,7 @@ pub(super) fn run_meta(
         topology: match scenario.target {
             Target::InProcess { .. } => "in-process".into(),
             Target::External => "external".into(),
+            Target::Simulated => "simulated".into(),
         },
         regions: scenario
             .regions

@@ -11,11 +11,15 @@ use axum::http::Method;
 
 use super::client::{Client, Endpoint};
 use super::Clock;
-use crate::chaos::{self, Process};
+use super::Processes;
+use crate::chaos::Process;
+
+/// A process fault in force and what ends it: who acts, the action, the region.
+pub(super) type Undo = (Arc<dyn Processes>, Process, String);
 
 /// Counters the progress line shows.
 #[derive(Default)]
-pub(super) struct Progress {
+pub(crate) struct Progress {
     pub(super) ops: AtomicU64,
     pub(super) errors: AtomicU64,
     pub(super) phase: parking_lot::Mutex<String>,
@@ -25,19 +29,15 @@ pub(super) struct Progress {
     pub(super) applied: parking_lot::Mutex<Vec<(Endpoint, String, u64)>>,
     /// Process faults in force, with what ends them: a failed run must not leave a region
     /// killed or frozen.
-    pub(super) undo: parking_lot::Mutex<Vec<(chaos::Cluster, Process, String)>>,
+    pub(super) undo: parking_lot::Mutex<Vec<Undo>>,
 }
 
 impl Progress {
     /// Removes every fault this run set and did not remove (best effort: the run is failing).
     pub(super) async fn remove_leftover_faults(&self) {
         let undo = std::mem::take(&mut *self.undo.lock());
-        for (cluster, action, region) in undo {
-            let done = tokio::task::spawn_blocking(move || {
-                cluster.process(action, &region).map(|()| region)
-            })
-            .await;
-            if !matches!(done, Ok(Ok(_))) {
+        for (processes, action, region) in undo {
+            if processes.act(action, &region).await.is_err() {
                 eprintln!(
                     "lab: could not undo a process fault; check the containers with docker ps"
                 );

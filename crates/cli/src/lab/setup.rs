@@ -4,7 +4,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::{bail, Context};
 use axum::body::Bytes;
@@ -16,7 +18,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Client, Endpoint};
-use super::{wall_ms, Region};
+use super::{Clock, Region};
 use edgekv_node::Storage;
 use edgekv_node::{start_cluster, RegionConfig, RunningRegion};
 
@@ -27,7 +29,7 @@ const APPLY_LOG: usize = 2_000_000;
 const LAB_TOMBSTONE_GRACE: Duration = Duration::from_secs(24 * 3600);
 
 /// Refuses to mix two runs in one directory.
-pub(super) fn prepare_out(out: &Path) -> anyhow::Result<()> {
+pub(crate) fn prepare_out(out: &Path) -> anyhow::Result<()> {
     if out.join(edgekv_lab::files::HISTORY).exists() {
         bail!("{} already holds a run's history; choose another --out or remove it", out.display());
     }
@@ -57,6 +59,7 @@ pub(super) async fn connect(
                 .collect::<anyhow::Result<Vec<_>>>()?;
             Ok((regions, running))
         }
+        Target::Simulated => bail!("a simulated scenario is run by `edgekv sim`, not `lab run`"),
         Target::External => {
             let regions = scenario
                 .regions
@@ -65,9 +68,11 @@ pub(super) async fn connect(
                     let api = Endpoint::parse(&spec.url)?;
                     let admin = match &spec.admin_url {
                         Some(url) => Endpoint::parse(url)?,
-                        None => {
-                            Endpoint { authority: api.authority.clone(), prefix: String::new() }
-                        }
+                        None => Endpoint {
+                            authority: api.authority.clone(),
+                            prefix: String::new(),
+                            local: None,
+                        },
                     };
                     let binding = spec.binding_url.as_deref().map(Endpoint::parse).transpose()?;
                     Ok(region(spec, api, binding, admin))
@@ -78,7 +83,12 @@ pub(super) async fn connect(
     }
 }
 
-fn region(spec: &RegionSpec, api: Endpoint, binding: Option<Endpoint>, admin: Endpoint) -> Region {
+pub(crate) fn region(
+    spec: &RegionSpec,
+    api: Endpoint,
+    binding: Option<Endpoint>,
+    admin: Endpoint,
+) -> Region {
     Region {
         name: spec.name.clone(),
         api,
@@ -97,6 +107,18 @@ async fn start_in_process(
     out: &Path,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<RunningRegion>> {
+    let configs = region_configs(scenario, seed, durable, out)?;
+    start_cluster(configs, Arc::new(Faults::new(seed)), shutdown.clone()).await
+}
+
+/// Each region's configuration as the scenario sets it, in memory or (`durable`) in a data
+/// directory under `out`; peers are left for whoever starts the regions to fill in.
+pub(crate) fn region_configs(
+    scenario: &Scenario,
+    seed: u64,
+    durable: bool,
+    out: &Path,
+) -> anyhow::Result<Vec<RegionConfig>> {
     let mut configs = Vec::new();
     for spec in &scenario.regions {
         let region = spec.name.parse().with_context(|| format!("region {:?}", spec.name))?;
@@ -118,7 +140,7 @@ async fn start_in_process(
         }
         configs.push(config);
     }
-    start_cluster(configs, Arc::new(Faults::new(seed)), shutdown.clone()).await
+    Ok(configs)
 }
 
 /// A region's edge as the scenario sets it: Workers KV's cache size when the cache is on.
@@ -136,10 +158,11 @@ pub(super) async fn create_namespace(
     scenario: &Scenario,
     seed: u64,
     regions: &[Region],
+    clock: &Clock,
 ) -> anyhow::Result<String> {
     let Some(first) = regions.first() else { bail!("the scenario has no region") };
     let mut client = Client::new(first.api.clone(), &first.token)?;
-    let title = format!("edgekv-lab {} seed {seed} at {}", scenario.name, wall_ms());
+    let title = format!("edgekv-lab {} seed {seed} at {}", scenario.name, clock.wall_ms());
     let body = serde_json::to_vec(&serde_json::json!({ "title": title }))?;
     let path = format!("/accounts/{}/storage/kv/namespaces", scenario.account);
     let reply = client

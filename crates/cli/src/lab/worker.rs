@@ -3,7 +3,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::bail;
 use axum::body::Bytes;
@@ -16,7 +18,7 @@ use tokio::task::JoinSet;
 
 use super::client::{CallError, Client, Reply};
 use super::progress::Progress;
-use super::{wall_ms, Clock, Region, Run};
+use super::{Clock, Region, Run};
 
 /// Starts every client of the scenario; each returns its operations when the workload ends.
 pub(super) fn spawn(run: Run<'_>, namespace: &str) -> anyhow::Result<JoinSet<Vec<Op>>> {
@@ -88,7 +90,7 @@ impl Worker {
             if behind > Duration::from_secs(1) {
                 due = start.elapsed();
             }
-            tokio::time::sleep_until((start + due).into()).await;
+            tokio::time::sleep_until(start + due).await;
             let planned = self.generator.next_op();
             let op = self.issue(planned).await;
             self.progress.ops.fetch_add(1, Ordering::Relaxed);
@@ -103,7 +105,7 @@ impl Worker {
     /// decides it.
     async fn issue(&mut self, planned: Planned) -> Op {
         let index = self.index.fetch_add(1, Ordering::Relaxed);
-        let invoke_wall = wall_ms();
+        let invoke_wall = self.clock.wall_ms();
         let invoke = self.clock.now();
         let (f, key, value, expiration) = match &planned {
             Planned::Put { key, value, ttl } => (

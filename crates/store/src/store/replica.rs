@@ -108,4 +108,30 @@ impl Store {
             }
         }
     }
+
+    /// Forgets this region's newest local write, from its outbox and its keys, as if it had
+    /// never been acknowledged: what the `restart-loses-write` failpoint does to a restarted
+    /// region. Only in-memory stores; says whether there was one to forget.
+    #[cfg(feature = "failpoints")]
+    pub fn lose_newest_local_write(&self) -> bool {
+        let Some(write) = self.outbox.lock().pop_newest() else { return false };
+        let ReplicatedWrite::Key { account, namespace, key, .. } = &write else { return true };
+        let Some(ns) = self.namespaces.get(namespace).map(|ns| Arc::clone(&ns)) else {
+            return true;
+        };
+        let mut keys = ns.keys.write();
+        if let Some(slot) = keys.get(key.as_str()).filter(|s| s.version == write.version()) {
+            if slot.digested {
+                let hash = edgekv_core::digest::item_hash(
+                    account.as_str(),
+                    namespace.as_str(),
+                    Some(key),
+                    slot.version,
+                );
+                self.digest.lock().tree.remove(slot.leaf, hash);
+            }
+            keys.remove(key.as_str());
+        }
+        true
+    }
 }
