@@ -25,6 +25,17 @@ pub fn merge<T: Versioned>(current: T, incoming: T) -> T {
     }
 }
 
+/// Whether a replicated write of version `incoming` replaces an item's `current` one.
+///
+/// The apply-side form of [`merge`], for stores that compare versions before loading the
+/// incoming write: only a greater version wins. It lives here, not in the store, so that the
+/// model checker (`edgekv-model`) explores the very rule the store applies; a test build may
+/// break it through [`Failpoint::ApplyOlder`](crate::failpoint::Failpoint::ApplyOlder).
+pub fn replaces(current: Version, incoming: Version) -> bool {
+    use crate::failpoint::{active, Failpoint};
+    incoming > current || (incoming != current && active(Failpoint::ApplyOlder))
+}
+
 /// One key's state in a namespace: a value, or a tombstone left by a delete.
 ///
 /// A tombstone is kept (without its value) so that an older write of the same key arriving late

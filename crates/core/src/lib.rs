@@ -30,15 +30,16 @@ mod size;
 mod tokens;
 mod validate;
 mod version;
+pub mod watermark;
 
 pub use clock::{
     Hlc, ManualClock, OffsetClock, PhysicalClock, SkewError, SystemClock, Timers, Timestamp,
 };
 pub use delay::{parse_duration, DelayModel, LatencyMatrix, LinkDelay, ParseDelayError, MAX_DELAY};
-pub use entry::{merge, Entry, Versioned};
+pub use entry::{merge, replaces, Entry, Versioned};
 pub use fault::{ActiveFault, Fault, FaultError, ANY};
 pub use key::{decode_key, percent_decode, validate_key, KeyError};
-pub use namespace::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord};
+pub use namespace::{AccountId, NamespaceId, NamespaceIds, NamespaceOrder, NamespaceRecord};
 pub use region::{RegionId, RegionIdError};
 pub use replicated::{ItemId, ReplicatedWrite};
 pub use size::parse_bytes;
@@ -48,3 +49,4 @@ pub use validate::{
     validate_title, ValidationError,
 };
 pub use version::{ParseVersionError, Version};
+pub use watermark::{may_collect, Watermarks};

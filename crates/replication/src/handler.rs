@@ -153,32 +153,54 @@ impl Shared {
         leaves: &[LeafId],
         theirs: Vec<(ItemId, Version)>,
     ) -> ReconcileReply {
-        let mut reply = ReconcileReply::default();
-        let mut seen = HashSet::new();
-        for (item, their_version) in theirs {
-            match self.store.current(&item) {
-                Some(mine) if mine.version() > their_version => {
-                    if self.is_mature(mine.version().ts) {
-                        reply.newer.push(mine);
-                    }
-                }
-                Some(mine) if mine.version() == their_version => {}
-                _ => reply.wanted.push((item.clone(), their_version)),
-            }
-            seen.insert(item);
-        }
-        for (item, _) in self.store.digest_members(leaves) {
-            if seen.contains(&item) {
-                continue;
-            }
-            if let Some(mine) = self.store.current(&item).filter(|w| self.is_mature(w.version().ts))
-            {
-                reply.newer.push(mine);
-            }
-        }
-        if failpoint::active(Failpoint::AntiEntropySkipsItem) && !reply.newer.is_empty() {
-            reply.newer.remove(0);
-        }
-        reply
+        reconcile_items(
+            theirs,
+            |item| self.store.current(item),
+            |ts| self.is_mature(ts),
+            || self.store.digest_members(leaves),
+        )
     }
+}
+
+/// The responder's decision in reconciliation, without the store: given the caller's items
+/// with their versions (`theirs`), this region's current write of an item (`current`, tombstones
+/// included), which timestamps are old enough to send (`is_mature`) and this region's own items
+/// in the leaves compared (`members`, asked for once the caller's items are done), the writes
+/// the caller should take and the items it should push.
+///
+/// A function of its arguments so that the handler and the model checker (`edgekv-model`) run
+/// one rule; a test build may break it through
+/// [`Failpoint::AntiEntropySkipsItem`](edgekv_core::failpoint::Failpoint::AntiEntropySkipsItem).
+pub fn reconcile_items(
+    theirs: Vec<(ItemId, Version)>,
+    mut current: impl FnMut(&ItemId) -> Option<ReplicatedWrite>,
+    is_mature: impl Fn(Timestamp) -> bool,
+    members: impl FnOnce() -> Vec<(ItemId, Version)>,
+) -> ReconcileReply {
+    let mut reply = ReconcileReply::default();
+    let mut seen = HashSet::new();
+    for (item, their_version) in theirs {
+        match current(&item) {
+            Some(mine) if mine.version() > their_version => {
+                if is_mature(mine.version().ts) {
+                    reply.newer.push(mine);
+                }
+            }
+            Some(mine) if mine.version() == their_version => {}
+            _ => reply.wanted.push((item.clone(), their_version)),
+        }
+        seen.insert(item);
+    }
+    for (item, _) in members() {
+        if seen.contains(&item) {
+            continue;
+        }
+        if let Some(mine) = current(&item).filter(|w| is_mature(w.version().ts)) {
+            reply.newer.push(mine);
+        }
+    }
+    if failpoint::active(Failpoint::AntiEntropySkipsItem) && !reply.newer.is_empty() {
+        reply.newer.remove(0);
+    }
+    reply
 }

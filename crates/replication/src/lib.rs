@@ -8,7 +8,7 @@
 //!
 //! # Parts
 //! - `sender`: one task per peer, a thin shell around a state machine without I/O
-//!   (`sender::machine`); the outbox is the delay line and the retry queue.
+//!   ([`sans_io::SenderMachine`]); the outbox is the delay line and the retry queue.
 //! - [`Transport`]: how a region reaches its peers, the seam between the logic and the network.
 //!   [`GrpcTransport`] between processes, [`MemoryTransport`] within one; [`Filtered`] applies
 //!   the faults to either.
@@ -55,6 +55,14 @@ pub use grpc::GrpcTransport;
 pub use handler::Handler;
 pub use metrics::ReplicationMetrics;
 pub use transport::{Filtered, MemoryTransport, Transport};
+
+/// The replication rules without I/O, for tools that drive them directly: the per-peer sender
+/// machine and the responder's reconcile decision. The model checker (`edgekv-model`) explores
+/// these very functions, so what it proves is about the code the nodes run, not a copy.
+pub mod sans_io {
+    pub use crate::handler::reconcile_items;
+    pub use crate::sender::machine::{Batch, Outcome, SenderMachine, Settled, FIRST_BACKOFF};
+}
 
 /// Largest gRPC message either way: a batch, or one write of a maximal 25 MiB value.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

@@ -3,7 +3,7 @@
 //! extra-delay fault, a pure function of the seed, the link and the write), hands the machine's
 //! batches to the transport, and sleeps until the machine's next wake-up or a new write.
 
-mod machine;
+pub(crate) mod machine;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -1,9 +1,9 @@
-//! This region's outbox of its own writes, and the per-origin watermarks that make tombstone
-//! collection safe.
+//! This region's outbox of its own writes. The watermarks that make tombstone collection safe
+//! are [`edgekv_core::Watermarks`].
 
 use std::collections::BTreeMap;
 
-use edgekv_core::{ReplicatedWrite, Timestamp, Version};
+use edgekv_core::{ReplicatedWrite, Timestamp};
 
 /// This region's own writes in HLC order, kept until every peer has them.
 ///
@@ -42,22 +42,5 @@ impl Outbox {
     #[cfg(feature = "failpoints")]
     pub(crate) fn pop_newest(&mut self) -> Option<ReplicatedWrite> {
         self.entries.pop_last().map(|(_, write)| write)
-    }
-}
-
-/// Per origin region, the timestamp through which all of its writes have reached every
-/// configured region. A tombstone from that origin at or below it can be forgotten after its
-/// grace period without any region ever missing the delete.
-#[derive(Debug, Default)]
-pub(crate) struct Watermarks(BTreeMap<edgekv_core::RegionId, Timestamp>);
-
-impl Watermarks {
-    pub(crate) fn raise(&mut self, origin: edgekv_core::RegionId, through: Timestamp) {
-        let mark = self.0.entry(origin).or_default();
-        *mark = (*mark).max(through);
-    }
-
-    pub(crate) fn covers(&self, version: Version) -> bool {
-        self.0.get(&version.origin).is_some_and(|through| version.ts <= *through)
     }
 }

@@ -37,8 +37,9 @@ use crate::digest::{Digest, Maturing, MaturityQueue};
 use crate::disk::{Disk, Durability, Flushed, OpenError, Unwritable};
 use crate::error::StoreError;
 use crate::expiry::{Due, PurgeQueue};
-use crate::outbox::{Outbox, Watermarks};
+use crate::outbox::Outbox;
 use crate::space::Reserve;
+use edgekv_core::Watermarks;
 use edgekv_core::{NamespaceId, NamespaceRecord, ReplicatedWrite};
 
 mod catalog;
@@ -285,6 +286,8 @@ pub struct Store {
     closed: Mutex<Option<String>>,
     /// Apply events, when the lab asked for them.
     applies: std::sync::OnceLock<Mutex<ApplyLog>>,
+    /// Where new namespace ids come from: random unless a simulation seeded them.
+    namespace_ids: std::sync::OnceLock<edgekv_core::NamespaceIds>,
 }
 
 impl std::fmt::Debug for Store {
@@ -349,6 +352,7 @@ impl Store {
             location,
             closed: Mutex::new(None),
             applies: std::sync::OnceLock::new(),
+            namespace_ids: std::sync::OnceLock::new(),
         }
     }
 

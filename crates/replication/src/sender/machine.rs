@@ -17,6 +17,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use edgekv_core::{ReplicatedWrite, Timestamp};
@@ -26,7 +27,7 @@ pub(crate) const MAX_BATCH_WRITES: usize = 512;
 /// Most bytes of writes in one batch (a single larger write still goes alone).
 pub(crate) const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// First retry delay after a failed delivery; it doubles up to the configured cap.
-pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 
 /// How long the machine may sleep with nothing due, when new writes wake it anyway.
 pub(crate) const IDLE_WAKE: Duration = Duration::from_secs(1);
@@ -35,9 +36,9 @@ pub(crate) const PAUSED_WAKE: Duration = Duration::from_millis(100);
 
 /// A batch handed out for delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Batch {
+pub struct Batch {
     /// The writes, in due order.
-    pub(crate) writes: Vec<ReplicatedWrite>,
+    pub writes: Vec<ReplicatedWrite>,
 }
 
 impl Batch {
@@ -46,14 +47,14 @@ impl Batch {
     }
 
     /// Approximate bytes on the wire.
-    pub(crate) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.writes.iter().map(ReplicatedWrite::size_hint).sum()
     }
 }
 
 /// How a delivery ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// The peer took the batch, except the writes at these indexes (its clock is behind
     /// them), which are retried.
     Delivered { refused: Vec<u32> },
@@ -65,16 +66,18 @@ pub(crate) enum Outcome {
 
 /// What a completed delivery changed, for the shell's metrics and logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Settled {
+pub struct Settled {
     /// Writes the peer now has.
-    pub(crate) delivered: u64,
+    pub delivered: u64,
     /// The link works again after failing.
-    pub(crate) recovered: bool,
+    pub recovered: bool,
 }
 
 /// The machine of one peer.
-#[derive(Debug)]
-pub(crate) struct SenderMachine {
+///
+/// `Clone` so that a model checker can branch a state into its successors.
+#[derive(Clone, Debug)]
+pub struct SenderMachine {
     /// The newest outbox timestamp offered.
     cursor: Timestamp,
     /// (due ms, timestamp), soonest first.
@@ -94,7 +97,7 @@ pub(crate) struct SenderMachine {
 
 impl SenderMachine {
     /// A machine resuming after `position` (every write at or below it is at the peer).
-    pub(crate) fn new(position: Timestamp, max_backoff: Duration, cap: usize) -> Self {
+    pub fn new(position: Timestamp, max_backoff: Duration, cap: usize) -> Self {
         SenderMachine {
             cursor: position,
             queue: BinaryHeap::new(),
@@ -110,17 +113,17 @@ impl SenderMachine {
     }
 
     /// Whether the last delivery failed (the link is down, as far as the sender knows).
-    pub(crate) fn is_failing(&self) -> bool {
+    pub fn is_failing(&self) -> bool {
         self.failing
     }
 
     /// The newest outbox timestamp offered: the shell offers what comes after it.
-    pub(crate) fn cursor(&self) -> Timestamp {
+    pub fn cursor(&self) -> Timestamp {
         self.cursor
     }
 
     /// Schedules a write of the outbox (newer than the cursor), due at `due_ms`.
-    pub(crate) fn offer(&mut self, write: ReplicatedWrite, due_ms: u64) {
+    pub fn offer(&mut self, write: ReplicatedWrite, due_ms: u64) {
         let ts = write.version().ts;
         if ts <= self.cursor {
             return;
@@ -133,13 +136,13 @@ impl SenderMachine {
 
     /// Whether more writes are held than the cap allows. The shell then calls
     /// [`SenderMachine::overflow`] and asks anti-entropy for a round.
-    pub(crate) fn over_cap(&self) -> bool {
+    pub fn over_cap(&self) -> bool {
         self.writes.len() > self.cap
     }
 
     /// Stops holding the backlog: every held write becomes unconfirmed, for anti-entropy to
     /// repair. Returns how many were let go.
-    pub(crate) fn overflow(&mut self) -> usize {
+    pub fn overflow(&mut self) -> usize {
         let held = self.writes.len();
         for ts in self.writes.keys() {
             self.undelivered.remove(ts);
@@ -151,7 +154,7 @@ impl SenderMachine {
     }
 
     /// The next batch due at `now_ms`, if no other is in flight and the link is not paused.
-    pub(crate) fn take_due(&mut self, now_ms: u64, paused: bool) -> Option<Batch> {
+    pub fn take_due(&mut self, now_ms: u64, paused: bool) -> Option<Batch> {
         if self.in_flight || paused {
             return None;
         }
@@ -180,7 +183,7 @@ impl SenderMachine {
     }
 
     /// Records how the batch in flight ended, at `now_ms`.
-    pub(crate) fn settle(&mut self, batch: Batch, outcome: Outcome, now_ms: u64) -> Settled {
+    pub fn settle(&mut self, batch: Batch, outcome: Outcome, now_ms: u64) -> Settled {
         self.in_flight = false;
         match outcome {
             Outcome::Delivered { refused } => self.delivered(batch, &refused, now_ms),
@@ -231,13 +234,13 @@ impl SenderMachine {
 
     /// Anti-entropy found the peer holding everything up to `through`: lost writes at or below
     /// it no longer hold the watermark back.
-    pub(crate) fn confirm_through(&mut self, through: Timestamp) {
+    pub fn confirm_through(&mut self, through: Timestamp) {
         self.unconfirmed = self.unconfirmed.split_off(&Timestamp(through.0.saturating_add(1)));
     }
 
     /// The timestamp through which the peer has every write: just below the oldest write it
     /// may lack, or the cursor when it lacks none.
-    pub(crate) fn acked_through(&self) -> Timestamp {
+    pub fn acked_through(&self) -> Timestamp {
         let oldest =
             [self.undelivered.first(), self.unconfirmed.first()].into_iter().flatten().min();
         match oldest {
@@ -247,13 +250,13 @@ impl SenderMachine {
     }
 
     /// Writes held for the peer (the backlog gauge).
-    pub(crate) fn backlog(&self) -> usize {
+    pub fn backlog(&self) -> usize {
         self.writes.len()
     }
 
     /// When to look again, at `now_ms`: the next due write, at most [`IDLE_WAKE`] away (new
     /// writes wake the shell anyway), or soon when the link is paused.
-    pub(crate) fn next_wake(&self, now_ms: u64, paused: bool) -> u64 {
+    pub fn next_wake(&self, now_ms: u64, paused: bool) -> u64 {
         if paused {
             return now_ms.saturating_add(PAUSED_WAKE.as_millis() as u64);
         }
@@ -262,5 +265,23 @@ impl SenderMachine {
             Some(Reverse((due, _))) => (*due).clamp(now_ms, idle),
             None => idle,
         }
+    }
+
+    /// Feeds the whole state to `h` in a canonical order, so two machines in the same state
+    /// hash alike: the queue and the held writes are kept in orders (a heap, a `HashMap`) that
+    /// depend on their history, so they are sorted first. A held write is named by its version:
+    /// a version names exactly one write. For a model checker's set of visited states.
+    pub fn fingerprint<H: Hasher>(&self, h: &mut H) {
+        self.cursor.hash(h);
+        let mut queue: Vec<(u64, Timestamp)> = self.queue.iter().map(|Reverse(e)| *e).collect();
+        queue.sort_unstable();
+        queue.hash(h);
+        let mut held: Vec<_> = self.writes.iter().map(|(ts, w)| (*ts, w.version())).collect();
+        held.sort_unstable();
+        held.hash(h);
+        self.undelivered.hash(h);
+        self.unconfirmed.hash(h);
+        (self.in_flight, self.failing, self.cap).hash(h);
+        (self.backoff, self.max_backoff).hash(h);
     }
 }

@@ -200,7 +200,10 @@ impl Store {
                     if !takes_keys(&ns.record.read()) {
                         return Ok(false);
                     }
-                    if keys.get(key.as_str()).is_some_and(|s| !replaces(s.version, entry.version)) {
+                    if keys
+                        .get(key.as_str())
+                        .is_some_and(|s| !edgekv_core::replaces(s.version, entry.version))
+                    {
                         return Ok(false);
                     }
                     self.commit_with(Some(weight), |disk, batch| {
@@ -321,6 +324,18 @@ impl Store {
     /// each stamped with `clock`, the region's unskewed clock. Only the first call takes effect.
     pub fn enable_apply_log(&self, capacity: usize, clock: Arc<dyn edgekv_core::PhysicalClock>) {
         let _ = self.applies.set(Mutex::new(ApplyLog::new(capacity, clock)));
+    }
+
+    /// Draws this store's new namespace ids from `seed` rather than the OS's randomness (a
+    /// simulation, which must replay). Only the first call counts.
+    pub fn seed_namespace_ids(&self, seed: u64) {
+        let _ = self.namespace_ids.set(edgekv_core::NamespaceIds::seeded(seed));
+    }
+
+    /// When the apply log began, on its clock, if it is on: a name for the log, whose events
+    /// are numbered from 1.
+    pub fn apply_log_started_us(&self) -> Option<u64> {
+        self.applies.get().map(|log| log.lock().started_us())
     }
 
     /// Up to `limit` apply events after position `after`, or `None` if the log is off. An
@@ -450,11 +465,4 @@ impl Store {
             metadata: slot.metadata(),
         }))
     }
-}
-
-/// Whether a replicated write of version `incoming` replaces the key's `current` one: last
-/// writer wins, so only a greater version does (and a test build may break that rule).
-fn replaces(current: Version, incoming: Version) -> bool {
-    use edgekv_core::failpoint::{active, Failpoint};
-    incoming > current || (incoming != current && active(Failpoint::ApplyOlder))
 }

@@ -10,11 +10,10 @@ use crate::expiry::{Due, PurgeKind};
 use edgekv_core::{AccountId, NamespaceId};
 
 impl Store {
-    /// Whether a tombstone of `version` may be forgotten: every region has its delete (a test
-    /// build may break that rule).
+    /// Whether a tombstone of `version` may be forgotten: the rule is
+    /// [`edgekv_core::may_collect`], shared with the model checker.
     fn may_collect(&self, version: Version) -> bool {
-        use edgekv_core::failpoint::{active, Failpoint};
-        self.watermarks.read().covers(version) || active(Failpoint::CollectEarly)
+        edgekv_core::may_collect(&self.watermarks.read(), version)
     }
 
     /// Turns expired entries into tombstones and forgets tombstones past their grace period
