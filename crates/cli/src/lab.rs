@@ -146,7 +146,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         out: &args.out,
         clock: Clock::new(),
         processes: processes::docker(&scenario, &regions),
-        show_progress: true,
+        output: Output::Progress,
     };
     let result = tokio::select! {
         result = drive(lab, Arc::clone(&progress)) => result,
@@ -178,20 +178,34 @@ pub(crate) struct Lab<'a> {
     pub(crate) clock: Clock,
     /// What carries out process faults.
     pub(crate) processes: Arc<dyn Processes>,
-    /// Whether to show the progress line (a simulation runs too fast for one).
-    pub(crate) show_progress: bool,
+    /// What to print as it goes.
+    pub(crate) output: Output,
+}
+
+/// What a run prints on the terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// The progress line, the namespace and the summary (`lab run`).
+    Progress,
+    /// The namespace and the summary (a simulation, too fast for a progress line).
+    Summary,
+    /// Nothing (one seed of a sweep, which prints one line per failing seed itself).
+    Silent,
 }
 
 /// The workload, quiet period, final reads and files, against regions that are up and have
 /// `setup` done: returns the checker's exit code.
 pub(crate) async fn drive(lab: Lab<'_>, progress: Arc<Progress>) -> anyhow::Result<i32> {
-    let Lab { scenario, text, seed, regions, out, clock, processes, show_progress } = lab;
+    let Lab { scenario, text, seed, regions, out, clock, processes, output } = lab;
+    let show_progress = output == Output::Progress;
     let run = Run { scenario, seed, regions, clock, progress: &progress, processes: &processes };
     let namespace = setup::create_namespace(scenario, seed, regions, &clock).await?;
-    eprintln!(
-        "lab: namespace {namespace} is in every region; workload for {:?}",
-        scenario.duration
-    );
+    if output != Output::Silent {
+        eprintln!(
+            "lab: namespace {namespace} is in every region; workload for {:?}",
+            scenario.duration
+        );
+    }
     let stop_polling = CancellationToken::new();
     let pollers = applies::spawn_pollers(regions, &namespace, clock, &stop_polling)?;
     let show = show_progress
@@ -225,7 +239,7 @@ pub(crate) async fn drive(lab: Lab<'_>, progress: Arc<Progress>) -> anyhow::Resu
     let mut meta = output::run_meta(scenario, text, seed, regions, &clock, recorded.span);
     meta.clock_offsets = steps;
     meta.applies_missed = missed;
-    output::finish(out, &history, &meta)
+    output::finish(out, &history, &meta, output != Output::Silent)
 }
 
 /// What the workload phase recorded.

@@ -310,7 +310,10 @@ fn run_sim(args: &SimArgs) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(match cli.command {
+        Command::Sim(_) => edgekv_cli::process::SIM_LOG_FILTER,
+        _ => edgekv_cli::process::DEFAULT_LOG_FILTER,
+    });
     match &cli.command {
         Command::Lab(LabCommand::Check { dir }) => return lab_check(dir),
         Command::Lab(LabCommand::Report { dir }) => return lab_report(dir),

@@ -65,16 +65,20 @@ pub async fn shutdown_signal() {
 /// about each record by the record's target, so the same directives apply to those lines.
 pub const DEFAULT_LOG_FILTER: &str = "warn,edgekv=info";
 
+/// The default filter of `edgekv sim`: a simulated hour replays a node's routine INFO events
+/// (every anti-entropy repair, every fault) thousands of times a second, so only warnings.
+pub const SIM_LOG_FILTER: &str = "warn";
+
 /// Installs the global tracing subscriber: `EDGEKV_LOG` (or `RUST_LOG`) filters, default
-/// [`DEFAULT_LOG_FILTER`], which an unparsable filter also falls back to;
+/// `default` (normally [`DEFAULT_LOG_FILTER`]), which an unparsable filter also falls back to;
 /// `EDGEKV_LOG_FORMAT=json` switches to one JSON object per line. Logs go to stderr so that
 /// stdout carries only what the command prints for people and scripts.
-pub fn init_tracing() {
+pub fn init_tracing(default: &str) {
     let filter = std::env::var("EDGEKV_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.to_owned());
+        .unwrap_or_else(|_| default.to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -30,7 +30,7 @@ use anyhow::Context;
 use edgekv_lab::scenario::Scenario;
 use tokio_util::sync::CancellationToken;
 
-use crate::lab::{self, Clock, Lab, Progress};
+use crate::lab::{self, Clock, Lab, Output, Progress};
 use clock::VirtualClock;
 use cluster::SimCluster;
 
@@ -75,8 +75,29 @@ pub fn run(args: SimArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// One run of `scenario` with `seed`, writing the lab's files to `out`; the checker's code.
+/// One run of `scenario` with `seed`, writing the lab's files to `out` and printing its
+/// summary; the checker's code.
 pub fn simulate(scenario: &Scenario, text: &str, seed: u64, out: &Path) -> anyhow::Result<i32> {
+    simulate_with(scenario, text, seed, out, Output::Summary)
+}
+
+/// [`simulate`], printing nothing.
+pub fn simulate_quietly(
+    scenario: &Scenario,
+    text: &str,
+    seed: u64,
+    out: &Path,
+) -> anyhow::Result<i32> {
+    simulate_with(scenario, text, seed, out, Output::Silent)
+}
+
+fn simulate_with(
+    scenario: &Scenario,
+    text: &str,
+    seed: u64,
+    out: &Path,
+    output: Output,
+) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -95,7 +116,7 @@ pub fn simulate(scenario: &Scenario, text: &str, seed: u64, out: &Path) -> anyho
             out,
             clock: Clock::starting_at(EPOCH_US * 1000),
             processes: cluster,
-            show_progress: false,
+            output,
         };
         let code = lab::drive(lab, Arc::new(Progress::default())).await;
         root.cancel();
@@ -157,7 +178,7 @@ fn sweep_worker(
         }
         let out = args.out.join(format!("seed-{seed}"));
         let code = match std::fs::create_dir_all(&out) {
-            Ok(()) => simulate(scenario, text, seed, &out).unwrap_or_else(|err| {
+            Ok(()) => simulate_quietly(scenario, text, seed, &out).unwrap_or_else(|err| {
                 println!("seed {seed}: could not run: {err:#}");
                 -1
             }),

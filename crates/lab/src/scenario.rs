@@ -102,6 +102,7 @@ struct ClusterFile {
     edge_cache: Option<bool>,
     rest_cache: Option<bool>,
     write_rate_limit: Option<bool>,
+    tombstone_grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -188,6 +189,10 @@ pub struct Scenario {
     /// The regions' edge cache and write limit: configured in-process, declared for an
     /// external cluster.
     pub edge: EdgeSettings,
+    /// How long a tombstone is kept after its delete has reached every region, when the file
+    /// sets it (in-process and simulated regions; otherwise the lab's default of a day, so
+    /// that no tombstone is collected within a run unless a scenario asks for it).
+    pub tombstone_grace: Option<Duration>,
 }
 
 /// The docker-compose project whose containers process faults act on.
@@ -643,6 +648,11 @@ impl Scenario {
         let anti_entropy = cluster.anti_entropy(&target)?;
         let clock_error = cluster.clock_error(&target)?;
         let edge = cluster.edge()?;
+        let tombstone_grace = cluster
+            .tombstone_grace
+            .as_deref()
+            .map(|t| duration("cluster.tombstone_grace", t))
+            .transpose()?;
         let workload_end = (duration_total, file.duration.as_str());
         let faults = file
             .faults
@@ -669,6 +679,7 @@ impl Scenario {
             clock_error,
             compose: file.compose.unwrap_or_default().resolve(),
             edge,
+            tombstone_grace,
         })
     }
 

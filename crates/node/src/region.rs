@@ -124,9 +124,11 @@ fn admin_state(
         store_metrics: admin::StoreMetrics::register(registry, store),
         registry: Arc::clone(registry),
         peers: config.replication.peers.iter().map(|p| p.name.to_string()).collect(),
-        // Tells a restarted node from the one before it (the lab's pollers start over).
-        // Read from the region's clock, so that under simulation it is virtual too.
-        boot: config.clock.now_us().to_string(),
+        // Names the apply log the lab's pollers follow. A restarted process has a new log,
+        // numbered from 1 again, so a new name, and the pollers start over; a region restarted
+        // over the same store (under simulation) keeps its log and its name. Read from the
+        // region's clock, so that under simulation it is virtual too.
+        boot: store.apply_log_started_us().unwrap_or_else(|| config.clock.now_us()).to_string(),
     })
 }
 

@@ -57,13 +57,27 @@ pub(crate) struct ApplyLog {
     capacity: usize,
     /// The clock `system_us` is read from: the host's, or a simulator's virtual one.
     clock: Arc<dyn PhysicalClock>,
+    /// When the log began, on that clock: it names the log, whose numbering starts at 1.
+    started_us: u64,
     last_seq: u64,
     events: VecDeque<ApplyEvent>,
 }
 
 impl ApplyLog {
     pub(crate) fn new(capacity: usize, clock: Arc<dyn PhysicalClock>) -> Self {
-        ApplyLog { capacity: capacity.max(1), clock, last_seq: 0, events: VecDeque::new() }
+        let started_us = clock.now_us();
+        ApplyLog {
+            capacity: capacity.max(1),
+            clock,
+            started_us,
+            last_seq: 0,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// When the log began (its name).
+    pub(crate) fn started_us(&self) -> u64 {
+        self.started_us
     }
 
     pub(crate) fn record(

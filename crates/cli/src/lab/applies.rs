@@ -169,6 +169,8 @@ impl Poller {
                 }
             }
             tokio::select! {
+                // In order, not at random: a simulation must replay the same choice.
+                biased;
                 _ = stop.cancelled() => return polled,
                 _ = tokio::time::sleep(APPLY_POLL) => {}
             }

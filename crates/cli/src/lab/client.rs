@@ -36,7 +36,11 @@ pub(crate) struct Local(std::sync::Arc<LocalState>);
 
 struct LocalState {
     router: parking_lot::RwLock<Option<axum::Router>>,
-    running: tokio::sync::watch::Sender<bool>,
+    /// Whether requests go through; while not, they wait for `resumed`. A `Notify` rather
+    /// than a watch channel: a watch wakes its waiters in an order drawn at random, and a
+    /// simulation must replay the order in which held requests are answered.
+    running: std::sync::atomic::AtomicBool,
+    resumed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Local {
@@ -56,8 +60,11 @@ impl Eq for Local {}
 impl Local {
     /// Nothing served yet: connections are refused until [`Local::set`].
     pub(crate) fn down() -> Self {
-        let (running, _) = tokio::sync::watch::channel(true);
-        Local(std::sync::Arc::new(LocalState { router: parking_lot::RwLock::new(None), running }))
+        Local(std::sync::Arc::new(LocalState {
+            router: parking_lot::RwLock::new(None),
+            running: std::sync::atomic::AtomicBool::new(true),
+            resumed: tokio::sync::Notify::new(),
+        }))
     }
 
     /// Serves `router` from now on, or nothing (`None`: connections are refused).
@@ -67,7 +74,24 @@ impl Local {
 
     /// Holds every request until resumed (`false`), or lets them through (`true`).
     pub(crate) fn set_running(&self, running: bool) {
-        self.0.running.send_replace(running);
+        self.0.running.store(running, std::sync::atomic::Ordering::SeqCst);
+        if running {
+            self.0.resumed.notify_waiters();
+        }
+    }
+
+    /// Returns once requests may go through.
+    async fn until_running(&self) {
+        loop {
+            let resumed = self.0.resumed.notified();
+            tokio::pin!(resumed);
+            // Registered before the check, so a resume between the two is not missed.
+            resumed.as_mut().enable();
+            if self.0.running.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            resumed.await;
+        }
     }
 
     async fn call(&self, request: Request<Full<Bytes>>) -> Result<Reply, CallError> {
@@ -75,10 +99,9 @@ impl Local {
         let Some(router) = self.0.router.read().clone() else {
             return Err(CallError::NotSent("connection refused: the region is down".into()));
         };
-        let mut running = self.0.running.subscribe();
         let exchange = async move {
             // A frozen region takes the request and answers nothing until it resumes.
-            let _ = running.wait_for(|up| *up).await;
+            self.until_running().await;
             let response = router.oneshot(request.map(axum::body::Body::new)).await;
             let (parts, body) = match response {
                 Ok(response) => response.into_parts(),

@@ -78,7 +78,7 @@ impl Reader {
             .map(str::to_owned);
         let (value, version) = match reply.status {
             StatusCode::OK => (Some(String::from_utf8_lossy(&reply.body).into_owned()), version),
-            StatusCode::NOT_FOUND => (None, None),
+            StatusCode::NOT_FOUND if !super::worker::namespace_missing(&reply) => (None, None),
             _ => return None,
         };
         Some(FinalRead {

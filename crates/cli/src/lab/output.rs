@@ -68,14 +68,22 @@ pub(super) fn run_meta(
     }
 }
 
-/// Writes the run's files, checks the history and reports; returns the checker's exit code.
-pub(super) fn finish(out: &Path, history: &History, meta: &RunMeta) -> anyhow::Result<i32> {
+/// Writes the run's files, checks the history and reports (and, if `print`, says what it
+/// found); returns the checker's exit code.
+pub(super) fn finish(
+    out: &Path,
+    history: &History,
+    meta: &RunMeta,
+    print: bool,
+) -> anyhow::Result<i32> {
     write_run(out, history, meta)?;
     let report = edgekv_lab::files::write_check(out, history).context("check the history")?;
     let verdict = CheckSummary::from_report(&report, edgekv_lab::files::CHECK);
     let summary = edgekv_lab::files::write_report(out, history, Some(meta), Some(verdict), vec![])
         .context("write the report")?;
-    print_outcome(out, history, &report, &summary);
+    if print {
+        print_outcome(out, history, &report, &summary);
+    }
     Ok(report.validity.exit_code())
 }
 

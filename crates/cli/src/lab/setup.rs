@@ -126,7 +126,7 @@ pub(crate) fn region_configs(
         config.replication.delays = scenario.delays.clone().unwrap_or_default();
         config.replication.seed = seed;
         config.replication.anti_entropy_interval = scenario.anti_entropy;
-        config.tombstone_grace = LAB_TOMBSTONE_GRACE;
+        config.tombstone_grace = scenario.tombstone_grace.unwrap_or(LAB_TOMBSTONE_GRACE);
         config.apply_log = APPLY_LOG;
         config.clock_offset_ms = spec.clock_offset_ms;
         config.api_tokens = vec![spec.token.clone()];

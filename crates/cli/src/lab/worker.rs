@@ -204,7 +204,7 @@ fn judge(op: &mut Op, reply: &Reply) {
     let writes = matches!(op.f, Function::Put | Function::Delete);
     op.outcome = match reply.status {
         s if s.is_success() => Outcome::Ok,
-        StatusCode::NOT_FOUND if op.f == Function::Get => Outcome::Ok,
+        StatusCode::NOT_FOUND if op.f == Function::Get && !namespace_missing(reply) => Outcome::Ok,
         // A server error on a write leaves its effect unknown (it may be committed).
         s if s.is_server_error() && writes => Outcome::Info,
         _ => Outcome::Fail,
@@ -233,6 +233,18 @@ fn judge(op: &mut Op, reply: &Reply) {
             op.value = listed.map(|n| n.to_string());
         }
     }
+}
+
+/// Whether a 404 says the region does not know the namespace (Cloudflare's code 10013), which
+/// is the region failing to serve the read, not the key being absent: a wiped region that has
+/// not yet got the namespace back from its peers answers so.
+pub(super) fn namespace_missing(reply: &Reply) -> bool {
+    const NAMESPACE_NOT_FOUND: u64 = 10013;
+    serde_json::from_slice::<Value>(&reply.body).ok().is_some_and(|body| {
+        body["errors"]
+            .as_array()
+            .is_some_and(|errors| errors.iter().any(|e| e["code"] == NAMESPACE_NOT_FOUND))
+    })
 }
 
 /// Percent-encodes a key for a URL path or query (keys here are ASCII letters and digits, but a
@@ -299,6 +311,11 @@ mod tests {
         let mut get = op(Function::Get);
         judge(&mut get, &reply(404, None, "{}"));
         assert_eq!((get.outcome, get.value), (Outcome::Ok, None), "not found is a read");
+        let mut get = op(Function::Get);
+        let unknown =
+            r#"{"success":false,"errors":[{"code":10013,"message":"namespace not found"}]}"#;
+        judge(&mut get, &reply(404, None, unknown));
+        assert_eq!(get.outcome, Outcome::Fail, "a region without the namespace served nothing");
         let mut get = op(Function::Get);
         judge(&mut get, &reply(200, Some("v2"), "seen"));
         assert_eq!((get.value.as_deref(), get.version.as_deref()), (Some("seen"), Some("v2")));

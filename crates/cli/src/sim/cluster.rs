@@ -34,6 +34,8 @@ struct Node {
     api: Local,
     binding: Local,
     up: bool,
+    /// Seeds the namespace ids of each store it gets (every wipe gives it a new one).
+    ids: u64,
 }
 
 /// Every region of a simulation.
@@ -66,11 +68,12 @@ impl SimCluster {
         let faults = Arc::new(Faults::new(seed));
         let transport = Arc::new(MemoryTransport::default());
         let mut nodes = Vec::new();
-        for config in configs {
-            let store = region::open_store(&config, &faults)?;
+        for (i, config) in (0u64..).zip(configs) {
+            let ids = seed ^ (i + 1).wrapping_mul(ID_STREAM);
+            let store = open_store(&config, &faults, ids)?;
             let (api, binding) = (Local::down(), Local::down());
             let tasks = root.child_token();
-            nodes.push(Mutex::new(Node { config, store, tasks, api, binding, up: false }));
+            nodes.push(Mutex::new(Node { config, store, tasks, api, binding, up: false, ids }));
         }
         let cluster = Arc::new(SimCluster { nodes, transport, faults, root: root.clone() });
         for node in &cluster.nodes {
@@ -148,12 +151,24 @@ impl SimCluster {
             }
             Process::Wipe => {
                 self.halt(&mut node);
-                node.store = region::open_store(&node.config, &self.faults)?;
+                node.ids = node.ids.wrapping_add(ID_STREAM);
+                node.store = open_store(&node.config, &self.faults, node.ids)?;
                 self.boot(&mut node);
             }
         }
         Ok(())
     }
+}
+
+/// Spaces the seeds of the regions' namespace ids (and of each wipe's new store) apart.
+const ID_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A region's store, drawing its namespace ids from `ids`: a run must not read the OS's
+/// randomness.
+fn open_store(config: &RegionConfig, faults: &Arc<Faults>, ids: u64) -> anyhow::Result<Arc<Store>> {
+    let store = region::open_store(config, faults)?;
+    store.seed_namespace_ids(ids);
+    Ok(store)
 }
 
 /// A test build's `restart-loses-write`: the restarted region has forgotten its newest local

@@ -21,7 +21,7 @@ use anyhow::Context;
 use edgekv_lab::scenario::Scenario;
 use toml::{Table, Value};
 
-use super::simulate;
+use super::simulate_quietly;
 
 /// The checker's exit code for an invalid run.
 const INVALID: i32 = 1;
@@ -68,7 +68,7 @@ fn still_fails(candidate: &Table, seed: u64, out: &Path) -> anyhow::Result<bool>
     let dir = out.join("shrinking");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let code = simulate(&scenario, &text, seed, &dir)?;
+    let code = simulate_quietly(&scenario, &text, seed, &dir)?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(code == INVALID)
 }

@@ -26,7 +26,7 @@ impl Store {
         if live.iter().any(|r| r.title == title) {
             return Err(StoreError::DuplicateTitle);
         }
-        let id = NamespaceId::random();
+        let id = self.namespace_ids.get().map_or_else(NamespaceId::random, |ids| ids.next());
         let write = self.stamp_one(|version| {
             ReplicatedWrite::Namespace(NamespaceRecord {
                 account: account.clone(),
