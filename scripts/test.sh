@@ -16,6 +16,14 @@ else
     cargo test --workspace --no-fail-fast
 fi
 
+echo "== Broken rules are caught (a test build with failpoints)"
+# Its own build of the workspace's replication crates, so run apart from the tests above.
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run -p edgekv-cli --features failpoints --test failpoints
+else
+    cargo test -p edgekv-cli --features failpoints --test failpoints
+fi
+
 echo "== Python SDK and OpenAPI tests"
 cargo build --quiet -p edgekv-cli --bin edgekv
 venv="$target/test-venv"

@@ -11,8 +11,8 @@ pub enum Failpoint {
     /// A replicated write older than the key's current version replaces it: last-writer-wins
     /// broken.
     ApplyOlder,
-    /// Anti-entropy leaves out the first item of every reconcile it answers: it never repairs
-    /// some differences.
+    /// Anti-entropy leaves the least differing item out of every reconcile it answers, in
+    /// both directions: it never repairs that difference.
     AntiEntropySkipsItem,
     /// Tombstones are collected after their grace period even when some region may not have
     /// the delete yet.

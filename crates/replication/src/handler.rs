@@ -199,8 +199,24 @@ pub fn reconcile_items(
             reply.newer.push(mine);
         }
     }
-    if failpoint::active(Failpoint::AntiEntropySkipsItem) && !reply.newer.is_empty() {
-        reply.newer.remove(0);
+    if failpoint::active(Failpoint::AntiEntropySkipsItem) {
+        skip_least_item(&mut reply);
     }
     reply
+}
+
+/// The broken rule of [`Failpoint::AntiEntropySkipsItem`]: the least differing item is left
+/// out of both lists. Least by id, so that every round, in either direction, skips the same
+/// item and it is never repaired.
+fn skip_least_item(reply: &mut ReconcileReply) {
+    let least = reply
+        .newer
+        .iter()
+        .map(ReplicatedWrite::item)
+        .chain(reply.wanted.iter().map(|(item, _)| item.clone()))
+        .min();
+    if let Some(least) = least {
+        reply.newer.retain(|w| w.item() != least);
+        reply.wanted.retain(|(item, _)| *item != least);
+    }
 }
