@@ -101,3 +101,25 @@ fn a_sweep_of_fifty_seeds_is_clean() {
     let left: Vec<_> = std::fs::read_dir(out.path()).expect("the out dir").collect();
     assert!(left.is_empty(), "a valid seed's files are not kept: {left:?}");
 }
+
+#[test]
+fn simulated_visibility_follows_the_configured_delay_model() {
+    for delay in ["uniform(1s,5s)", "lognormal(1s,6s)"] {
+        let text = format!(
+            "name = \"fidelity\"\nduration = \"30s\"\n[cluster]\ndelay = \"{delay}\"\n\
+             [[regions]]\nname = \"wnam\"\n[[regions]]\nname = \"enam\"\n[[regions]]\nname = \"weur\"\n\
+             [workload]\nwriters = 2\nreaders = 1\nrate = 10\nkeys = 100000\nmix = {{ put = 9, get = 1 }}\n"
+        );
+        let scenario = Scenario::parse_simulated(&text).expect("a valid scenario");
+        let out = tempfile::tempdir().expect("a temporary directory");
+        let code = simulate_quietly(&scenario, &text, 5, out.path()).expect("the run ends");
+        assert_eq!(code, 0);
+        let summary = std::fs::read_to_string(out.path().join("summary.json")).expect("summary");
+        let summary: serde_json::Value = serde_json::from_str(&summary).expect("summary.json");
+        let visibility = &summary["visibility"]["overall"];
+        let ks = visibility["ks_distance"].as_f64().expect("a KS distance");
+        let count = visibility["count"].as_u64().unwrap_or(0);
+        assert!(count > 1000, "{delay}: only {count} visibility samples");
+        assert!(ks < 0.05, "{delay}: KS distance {ks:.3} from the configured model");
+    }
+}
