@@ -124,6 +124,15 @@ fn simulate_with(
     })
 }
 
+/// How one seed of a sweep ended.
+#[derive(Debug, Default)]
+struct Verdict {
+    seed: u64,
+    /// The checker's code, or -1 when the run could not finish.
+    code: i32,
+    anomaly: Option<(String, String)>,
+}
+
 /// Runs every seed of `seeds`, as many at once as there are cores; prints each invalid one
 /// with the command that replays it, then a summary. Exit 1 if any was invalid.
 fn sweep(
@@ -136,23 +145,24 @@ fn sweep(
     let last = *seeds.end();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = std::time::Instant::now();
-    let verdicts: Vec<(u64, i32)> = std::thread::scope(|scope| {
+    let verdicts: Vec<Verdict> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| scope.spawn(|| sweep_worker(args, scenario, text, &next, last)))
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
     let mut verdicts = verdicts;
-    verdicts.sort_unstable();
-    let invalid = verdicts.iter().filter(|(_, c)| *c == 1).count();
-    let unknown = verdicts.iter().filter(|(_, c)| *c == 2).count();
-    let failed = verdicts.iter().filter(|(_, c)| *c < 0).count();
+    verdicts.sort_unstable_by_key(|v| v.seed);
+    let invalid = verdicts.iter().filter(|v| v.code == 1).count();
+    let unknown = verdicts.iter().filter(|v| v.code == 2).count();
+    let failed = verdicts.iter().filter(|v| v.code < 0).count();
     println!(
         "\n{} seeds in {:.1} s: {} valid, {invalid} invalid, {unknown} unknown, {failed} failed to run",
         verdicts.len(),
         started.elapsed().as_secs_f64(),
         verdicts.len() - invalid - unknown - failed,
     );
+    print_table(&verdicts);
     Ok(if invalid > 0 || failed > 0 {
         1
     } else if unknown > 0 {
@@ -169,7 +179,7 @@ fn sweep_worker(
     text: &str,
     next: &AtomicU64,
     last: u64,
-) -> Vec<(u64, i32)> {
+) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     loop {
         let seed = next.fetch_add(1, Ordering::Relaxed);
@@ -187,28 +197,53 @@ fn sweep_worker(
                 -1
             }
         };
+        let mut anomaly = None;
         if code == VALID {
             let _ = std::fs::remove_dir_all(&out);
         } else {
-            report_failing(args, seed, code, &out);
+            anomaly = first_anomaly(&out);
+            report_failing(args, seed, code, anomaly.as_ref());
         }
-        verdicts.push((seed, code));
+        verdicts.push(Verdict { seed, code, anomaly });
     }
 }
 
+/// The first anomaly a failing run's checker found: (its kind, its key).
+fn first_anomaly(out: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(out.join(edgekv_lab::files::CHECK)).ok()?;
+    let check = serde_json::from_str::<serde_json::Value>(&text).ok()?;
+    let first = check["anomalies"].get(0)?;
+    Some((first["kind"].as_str()?.to_owned(), first["key"].as_str().unwrap_or("").to_owned()))
+}
+
 /// One line per failing seed: its first anomaly and the command that replays it.
-fn report_failing(args: &SimArgs, seed: u64, code: i32, out: &Path) {
+fn report_failing(args: &SimArgs, seed: u64, code: i32, anomaly: Option<&(String, String)>) {
     let verdict = if code == 1 { "invalid" } else { "unknown" };
-    let anomaly = std::fs::read_to_string(out.join(edgekv_lab::files::CHECK))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|check| {
-            let first = check["anomalies"].get(0)?;
-            Some(format!("{} {}", first["kind"].as_str()?, first["key"].as_str().unwrap_or("")))
-        })
-        .unwrap_or_default();
+    let anomaly = anomaly.map(|(kind, key)| format!("{kind} {key}")).unwrap_or_default();
     println!(
         "seed {seed}: {verdict} {anomaly} (replay: edgekv sim {} --seed {seed} --out DIR)",
         args.scenario.display()
     );
+}
+
+/// The summary table: per first anomaly, how many seeds failed with it and the smallest.
+fn print_table(verdicts: &[Verdict]) {
+    let mut kinds: std::collections::BTreeMap<&str, (usize, u64)> = Default::default();
+    for verdict in verdicts.iter().filter(|v| v.code != VALID) {
+        let kind = match (&verdict.anomaly, verdict.code) {
+            (Some((kind, _)), _) => kind.as_str(),
+            (None, code) if code < 0 => "(could not run)",
+            (None, _) => "(undecided)",
+        };
+        let entry = kinds.entry(kind).or_insert((0, verdict.seed));
+        entry.0 += 1;
+        entry.1 = entry.1.min(verdict.seed);
+    }
+    if kinds.is_empty() {
+        return;
+    }
+    println!("{:<24} {:>6}  smallest seed", "first anomaly", "seeds");
+    for (kind, (count, smallest)) in kinds {
+        println!("{kind:<24} {count:>6}  {smallest}");
+    }
 }
