@@ -254,7 +254,7 @@ impl SenderMachine {
         self.writes.len()
     }
 
-    /// When to look again, at `now_ms`: the next due write, at most [`IDLE_WAKE`] away (new
+    /// When to look again, at `now_ms`: the next due write, at most `IDLE_WAKE` away (new
     /// writes wake the shell anyway), or soon when the link is paused.
     pub fn next_wake(&self, now_ms: u64, paused: bool) -> u64 {
         if paused {
