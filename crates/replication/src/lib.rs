@@ -292,6 +292,9 @@ pub fn spawn_replication(
     if peers.is_empty() {
         store.disable_outbox();
     }
+    let regions: Vec<RegionId> =
+        std::iter::once(config.region).chain(config.peers.iter().map(|p| p.name)).collect();
+    store.declare_regions(&regions);
     let wakers = peers.clone();
     store.on_write(Arc::new(move || {
         for peer in &wakers {
@@ -383,6 +386,10 @@ async fn hub(
         if next <= now {
             next = now.saturating_add(tick_ms);
         }
+        let frontier = shared.store.outbox_frontier();
+        for peer in &peers {
+            advance_idle(&shared, peer, frontier);
+        }
         let through =
             peers.iter().map(|p| p.acked_through.load(Ordering::Relaxed)).min().unwrap_or(u64::MAX);
         save_positions(&shared, &peers);
@@ -394,6 +401,18 @@ async fn hub(
         for (kind, n) in shared.faults.counts() {
             shared.metrics.faults_active.with(&[kind]).set(n as i64);
         }
+    }
+}
+
+/// Moves the cursor of `peer`'s sender to `frontier` when the outbox holds nothing of this
+/// region's up to there, so a region with no new writes still publishes a watermark that
+/// follows its clock: a tombstone is forgotten only once every region's watermark is past it.
+fn advance_idle(shared: &Shared, peer: &PeerState, frontier: Timestamp) {
+    let mut machine = peer.machine.lock();
+    let next = shared.store.outbox_after(machine.cursor(), 1);
+    if next.first().is_none_or(|w| w.version().ts > frontier) {
+        machine.advance_to(frontier);
+        peer.acked_through.store(machine.acked_through().0, Ordering::Relaxed);
     }
 }
 

@@ -531,6 +531,33 @@ impl Disk {
         batch.insert(&self.outbox, write.version().ts.0.to_be_bytes(), value);
     }
 
+    /// The newest timestamp through which every local write this run or a later one may
+    /// send is already readable from the outbox, for a caller that holds the store's outbox
+    /// lock (so no write is being stamped) and has just taken `now` from the clock: the
+    /// visible prefix while a group commit is pending, else `now`, but never past the stored
+    /// clock bound, above which a restart after a crash may stamp again.
+    pub(crate) fn local_frontier(&self, now: Timestamp) -> Timestamp {
+        let visible = self.visible_through();
+        let committed = Timestamp(self.sync.local_committed.load(Ordering::Acquire));
+        if committed > visible {
+            return visible;
+        }
+        now.min(*self.clock_bound.lock())
+    }
+
+    /// Stores a new clock bound if the clock, at `now`, has passed the stored one: what a local
+    /// write's batch does, for a region that has none to write, so its outbox frontier keeps
+    /// following its clock (see [`Disk::local_frontier`]).
+    pub(crate) fn extend_clock_bound(&self, now: Timestamp) -> Result<(), StoreError> {
+        if now < *self.clock_bound.lock() {
+            return Ok(());
+        }
+        self.admit(256, true)?;
+        let mut batch = self.batch();
+        self.cover_timestamp(&mut batch, now);
+        self.commit(batch)
+    }
+
     /// Adds a new clock bound to `batch` if `issued` is past the stored one. The bound is a
     /// lease [`CLOCK_LEASE`] ahead of `issued`, so it is written about once per lease, not per
     /// write, and is always above every timestamp issued: the batch that first goes past a

@@ -37,6 +37,10 @@ pub trait Replica: Send + Sync + 'static {
     fn save_delivery_position(&self, peer: &str, through: Timestamp);
     /// Every write of `origin` at or below `through` has reached every region.
     fn raise_watermark(&self, origin: RegionId, through: Timestamp);
+    /// The regions of the cluster, this one included, whose watermarks collection waits for.
+    fn declare_regions(&self, regions: &[RegionId]);
+    /// A timestamp through which every write this region will send is already in the outbox.
+    fn outbox_frontier(&self) -> Timestamp;
 
     /// Applies a peer's write by LWW; whether it changed anything.
     fn apply_replicated(&self, write: ReplicatedWrite) -> Result<bool, StoreError>;
@@ -85,6 +89,12 @@ impl Replica for Store {
     }
     fn raise_watermark(&self, origin: RegionId, through: Timestamp) {
         Store::raise_watermark(self, origin, through)
+    }
+    fn declare_regions(&self, regions: &[RegionId]) {
+        Store::declare_regions(self, regions)
+    }
+    fn outbox_frontier(&self) -> Timestamp {
+        Store::outbox_frontier(self)
     }
     fn apply_replicated(&self, write: ReplicatedWrite) -> Result<bool, StoreError> {
         Store::apply_replicated(self, write)

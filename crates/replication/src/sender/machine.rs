@@ -134,6 +134,14 @@ impl SenderMachine {
         self.cursor = ts;
     }
 
+    /// The shell found the outbox empty between the cursor and `frontier`, and no write at or
+    /// below `frontier` can be logged later: the cursor moves there. Without this an idle
+    /// link's acknowledged watermark would stay at the last write offered, and one region that
+    /// never writes would hold back every tombstone's collection.
+    pub fn advance_to(&mut self, frontier: Timestamp) {
+        self.cursor = self.cursor.max(frontier);
+    }
+
     /// Whether more writes are held than the cap allows. The shell then calls
     /// [`SenderMachine::overflow`] and asks anti-entropy for a round.
     pub fn over_cap(&self) -> bool {

@@ -72,6 +72,34 @@ impl Store {
         self.watermarks.write().raise(origin, through);
     }
 
+    /// Declares the regions of the cluster, this one included: a tombstone is then forgotten
+    /// only once every one of them has published a watermark past it (see
+    /// [`edgekv_core::Watermarks::covers`]).
+    pub fn declare_regions(&self, regions: &[RegionId]) {
+        self.watermarks.write().set_members(regions.iter().copied());
+    }
+
+    /// A timestamp through which every write this region will ever send is already in its
+    /// outbox: later local writes are stamped above it, in this run and after a restart. An
+    /// idle sender moves its cursor there, so a region with nothing new to send still
+    /// publishes a rising watermark, which every tombstone's collection waits for.
+    ///
+    /// Taken under the outbox lock, which every stamping holds. The durable store's bound is
+    /// extended here when the clock has passed it, as a local write would, so that an idle
+    /// region's frontier keeps following its clock.
+    pub fn outbox_frontier(&self) -> Timestamp {
+        let disk = self.disk();
+        let _stamping = self.outbox.lock();
+        let now = self.hlc.now();
+        let Some(disk) = &*disk else { return now };
+        // The frontier is taken before the bound moves: a bound only counts once committed.
+        let frontier = disk.local_frontier(now);
+        if let Err(error) = disk.extend_clock_bound(now) {
+            tracing::debug!(%error, "clock bound not extended; the frontier waits");
+        }
+        frontier
+    }
+
     /// The current state of an item as a replicated write, tombstones included, or `None`. As
     /// readers see it: a local write still in its group commit is not sent to repair a peer.
     pub fn current(&self, item: &ItemId) -> Option<ReplicatedWrite> {
