@@ -240,18 +240,30 @@ fn concurrent_bulk_writes_past_the_budget_are_refused() {
     let addr = node.region("wnam").addr.clone();
     let ns = create_namespace(&addr);
     let bulk = format!("{NAMESPACES}/{ns}/bulk");
-    // The first declares 20 MiB (60 MiB of budget) and sends it slowly.
+    // The first declares 20 MiB (60 MiB of budget) and sends it slowly. It asks to be told
+    // when its body is wanted (100 Continue), which is once it holds its share of the budget:
+    // only then is the second sent, so that the second cannot overtake it on a busy machine.
     let mut first = connect(&addr);
     let head = format!(
-        "PUT {bulk} HTTP/1.1\r\nHost: x\r\n{}: {}\r\nContent-Length: {}\r\n\r\n[",
+        "PUT {bulk} HTTP/1.1\r\nHost: x\r\n{}: {}\r\nContent-Length: {}\r\n\
+         Expect: 100-continue\r\n\r\n",
         AUTH.0,
         AUTH.1,
         20 << 20
     );
     first.write_all(head.as_bytes()).unwrap();
+    let mut continued = Vec::new();
+    let mut byte = [0u8; 1];
+    while !continued.ends_with(b"\r\n\r\n") {
+        let n = first.read(&mut byte).expect("the first hears back before its read timeout");
+        assert_eq!(n, 1, "the first was closed before it was told to continue");
+        continued.push(byte[0]);
+    }
+    let continued = String::from_utf8_lossy(&continued);
+    assert!(continued.starts_with("HTTP/1.1 100"), "{continued}");
+    first.write_all(b"[").unwrap();
     // A second of 2 MiB would take 6 MiB more: past the budget. It is refused as soon as its
-    // head arrives, before its body is read. If it overtakes the first's head, it is admitted
-    // and waits out the body timeout (10 s) before trying again: hence the longer wait.
+    // head arrives, before its body is read.
     let items = format!(r#"[{{"key":"k","value":"{}"}}]"#, "v".repeat(2 << 20));
     let second = wait_within(Duration::from_secs(40), || {
         let mut stream = connect(&addr);
