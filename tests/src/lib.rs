@@ -59,6 +59,8 @@ pub struct Edgekv {
     /// The regions it printed.
     pub regions: Vec<RegionRow>,
     stderr_rx: mpsc::Receiver<String>,
+    /// The stdout lines after the region table.
+    stdout_rx: mpsc::Receiver<String>,
 }
 
 impl Edgekv {
@@ -155,7 +157,7 @@ impl Edgekv {
                 break;
             }
         }
-        Edgekv { child, _data: data, regions, stderr_rx }
+        Edgekv { child, _data: data, regions, stderr_rx, stdout_rx: row_rx }
     }
 
     /// The region called `name`.
@@ -170,6 +172,19 @@ impl Edgekv {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits until a stdout line after the region table starts with `prefix`; the line.
+    pub fn wait_for_stdout(&self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout_rx.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no stdout line starting with {prefix:?} within {timeout:?}"),
+            }
+        }
     }
 
     /// Waits until a stderr line contains `needle`.

@@ -139,6 +139,45 @@ impl Cluster {
         Ok(removed)
     }
 
+    /// Removes the faults `ids` names, each (region, id) on its region, going on past a
+    /// region that fails; returns what failed, region by region.
+    pub async fn remove_fault_ids(&self, ids: &[(String, u64)]) -> Vec<String> {
+        let mut failed = Vec::new();
+        for (region, id) in ids {
+            let Some((_, url)) = self.regions.iter().find(|(r, _)| r == region) else {
+                failed.push(format!("{region}: not a region of this cluster"));
+                continue;
+            };
+            let path = format!("/admin/faults/{id}");
+            match self.admin(url) {
+                Ok(mut admin) => match admin.call(Method::DELETE, &path, None).await {
+                    Ok(reply)
+                        if reply.status.is_success() || reply.status == StatusCode::NOT_FOUND => {}
+                    Ok(reply) => failed.push(format!("{region}: {}", reply.status)),
+                    Err(err) => failed.push(format!("{region}: {err}")),
+                },
+                Err(err) => failed.push(format!("{region}: {err}")),
+            }
+        }
+        failed
+    }
+
+    /// Clears every link fault on every region it can reach; returns what failed.
+    pub async fn clear_everywhere(&self) -> Vec<String> {
+        let mut failed = Vec::new();
+        for (region, url) in &self.regions {
+            match self.admin(url) {
+                Ok(mut admin) => match admin.call(Method::DELETE, "/admin/faults", None).await {
+                    Ok(reply) if reply.status.is_success() => {}
+                    Ok(reply) => failed.push(format!("{region}: {}", reply.status)),
+                    Err(err) => failed.push(format!("{region}: {err}")),
+                },
+                Err(err) => failed.push(format!("{region}: {err}")),
+            }
+        }
+        failed
+    }
+
     /// Every region's faults, as each admin API lists them.
     pub async fn status(&self) -> anyhow::Result<Vec<(String, Status)>> {
         let mut out = Vec::new();

@@ -24,6 +24,7 @@ pub(crate) mod setup;
 mod worker;
 
 pub(crate) use processes::Processes;
+pub(crate) use worker::encode as encode_key;
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;

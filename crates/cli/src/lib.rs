@@ -7,7 +7,9 @@
 
 pub mod chaos;
 pub mod config;
+pub mod dash;
 pub mod lab;
 pub mod process;
 pub mod settings;
 pub mod sim;
+pub mod supervise;

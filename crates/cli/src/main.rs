@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use clap::{Arg, ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 use edgekv_cli::config::{cluster_configs, node_config};
+use edgekv_cli::dash::DashConfig;
 use edgekv_cli::process::{init_tracing, shutdown_signal};
 use edgekv_cli::settings::{self, Given, Settings, SPECS};
+use edgekv_cli::supervise::Supervised;
 use edgekv_node::config::DEV_ADMIN_TOKEN;
 use edgekv_node::{bind, start, start_cluster, RunningRegion};
 use edgekv_replication::Faults;
@@ -41,12 +43,36 @@ enum Command {
     /// Faults on a running cluster by region name: link faults through every region's admin
     /// API, process faults through docker (the compose cluster of deploy/up.sh by default).
     Chaos(ChaosArgs),
+    /// Serve the live dashboard of a running cluster: its regions, links, lag and faults,
+    /// updated every second, with a probe write and fault controls.
+    Dash(DashArgs),
     /// Exit 0 if GET URL answers 2xx within two seconds: the container healthcheck, since the
     /// image has no shell and no curl.
     Probe {
         /// e.g. http://127.0.0.1:8787/healthz
         url: String,
     },
+}
+
+#[derive(Args)]
+struct DashArgs {
+    /// A region and its HTTP base URL, NAME=http://HOST:PORT (repeatable) [default: the
+    /// compose cluster, wnam..apac on 127.0.0.1:8787..8791].
+    #[arg(long = "region", env = "EDGEKV_DASH_REGIONS", value_delimiter = ',')]
+    regions: Option<Vec<String>>,
+    /// The regions' admin token; the page's controls ask for it [default:
+    /// edgekv-dev-admin-token].
+    #[arg(long, env = "EDGEKV_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// The API token the probe writes and reads with [default: edgekv-dev-token].
+    #[arg(long = "api-token", env = "EDGEKV_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Where to serve the page.
+    #[arg(long, env = "EDGEKV_DASH_LISTEN", default_value = "127.0.0.1:8780")]
+    listen: SocketAddr,
+    /// A directory of lab runs (`lab run --out DIR/NAME`) whose reports the page lists.
+    #[arg(long)]
+    runs: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -352,6 +378,7 @@ fn main() -> ExitCode {
                 edgekv_cli::lab::run(args).await.map(|code| code as u8)
             }
             Command::Chaos(args) => run_chaos(args).await.map(|()| 0),
+            Command::Dash(args) => run_dash(args).await.map(|()| 0),
             Command::Lab(_) | Command::Probe { .. } | Command::Sim(_) => Ok(0),
         }
     });
@@ -491,10 +518,74 @@ async fn run_cluster(args: SettingsArgs<true>) -> anyhow::Result<()> {
     let configs = cluster_configs(&settings)?;
     let shutdown = CancellationToken::new();
     let faults = Arc::new(Faults::new(settings.seed));
-    let running = start_cluster(configs, faults, shutdown.clone()).await?;
+    let running = start_cluster(configs, Arc::clone(&faults), shutdown.clone()).await?;
     print_table(&running, &settings);
+    let dash = dash_config(&running);
+    let supervised = Arc::new(Supervised::new(running, faults, shutdown.clone()));
+    let dash_port = match (settings.dash_port, settings.port) {
+        (Some(port), _) => port,
+        (None, 0) => 0,
+        (None, _) => DEFAULT_DASH_PORT,
+    };
+    let dash = DashConfig { supervisor: Some(Arc::clone(&supervised) as _), ..dash };
+    let addr = SocketAddr::new(settings.host, dash_port);
+    match edgekv_cli::dash::spawn(dash, addr, shutdown.clone()).await {
+        Ok(bound) => println!("dashboard http://{bound}/"),
+        // The cluster is still useful without its page (another cluster may hold the port).
+        Err(err) => eprintln!("warning: no dashboard: {err:#}"),
+    }
     println!("Ctrl-C stops the cluster.");
-    serve_until_signal(running, shutdown).await
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = shutdown.cancelled() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    shutdown.cancel();
+    supervised.stop_all().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The dashboard's port under `edgekv cluster`, beside the first region's 8787.
+const DEFAULT_DASH_PORT: u16 = 8780;
+
+/// The dashboard of the regions `edgekv cluster` runs.
+fn dash_config(running: &[RunningRegion]) -> DashConfig {
+    let first = running.first().map(|r| &r.config);
+    DashConfig {
+        regions: running
+            .iter()
+            .map(|r| (r.config.region.to_string(), format!("http://{}", r.http_addr)))
+            .collect(),
+        admin_token: first
+            .and_then(|c| c.admin_tokens.first().cloned())
+            .unwrap_or_else(|| DEV_ADMIN_TOKEN.to_owned()),
+        api_token: first
+            .and_then(|c| c.api_tokens.first().cloned())
+            .unwrap_or_else(|| edgekv_api::DEV_TOKEN.to_owned()),
+        runs: None,
+        supervisor: None,
+    }
+}
+
+async fn run_dash(args: DashArgs) -> anyhow::Result<()> {
+    let mut cluster = edgekv_cli::chaos::Cluster::compose_defaults();
+    if let Some(regions) = &args.regions {
+        cluster.set_regions(regions)?;
+    }
+    let config = DashConfig {
+        regions: cluster.regions,
+        admin_token: args.admin_token.unwrap_or_else(|| DEV_ADMIN_TOKEN.to_owned()),
+        api_token: args.api_token.unwrap_or_else(|| edgekv_api::DEV_TOKEN.to_owned()),
+        runs: args.runs,
+        supervisor: None,
+    };
+    let shutdown = CancellationToken::new();
+    let bound = edgekv_cli::dash::spawn(config, args.listen, shutdown.clone()).await?;
+    println!("dashboard http://{bound}/");
+    shutdown_signal().await;
+    shutdown.cancel();
+    Ok(())
 }
 
 fn base_url(addr: SocketAddr) -> String {

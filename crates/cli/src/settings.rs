@@ -315,6 +315,9 @@ settings! {
     /// Workers binding port of the first region; region i listens on BINDING_PORT+i
     /// [default: PORT+2000, or free ports when PORT is 0].
     [Cluster] binding_port: Option<u16> = None, flag "binding-port", env "EDGEKV_BINDING_PORT";
+    /// Port of the cluster's live dashboard, on the regions' host [default: 8780, or a free
+    /// port when PORT is 0].
+    [Cluster] dash_port: Option<u16> = None, flag "dash-port", env "EDGEKV_DASH_PORT";
     /// Address every region binds to [default: 127.0.0.1].
     [Cluster] host: IpAddr = DEFAULT_LISTEN.ip(), flag "host", env "EDGEKV_HOST";
     /// Accepted API tokens, comma-separated. Without one, a node on loopback accepts

@@ -98,6 +98,25 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Whether the fault acts on messages sent from region `from` to region `to` (a
+    /// partition acts both ways; `*` names every region). Clock offsets and process faults act
+    /// on regions, not links.
+    pub fn affects_link(&self, from: &str, to: &str) -> bool {
+        let is = |pattern: &str, region: &str| pattern == ANY || pattern == region;
+        let has = |side: &[String], region: &str| side.iter().any(|r| is(r, region));
+        match self {
+            Fault::Partition { a, b } => {
+                (has(a, from) && has(b, to)) || (has(b, from) && has(a, to))
+            }
+            Fault::OneWay { from: f, to: t }
+            | Fault::Delay { from: f, to: t, .. }
+            | Fault::Loss { from: f, to: t, .. }
+            | Fault::Duplicate { from: f, to: t, .. }
+            | Fault::Pause { from: f, to: t } => is(f, from) && is(t, to),
+            _ => false,
+        }
+    }
+
     /// The fault's kind, as in the JSON `kind` field.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -202,6 +221,18 @@ pub struct FaultError(pub String);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fault_acts_on_the_links_it_names() {
+        let parse = |json: &str| serde_json::from_str::<Fault>(json);
+        let cut = parse(r#"{"kind":"partition","a":["wnam"],"b":["enam","weur"]}"#).unwrap();
+        assert!(cut.affects_link("wnam", "enam") && cut.affects_link("weur", "wnam"));
+        assert!(!cut.affects_link("enam", "weur"));
+        let one_way = parse(r#"{"kind":"one_way","from":"*","to":"apac"}"#).unwrap();
+        assert!(one_way.affects_link("wnam", "apac") && !one_way.affects_link("apac", "wnam"));
+        let kill = parse(r#"{"kind":"kill","region":"weur"}"#).unwrap();
+        assert!(!kill.affects_link("weur", "wnam"));
+    }
 
     #[test]
     fn link_and_process_faults_share_one_shape() {

@@ -34,6 +34,11 @@ pub(crate) struct AdminState {
     /// Names this process's apply log: positions restart from 1 when the node does, so a
     /// reader that sees a new boot id must start over.
     pub(crate) boot: String,
+    /// What the dashboard shows of the configuration: the seed, each outgoing link's delay
+    /// model, the clock offset set at start.
+    pub(crate) seed: u64,
+    pub(crate) links: Vec<(String, String)>,
+    pub(crate) clock_offset_ms: i64,
 }
 
 /// The admin and metrics routes.
@@ -214,6 +219,10 @@ async fn status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Res
         "digest": { "items": store.digest_len(), "root": format!("{:016x}", store.digest_root()) },
         "digest_horizon_ms": store.digest_horizon().as_millis() as u64,
         "faults": state.faults.list().len(),
+        "keys": store.key_count(),
+        "seed": state.seed,
+        "links": state.links.iter().map(|(to, model)| json!({"to": to, "model": model})).collect::<Vec<_>>(),
+        "clock_offset_ms": state.clock_offset_ms + state.faults.clock_offset_ms(store.region().as_str()),
         "storage": {
             "mode": store.durability().map_or_else(|| "in-memory".to_owned(), |d| d.to_string()),
             "data_dir": store.data_dir().map(|d| d.display().to_string()),

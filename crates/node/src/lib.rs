@@ -82,6 +82,9 @@ pub struct RunningRegion {
     pub registry: Arc<Registry>,
     /// Its replication series, for tests and benchmarks that read them directly.
     pub replication_metrics: Arc<ReplicationMetrics>,
+    /// Cancelling it stops this region alone (it is a child of the cluster's token under
+    /// [`start_cluster`]).
+    pub shutdown: CancellationToken,
     server: JoinHandle<()>,
     binding_server: JoinHandle<()>,
     grpc_server: JoinHandle<()>,
@@ -180,6 +183,7 @@ pub fn start(
         replication: parts.replication,
         registry: parts.registry,
         replication_metrics: parts.replication_metrics,
+        shutdown,
         server,
         binding_server,
         grpc_server,
@@ -210,7 +214,7 @@ pub async fn start_cluster(
     for mut region in bound {
         region.config.replication.peers =
             addresses.iter().filter(|p| p.name != region.config.region).cloned().collect();
-        match start(region, Arc::clone(&faults), shutdown.clone()) {
+        match start(region, Arc::clone(&faults), shutdown.child_token()) {
             Ok(r) => running.push(r),
             Err(err) => {
                 shutdown.cancel();

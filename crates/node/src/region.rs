@@ -129,6 +129,18 @@ fn admin_state(
         // over the same store (under simulation) keeps its log and its name. Read from the
         // region's clock, so that under simulation it is virtual too.
         boot: store.apply_log_started_us().unwrap_or_else(|| config.clock.now_us()).to_string(),
+        seed: config.replication.seed,
+        links: config
+            .replication
+            .peers
+            .iter()
+            .map(|p| {
+                let model =
+                    config.replication.delays.model(config.region.as_str(), p.name.as_str());
+                (p.name.to_string(), model.to_string())
+            })
+            .collect(),
+        clock_offset_ms: config.clock_offset_ms,
     })
 }
 

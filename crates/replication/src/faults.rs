@@ -108,19 +108,24 @@ impl Faults {
         self.active.read().iter().map(|(f, _)| f.clone()).collect()
     }
 
+    /// How far the faults in force move `region`'s clock, in milliseconds (on top of any
+    /// offset it was started with).
+    pub fn clock_offset_ms(&self, region: &str) -> i64 {
+        self.active
+            .read()
+            .iter()
+            .filter_map(|(f, _)| match &f.fault {
+                Fault::ClockOffset { region: r, offset_ms } if matches(r, region) => {
+                    Some(*offset_ms)
+                }
+                _ => None,
+            })
+            .sum()
+    }
+
     fn apply_clock(&self) {
-        let active = self.active.read();
         for (region, clock) in self.clocks.read().iter() {
-            let offset = active
-                .iter()
-                .filter_map(|(f, _)| match &f.fault {
-                    Fault::ClockOffset { region: r, offset_ms } if matches(r, region.as_str()) => {
-                        Some(*offset_ms)
-                    }
-                    _ => None,
-                })
-                .sum();
-            clock.set_offset_ms(offset);
+            clock.set_offset_ms(self.clock_offset_ms(region.as_str()));
         }
     }
 

@@ -249,7 +249,7 @@ pub(super) fn namespace_missing(reply: &Reply) -> bool {
 
 /// Percent-encodes a key for a URL path or query (keys here are ASCII letters and digits, but a
 /// scenario's prefix may not be).
-pub(super) fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {

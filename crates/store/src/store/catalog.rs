@@ -10,6 +10,12 @@ use super::*;
 use edgekv_core::{AccountId, NamespaceId, NamespaceOrder, NamespaceRecord, ReplicatedWrite};
 
 impl Store {
+    /// How many keys the region holds in all namespaces, tombstones included (what the
+    /// dashboard shows; it reads each namespace's map length, not the keys).
+    pub fn key_count(&self) -> usize {
+        self.namespaces.iter().map(|ns| ns.keys.read().len()).sum()
+    }
+
     /// Creates a namespace with a fresh random id.
     pub fn create_namespace(
         &self,
