@@ -3,6 +3,7 @@
 //! what it found. A failpoint needs `--features failpoints`. Exits 1 on a counterexample.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use edgekv_core::failpoint::{self, Failpoint};
 use edgekv_model::{explore, Bounds, Report};
@@ -67,8 +68,7 @@ fn main() -> ExitCode {
         runs = vec![bounds];
     }
     let mut failed = false;
-    for bounds in &runs {
-        let report = explore(bounds);
+    for report in explore_all(&runs) {
         print(&report);
         failed |= report.counterexample.is_some();
     }
@@ -77,6 +77,40 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Explores every run, as many at once as there are cores (each run is a search of its own),
+/// and returns their reports in the order of `runs`.
+fn explore_all(runs: &[Bounds]) -> Vec<Report> {
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(runs.len());
+    let mut done: Vec<(usize, Report)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(bounds) = runs.get(i) else { return mine };
+                        mine.push((i, explore(bounds)));
+                    }
+                })
+            })
+            .collect();
+        let mut done = Vec::new();
+        for handle in handles {
+            match handle.join() {
+                Ok(reports) => done.extend(reports),
+                Err(_) => {
+                    eprintln!("an exploration panicked");
+                    std::process::exit(101);
+                }
+            }
+        }
+        done
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, report)| report).collect()
 }
 
 fn print(report: &Report) {

@@ -2,6 +2,7 @@
 //! them. Real types where the rules need them (the sender machines, the watermarks, versions);
 //! small copies elsewhere, so a state is cheap to clone and to fingerprint.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
@@ -137,6 +138,9 @@ pub struct Region {
     pub incarnation: u8,
     /// Ghost, not part of the protocol: the greatest write this region ever held.
     pub floor: Option<W>,
+    /// The region's fingerprint once computed (zero: not yet), reset by every change: most
+    /// steps change one region, and the others' are shared with the state before.
+    fingerprint: Cell<u128>,
 }
 
 impl Region {
@@ -150,6 +154,7 @@ impl Region {
             watermarks: Watermarks::with_members(ids().regions),
             incarnation: 0,
             floor: None,
+            fingerprint: Cell::new(0),
         }
     }
 
@@ -173,7 +178,19 @@ impl Region {
         takes
     }
 
-    fn fingerprint<H: Hasher>(&self, h: &mut H) {
+    fn fingerprint(&self) -> u128 {
+        let cached = self.fingerprint.get();
+        if cached != 0 {
+            return cached;
+        }
+        let mut h = Fingerprint::default();
+        self.hash_into(&mut h);
+        let fp = h.finish128().max(1);
+        self.fingerprint.set(fp);
+        fp
+    }
+
+    fn hash_into<H: Hasher>(&self, h: &mut H) {
         (self.clock, self.entry, &self.outbox, self.replicated_through).hash(h);
         self.watermarks.hash(h);
         (self.incarnation, self.floor).hash(h);
@@ -325,7 +342,9 @@ impl World {
 
     /// Region `r`, copied first if another state shares it.
     pub(crate) fn region_mut(&mut self, r: usize) -> &mut Region {
-        Rc::make_mut(&mut self.regions[r])
+        let region = Rc::make_mut(&mut self.regions[r]);
+        region.fingerprint.set(0);
+        region
     }
 
     /// Whether the link between `a` and `b` is cut.
@@ -351,7 +370,7 @@ impl World {
     pub fn fingerprint(&self) -> u128 {
         let mut h = Fingerprint::default();
         for r in &self.regions {
-            r.fingerprint(&mut h);
+            h.write_u128(r.fingerprint());
         }
         (&self.net, self.partition, self.used, &self.issued).hash(&mut h);
         h.finish128()
