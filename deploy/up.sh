@@ -27,3 +27,4 @@ for region in $regions; do
     echo "$region http://127.0.0.1:$port/client/v4"
     port=$((port + 1))
 done
+echo "dashboard http://127.0.0.1:8780/" >&2

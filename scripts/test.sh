@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every EdgeKV test: the Rust unit, HTTP and black-box tests, Cloudflare's official Python
-# SDK and schemathesis against a live node, the Worker binding client (clients/js) under Node's
+# Runs every EdgeKV test: the Rust unit, HTTP and black-box tests, a failpoints build in which
+# the simulator and the model checker must catch each broken rule, Cloudflare's official Python
+# SDK and schemathesis against a live node, the dashboard in chromium (selenium), the Worker binding client (clients/js) under Node's
 # test runner against a live cluster, then the chaos suite on the five-region compose cluster
 # (tests/chaos/run.sh). Installs the Python packages it needs into a virtualenv under
 # the target directory; needs the Rust toolchain, Python 3.11, Node 20, and Docker with Compose (without
@@ -20,8 +21,10 @@ echo "== Broken rules are caught (a test build with failpoints)"
 # Its own build of the workspace's replication crates, so run apart from the tests above.
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run -p edgekv-cli --features failpoints --test failpoints
+    cargo nextest run -p edgekv-model --features failpoints
 else
     cargo test -p edgekv-cli --features failpoints --test failpoints
+    cargo test -p edgekv-model --features failpoints
 fi
 
 echo "== Python SDK and OpenAPI tests"

@@ -55,7 +55,9 @@ chaos_cli=0
     [ "$("$edgekv" chaos status | grep -c '{"faults":\[\]}')" = 5 ] &&
     "$edgekv" chaos freeze apac && [ "$(docker inspect -f '{{.State.Paused}}' "$(deploy/compose.sh ps -q apac)")" = true ] &&
     "$edgekv" chaos unfreeze apac &&
-    ! "$edgekv" chaos kill mars 2>/dev/null
+    ! "$edgekv" chaos kill mars 2>/dev/null &&
+    # The compose file's dashboard is up beside the regions.
+    "$edgekv" probe http://127.0.0.1:8780/
 } >"$out/chaos-cli.log" 2>&1 || chaos_cli=1
 [ "$chaos_cli" = 0 ] && echo "chaos commands: ok" >&2 || { echo "chaos commands: FAILED" >&2; cat "$out/chaos-cli.log" >&2; }
 "$edgekv" chaos heal >/dev/null 2>&1 || true
@@ -92,7 +94,7 @@ for run in sorted(p for p in out.iterdir() if p.is_dir()):
     unmeasured = "unmeasured (apply log restarted)" if s["run"]["applies_missed"] else "never"
     conv = "-" if not heals else ", ".join(unmeasured if c is None else f"{c / 1000:.1f} s" for c in heals)
     rows.append((run.name, str(ops), str(len({f.get("id") for f in s["faults"]})), conv, s["check"]["validity"]))
-rows.append(("edgekv chaos commands", "-", "-", "-", "passed" if cli == 0 else "FAILED"))
+rows.append(("edgekv chaos commands, dashboard", "-", "-", "-", "passed" if cli == 0 else "FAILED"))
 rows.append(("python sdk (wnam)", "-", "-", "-", "passed" if sdk == 0 else "FAILED"))
 widths = [max(len(r[i]) for r in rows) for i in range(5)]
 for r in rows:

@@ -108,8 +108,12 @@ impl Cluster {
                 region.since_ms = now_ms;
             }
         }
+        // The digest holds only versions older than the horizon, so equal digests alone would
+        // call a cluster converged while young writes are still queued: nothing may wait on
+        // any link either.
         let roots: Vec<Option<&str>> = self.regions.iter().map(|r| r.digest_root()).collect();
-        let converged = roots.iter().all(|r| r.is_some() && *r == roots[0]);
+        let queued: f64 = self.regions.iter().map(Region::queued).sum();
+        let converged = queued == 0.0 && roots.iter().all(|r| r.is_some() && *r == roots[0]);
         self.converged_since_ms = match (converged, self.converged_since_ms) {
             (true, Some(since)) => Some(since),
             (true, None) => Some(now_ms),
@@ -234,6 +238,8 @@ impl Cluster {
             for active in &region.faults {
                 let id = (region.name.clone(), active.id);
                 match faults.iter_mut().find(|f| f.fault == active.fault) {
+                    // Regions of one process share their faults: each lists every copy.
+                    Some(known) if known.ids.contains(&id) => {}
                     Some(known) => known.ids.push(id),
                     None => {
                         faults.push(ClusterFault { fault: active.fault.clone(), ids: vec![id] })
@@ -253,12 +259,21 @@ struct ClusterFault {
 }
 
 impl ClusterFault {
+    /// How many regions have it.
+    fn regions(&self) -> usize {
+        let mut names: Vec<&str> = self.ids.iter().map(|(r, _)| r.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.len()
+    }
+
     fn to_json(&self) -> Value {
         json!({
             "fault": self.fault,
             "kind": self.fault.kind(),
             "description": describe(&self.fault),
             "ids": self.ids,
+            "regions": self.regions(),
         })
     }
 }
@@ -286,6 +301,12 @@ impl Region {
     fn link_model(&self, to: &str) -> Value {
         let links = self.status["links"].as_array().map_or(&[][..], Vec::as_slice);
         links.iter().find(|l| l["to"] == to).map_or(Value::Null, |l| l["model"].clone())
+    }
+
+    /// Writes waiting on all of this region's outgoing links.
+    fn queued(&self) -> f64 {
+        let newest = self.readings.newest().unwrap_or_default();
+        newest.iter().filter(|s| s.name == "edgekv_outbox_depth").map(|s| s.value).sum()
     }
 
     fn backlog(&self, to: &str) -> Option<f64> {
@@ -317,5 +338,64 @@ pub(crate) fn describe(fault: &Fault) -> String {
         | Fault::Stop { region }
         | Fault::Freeze { region }
         | Fault::Wipe { region } => format!("{} {region}", fault.kind()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(root: &str, backlog: f64, faults: Vec<ActiveFault>) -> Poll {
+        let status = json!({"digest": {"root": root, "items": 1}, "keys": 3, "outbox": 0,
+                            "links": [{"to": "enam", "model": "2s"}], "seed": 7});
+        let depth = Sample {
+            name: "edgekv_outbox_depth".to_owned(),
+            labels: vec![("peer".to_owned(), "enam".to_owned())],
+            value: backlog,
+        };
+        Poll::Up { status, faults, metrics: vec![depth] }
+    }
+
+    fn names() -> Vec<String> {
+        vec!["wnam".to_owned(), "enam".to_owned()]
+    }
+
+    #[test]
+    fn converged_needs_equal_digests_and_nothing_queued() {
+        let mut cluster = Cluster::new(&names());
+        cluster.record(0, vec![up("aa", 0.0, vec![]), up("aa", 0.0, vec![])]);
+        cluster.record(1000, vec![up("aa", 0.0, vec![]), up("aa", 0.0, vec![])]);
+        assert_eq!(cluster.snapshot(1000)["converged_for_ms"], 1000);
+        cluster.record(2000, vec![up("aa", 4.0, vec![]), up("aa", 0.0, vec![])]);
+        assert_eq!(cluster.snapshot(2000)["converged_for_ms"], Value::Null, "writes queued");
+        cluster.record(3000, vec![up("aa", 0.0, vec![]), up("bb", 0.0, vec![])]);
+        assert_eq!(cluster.snapshot(3000)["converged_for_ms"], Value::Null, "digests differ");
+        cluster.record(4000, vec![up("aa", 0.0, vec![]), Poll::Down("refused".to_owned())]);
+        let snapshot = cluster.snapshot(4000);
+        assert_eq!(snapshot["converged_for_ms"], Value::Null, "a region is down");
+        assert_eq!(snapshot["regions"][1]["up"], false);
+        assert_eq!(snapshot["regions"][1]["error"], "refused");
+        assert_eq!(snapshot["seed"], 7);
+    }
+
+    #[test]
+    fn a_fault_shows_once_with_every_region_s_id_and_on_the_links_it_cuts() {
+        let cut: Fault =
+            serde_json::from_str(r#"{"kind":"one_way","from":"wnam","to":"enam"}"#).unwrap();
+        let active = |id| ActiveFault { id, fault: cut.clone() };
+        let mut cluster = Cluster::new(&names());
+        cluster.record(0, vec![up("aa", 2.0, vec![active(1)]), up("aa", 0.0, vec![active(5)])]);
+        let snapshot = cluster.snapshot(0);
+        let faults = snapshot["faults"].as_array().unwrap();
+        assert_eq!(faults.len(), 1);
+        assert_eq!(faults[0]["ids"], json!([["wnam", 1], ["enam", 5]]));
+        assert_eq!(faults[0]["regions"], 2);
+        let links = snapshot["links"].as_array().unwrap();
+        let link = |from: &str| links.iter().find(|l| l["from"] == from).unwrap();
+        assert_eq!(link("wnam")["faults"], json!(["one-way cut wnam -> enam"]));
+        assert_eq!(link("wnam")["backlog"], 2.0);
+        assert_eq!(link("wnam")["model"], "2s");
+        assert_eq!(link("enam")["faults"], json!([]));
+        assert_eq!(cluster.timeline().len(), 1);
     }
 }

@@ -154,7 +154,7 @@ function drawFaults(snap) {
   const list = $("faults");
   if (!snap.faults.length) { list.replaceChildren(el("li", { class: "none", textContent: "none" })); return; }
   list.replaceChildren(...snap.faults.map((f) => el("li", { "data-kind": f.kind },
-    f.description + ` (on ${f.ids.length} regions) `,
+    f.description + ` (in ${f.regions} regions) `,
     el("button", { type: "button", textContent: "undo", onclick: () => control("/api/faults/remove", { ids: f.ids }) }))));
 }
 
