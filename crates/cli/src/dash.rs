@@ -3,7 +3,7 @@
 //! The page is plain HTML, CSS and JavaScript compiled into the binary (no CDN, no build step;
 //! charts are inline SVG drawn by the page), so it works offline. It listens to one
 //! Server-Sent Events stream: on connect a `hello` with the timeline so far, then a
-//! `snapshot` each second from the [`collect`] loop, and `probe` events as a probe's write
+//! `snapshot` each second from the collector loop (`collect`), and `probe` events as a probe's write
 //! spreads. The server keeps bounded rings per region and one timeline ring; the page keeps as
 //! many points, so neither grows however long the page stays open.
 //!
