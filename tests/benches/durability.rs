@@ -68,7 +68,7 @@ fn main() {
     let secs = env_number("EDGEKV_BENCH_SECS", 10.0);
     let keys = env_number("EDGEKV_BENCH_KEYS", 1_000_000.0) as usize;
     let measure = Duration::from_secs_f64(secs);
-    let bin = edgekv_bin();
+    let bin = edgekv_tests::edgekv_release_bin();
     let keep_logs = std::env::var_os("EDGEKV_BENCH_KEEP_LOGS").is_some();
     println!(
         "binary {}, {} CPUs",
@@ -1143,35 +1143,6 @@ impl Conn {
 
 // ---------------------------------------------------------------------------------------------
 // Setup
-
-/// The release binary: `$EDGEKV_BIN`, or the workspace's, built now so the figures are never
-/// those of a stale build.
-fn edgekv_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("EDGEKV_BIN") {
-        let bin = PathBuf::from(bin);
-        // cargo runs benches in the crate's directory, not where the command was typed.
-        assert!(
-            bin.is_file(),
-            "EDGEKV_BIN={} is not a file (seen from {}); give an absolute path",
-            bin.display(),
-            std::env::current_dir().unwrap_or_default().display()
-        );
-        return bin;
-    }
-    let workspace =
-        Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests crate is in a workspace");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "edgekv-cli", "--bin", "edgekv"])
-        .current_dir(workspace)
-        .status()
-        .expect("run cargo build --release for the edgekv binary");
-    assert!(status.success(), "cargo build --release of the edgekv binary failed: {status}");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    target.join("release").join("edgekv")
-}
 
 /// A temporary directory for a node's data and log; left behind if the logs are to be kept.
 fn scratch_dir(keep: bool) -> tempfile::TempDir {

@@ -36,6 +36,34 @@ pub fn edgekv_bin() -> PathBuf {
     target.join("debug").join("edgekv")
 }
 
+/// The release build of `edgekv` for benchmarks: `$EDGEKV_BIN` if set (an absolute path),
+/// else `cargo build --release` of the workspace's binary.
+pub fn edgekv_release_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("EDGEKV_BIN") {
+        let bin = PathBuf::from(bin);
+        // cargo runs benches in the crate's directory, not where the command was typed.
+        assert!(
+            bin.is_file(),
+            "EDGEKV_BIN={} is not a file (seen from {}); give an absolute path",
+            bin.display(),
+            std::env::current_dir().unwrap_or_default().display()
+        );
+        return bin;
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "edgekv-cli", "--bin", "edgekv"])
+        .current_dir(&workspace)
+        .status()
+        .expect("run cargo build --release for the edgekv binary");
+    assert!(status.success(), "cargo build --release of the edgekv binary failed: {status}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+    target.join("release").join("edgekv")
+}
+
 /// One region as listed in the table the binary prints.
 #[derive(Debug, Clone)]
 pub struct RegionRow {
@@ -66,7 +94,12 @@ pub struct Edgekv {
 impl Edgekv {
     /// Starts `edgekv ARGS` with extra environment and waits for its region table.
     pub fn must_start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(edgekv_bin());
+        Self::must_start_binary(&edgekv_bin(), args, env)
+    }
+
+    /// [`Edgekv::must_start`] with the binary at `bin` (a benchmark's release build).
+    pub fn must_start_binary(bin: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(bin);
         command.args(args);
         Self::spawn(command, args, env)
     }
