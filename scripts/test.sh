@@ -3,7 +3,7 @@
 # the simulator and the model checker must catch each broken rule, Cloudflare's official Python
 # SDK and schemathesis against a live node, the dashboard in chromium (selenium), the Worker binding client (clients/js) under Node's
 # test runner against a live cluster, then the chaos suite on the five-region compose cluster
-# (tests/chaos/run.sh). Installs the Python packages it needs into a virtualenv under
+# (tests/chaos/run.sh), then the same regions as a Docker Swarm stack (tests/swarm/run.sh). Installs the Python packages it needs into a virtualenv under
 # the target directory; needs the Rust toolchain, Python 3.11, Node 20, and Docker with Compose (without
 # Docker the chaos suite is skipped with a warning, except in CI where it is required).
 set -euo pipefail
@@ -47,4 +47,15 @@ elif [ -n "${CI:-}" ]; then
     exit 1
 else
     echo "warning: Docker with Compose not found: chaos suite skipped" >&2
+fi
+
+echo "== Docker Swarm stack"
+if [ "$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = active ]; then
+    # The chaos suite built the image and took the compose cluster down on its way out.
+    EDGEKV_SKIP_BUILD="${EDGEKV_SKIP_BUILD:-0}" tests/swarm/run.sh
+elif [ -n "${CI:-}" ]; then
+    echo "the swarm test needs Docker in swarm mode (.ci/run runs docker swarm init)" >&2
+    exit 1
+else
+    echo "warning: Docker is not in swarm mode: swarm stack test skipped (docker swarm init)" >&2
 fi

@@ -195,21 +195,31 @@ impl Cluster {
         Ok(out)
     }
 
-    /// The container of `region`'s service.
+    /// The container of `region`'s service: by Compose's labels, else (the project deployed
+    /// as a Docker Swarm stack) by the stack's, the newest task first.
     fn container(&self, region: &str) -> anyhow::Result<String> {
         self.check_region(region)?;
-        let out = docker(&[
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=com.docker.compose.project={}", self.project),
-            "--filter",
-            &format!("label=com.docker.compose.service={region}"),
-        ])?;
-        match out.lines().next() {
-            Some(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
-            _ => bail!("no container for region {region} in compose project {}", self.project),
+        let compose = [
+            format!("label=com.docker.compose.project={}", self.project),
+            format!("label=com.docker.compose.service={region}"),
+        ];
+        let swarm = [
+            format!("label=com.docker.stack.namespace={}", self.project),
+            format!("label=com.docker.swarm.service.name={}_{region}", self.project),
+        ];
+        for [project, service] in [compose, swarm] {
+            let out = docker(&["ps", "-aq", "--filter", &project, "--filter", &service])?;
+            if let Some(id) = out.lines().map(str::trim).find(|id| !id.is_empty()) {
+                return Ok(id.to_owned());
+            }
         }
+        bail!("no container for region {region} in compose project or swarm stack {}", self.project)
+    }
+
+    /// Whether the project runs as a swarm stack (its services are swarm's to restart).
+    fn is_stack(&self) -> bool {
+        let filter = format!("label=com.docker.stack.namespace={}", self.project);
+        docker(&["ps", "-aq", "--filter", &filter]).is_ok_and(|out| !out.trim().is_empty())
     }
 
     /// Acts on `region`'s container.
@@ -231,6 +241,13 @@ impl Cluster {
 
     /// Kills the region, deletes its volume and starts it empty: a region that lost its disk.
     fn wipe(&self, region: &str) -> anyhow::Result<()> {
+        if self.is_stack() {
+            bail!(
+                "wipe acts on compose projects only: for a swarm stack, remove the task's volume \
+                 on its node and run docker service update --force {}_{region}",
+                self.project
+            );
+        }
         let id = self.container(region)?;
         docker(&["rm", "--force", &id])?;
         docker(&["volume", "rm", &format!("{}_{region}-data", self.project)])?;

@@ -84,7 +84,7 @@ struct ChaosArgs {
     /// Admin token [default: edgekv-dev-admin-token].
     #[arg(long, env = "EDGEKV_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// Compose project of the containers.
+    /// Compose project (or swarm stack) of the containers.
     #[arg(long, env = "EDGEKV_COMPOSE_PROJECT", default_value = "edgekv")]
     project: String,
     /// Compose file, to recreate a wiped region.
