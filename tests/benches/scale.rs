@@ -11,6 +11,10 @@
 //!   took writes;
 //! - anti-entropy cost per round at rest: digest and reconcile messages and bytes.
 //!
+//! With `EDGEKV_BENCH_COMPOSE=1`, each size also runs as one container per region
+//! (deploy/scale/compose.py; needs the image of deploy/build-image.sh and docker-compose), its
+//! memory from `docker stats`.
+//!
 //! Figures only; nothing fails on speed. `cargo bench -p edgekv-tests --bench scale`;
 //! `EDGEKV_BENCH_REGIONS=5,20` picks the sizes, `EDGEKV_BENCH_WRITES` the writes of the load
 //! (default 2000, spread over the regions).
@@ -162,46 +166,43 @@ struct Row {
     ae_rounds: f64,
 }
 
-fn run(bin: &std::path::Path, n: usize, in_memory: bool, writes: usize) -> Row {
-    let names: Vec<String> = (0..n).map(|i| format!("r{i:02}")).collect();
-    let list = names.join(",");
-    let mut args = vec!["cluster", "--regions", &list, "--port", "0", "--delay", "0s"];
-    args.extend(["--anti-entropy-interval", AE_INTERVAL, "--write-rate-limit", "off"]);
-    if in_memory {
-        args.push("--in-memory");
-    }
-    let cluster = Edgekv::must_start_binary(bin, &args, &[]);
-    let regions: Vec<String> = cluster.regions.iter().map(|r| r.addr.clone()).collect();
-    let pid = cluster.pid();
+/// The measurements on `regions` (HTTP addresses, in `names` order); `memory` reads the
+/// resident memory per region (now, peak).
+fn measure(
+    regions: &[String],
+    names: &[String],
+    writes: usize,
+    memory: &dyn Fn() -> (f64, f64),
+) -> Row {
     std::thread::sleep(Duration::from_secs(3));
-    let rest_mib = rss_mib(pid, "VmRSS:") / n as f64;
+    let rest_mib = memory().0;
+    let ns = create_namespace(&regions[0], regions);
+    let pushes_before = total(regions, "edgekv_replication_messages_sent_total", "push");
+    let bytes_before = total(regions, "edgekv_replication_bytes_sent_total", "");
+    let written = write(regions, &ns, "load", writes);
+    let converge_load = wait_converged(regions);
+    let pushes = total(regions, "edgekv_replication_messages_sent_total", "push") - pushes_before;
+    let bytes = total(regions, "edgekv_replication_bytes_sent_total", "") - bytes_before;
+    let load_mib = memory().1;
 
-    let ns = create_namespace(&regions[0], &regions);
-    let pushes_before = total(&regions, "edgekv_replication_messages_sent_total", "push");
-    let bytes_before = total(&regions, "edgekv_replication_bytes_sent_total", "");
-    let written = write(&regions, &ns, "load", writes);
-    let converge_load = wait_converged(&regions);
-    let pushes = total(&regions, "edgekv_replication_messages_sent_total", "push") - pushes_before;
-    let bytes = total(&regions, "edgekv_replication_bytes_sent_total", "") - bytes_before;
-    let load_mib = rss_mib(pid, "VmHWM:") / n as f64;
-
-    set_partition(&regions, &names, true);
-    write(&regions, &ns, "split", 20 * n);
+    set_partition(regions, names, true);
+    write(regions, &ns, "split", 20 * names.len());
     std::thread::sleep(Duration::from_secs(2));
-    set_partition(&regions, &names, false);
-    let converge_heal = wait_converged(&regions);
+    set_partition(regions, names, false);
+    let converge_heal = wait_converged(regions);
 
-    let rounds_before = total(&regions, "edgekv_anti_entropy_rounds_total", "");
-    let ae_before = total(&regions, "edgekv_replication_messages_sent_total", "digest")
-        + total(&regions, "edgekv_replication_messages_sent_total", "reconcile");
+    let ae_messages = || {
+        total(regions, "edgekv_replication_messages_sent_total", "digest")
+            + total(regions, "edgekv_replication_messages_sent_total", "reconcile")
+    };
+    let rounds_before = total(regions, "edgekv_anti_entropy_rounds_total", "");
+    let ae_before = ae_messages();
     std::thread::sleep(AE_WINDOW);
-    let ae_rounds = total(&regions, "edgekv_anti_entropy_rounds_total", "") - rounds_before;
-    let ae = total(&regions, "edgekv_replication_messages_sent_total", "digest")
-        + total(&regions, "edgekv_replication_messages_sent_total", "reconcile")
-        - ae_before;
+    let ae_rounds = total(regions, "edgekv_anti_entropy_rounds_total", "") - rounds_before;
+    let ae = ae_messages() - ae_before;
     Row {
-        regions: n,
-        mode: if in_memory { "in memory" } else { "durable" },
+        regions: names.len(),
+        mode: "",
         rest_mib,
         load_mib,
         pushes_per_write: pushes / written as f64,
@@ -213,11 +214,131 @@ fn run(bin: &std::path::Path, n: usize, in_memory: bool, writes: usize) -> Row {
     }
 }
 
+fn region_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("r{i:02}")).collect()
+}
+
+/// Every region in one `edgekv cluster` process; memory is the process's divided by `n`.
+fn run(bin: &std::path::Path, n: usize, in_memory: bool, writes: usize) -> Row {
+    let names = region_names(n);
+    let list = names.join(",");
+    let mut args = vec!["cluster", "--regions", &list, "--port", "0", "--delay", "0s"];
+    args.extend(["--anti-entropy-interval", AE_INTERVAL, "--write-rate-limit", "off"]);
+    if in_memory {
+        args.push("--in-memory");
+    }
+    let cluster = Edgekv::must_start_binary(bin, &args, &[]);
+    let regions: Vec<String> = cluster.regions.iter().map(|r| r.addr.clone()).collect();
+    let pid = cluster.pid();
+    let memory = || (rss_mib(pid, "VmRSS:") / n as f64, rss_mib(pid, "VmHWM:") / n as f64);
+    let row = measure(&regions, &names, writes, &memory);
+    Row { mode: if in_memory { "in memory" } else { "durable" }, ..row }
+}
+
+/// One container per region (deploy/scale/compose.py, durable); memory is the containers'
+/// average as `docker stats` reports it (no peak: both columns are the current figure).
+fn run_compose(n: usize, writes: usize) -> Result<Row, String> {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let generated = std::process::Command::new("python3")
+        .arg(repo.join("deploy/scale/compose.py"))
+        .arg(n.to_string())
+        .output()
+        .map_err(|e| format!("run deploy/scale/compose.py: {e}"))?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let file = dir.path().join("compose.yml");
+    std::fs::write(&file, &generated.stdout).map_err(|e| e.to_string())?;
+    let compose = |args: &[&str]| -> Result<(), String> {
+        let status = std::process::Command::new("docker-compose")
+            .args(["-p", COMPOSE_PROJECT, "-f"])
+            .arg(&file)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("run docker-compose: {e}"))?;
+        status.success().then_some(()).ok_or_else(|| format!("docker-compose {args:?} failed"))
+    };
+    let _ = compose(&["down", "-v"]);
+    compose(&["up", "-d"])?;
+    let names = region_names(n);
+    let regions: Vec<String> =
+        (0..n).map(|i| format!("127.0.0.1:{}", COMPOSE_BASE_PORT + i)).collect();
+    let started = Instant::now();
+    for addr in &regions {
+        while std::net::TcpStream::connect(addr).is_err()
+            || http(addr, "GET", "/readyz", &[], b"").status != 200
+        {
+            if started.elapsed() > CONVERGE_TIMEOUT {
+                let _ = compose(&["down", "-v"]);
+                return Err(format!("{addr} never became ready"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let memory = || {
+        let mib = docker_stats_mib(COMPOSE_PROJECT);
+        (mib, mib)
+    };
+    let row = measure(&regions, &names, writes, &memory);
+    compose(&["down", "-v"])?;
+    Ok(Row { mode: "compose", ..row })
+}
+
+const COMPOSE_PROJECT: &str = "edgekvscale";
+const COMPOSE_BASE_PORT: usize = 18787;
+
+/// The average memory of the project's containers, in MiB.
+fn docker_stats_mib(project: &str) -> f64 {
+    let out = std::process::Command::new("docker")
+        .args(["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let figures: Vec<f64> = out
+        .lines()
+        .filter(|l| l.starts_with(&format!("{project}_")))
+        .filter_map(|l| parse_size_mib(l.split_whitespace().nth(1)?))
+        .collect();
+    figures.iter().sum::<f64>() / figures.len().max(1) as f64
+}
+
+/// `12.5MiB`, `1.2GiB`, `900KiB` in MiB.
+fn parse_size_mib(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    Some(match unit {
+        "B" => number / 1048576.0,
+        "KiB" | "kB" => number / 1024.0,
+        "MiB" | "MB" => number,
+        "GiB" | "GB" => number * 1024.0,
+        _ => return None,
+    })
+}
+
+fn print_row(row: &Row) {
+    println!(
+        "{:>7} {:<9} {:>10.1} {:>11.1} {:>13.2} {:>12.0} {:>10.2} s {:>10.2} s {:>9.1} ({:.0} rounds)",
+        row.regions,
+        row.mode,
+        row.rest_mib,
+        row.load_mib,
+        row.pushes_per_write,
+        row.bytes_per_write,
+        row.converge_load.as_secs_f64(),
+        row.converge_heal.as_secs_f64(),
+        row.ae_msgs_per_round,
+        row.ae_rounds,
+    );
+}
+
 fn main() {
     let bin = edgekv_release_bin();
     let sizes = env_list("EDGEKV_BENCH_REGIONS", &[5, 20, 50]);
     let writes = env_list("EDGEKV_BENCH_WRITES", &[2000])[0];
-    println!("edgekv cluster, full mesh, delay 0, anti-entropy every {AE_INTERVAL}; {writes} writes of 100 B");
+    // The compose rows need the image (deploy/build-image.sh) and docker-compose.
+    let with_compose = std::env::var("EDGEKV_BENCH_COMPOSE").is_ok_and(|v| v == "1");
+    println!("full mesh, delay 0, anti-entropy every {AE_INTERVAL}; {writes} writes of 100 B");
     println!(
         "{:>7} {:<9} {:>10} {:>11} {:>13} {:>12} {:>12} {:>12} {:>14}",
         "regions",
@@ -232,20 +353,13 @@ fn main() {
     );
     for &n in &sizes {
         for in_memory in [true, false] {
-            let row = run(&bin, n, in_memory, writes);
-            println!(
-                "{:>7} {:<9} {:>10.1} {:>11.1} {:>13.2} {:>12.0} {:>10.2} s {:>10.2} s {:>9.1} ({:.0} rounds)",
-                row.regions,
-                row.mode,
-                row.rest_mib,
-                row.load_mib,
-                row.pushes_per_write,
-                row.bytes_per_write,
-                row.converge_load.as_secs_f64(),
-                row.converge_heal.as_secs_f64(),
-                row.ae_msgs_per_round,
-                row.ae_rounds,
-            );
+            print_row(&run(&bin, n, in_memory, writes));
+        }
+        if with_compose {
+            match run_compose(n, writes) {
+                Ok(row) => print_row(&row),
+                Err(why) => println!("{n:>7} compose   could not run: {why}"),
+            }
         }
     }
 }
