@@ -19,49 +19,43 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The `edgekv` binary under test: `$EDGEKV_BIN` if set, else the workspace's debug build,
 /// brought up to date with `cargo build` so a test never runs a stale binary.
 pub fn edgekv_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("EDGEKV_BIN") {
-        return PathBuf::from(bin);
+    match std::env::var_os("EDGEKV_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => build(false),
     }
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "edgekv-cli", "--bin", "edgekv"])
-        .current_dir(&workspace)
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build of the edgekv binary failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    target.join("debug").join("edgekv")
 }
 
 /// The release build of `edgekv` for benchmarks: `$EDGEKV_BIN` if set (an absolute path),
-/// else `cargo build --release` of the workspace's binary.
+/// else `cargo build --release` of the workspace's binary, so the figures are never those of
+/// a stale build.
 pub fn edgekv_release_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("EDGEKV_BIN") {
-        let bin = PathBuf::from(bin);
-        // cargo runs benches in the crate's directory, not where the command was typed.
-        assert!(
-            bin.is_file(),
-            "EDGEKV_BIN={} is not a file (seen from {}); give an absolute path",
-            bin.display(),
-            std::env::current_dir().unwrap_or_default().display()
-        );
-        return bin;
-    }
+    let Some(bin) = std::env::var_os("EDGEKV_BIN") else { return build(true) };
+    let bin = PathBuf::from(bin);
+    // cargo runs benches in the crate's directory, not where the command was typed.
+    assert!(
+        bin.is_file(),
+        "EDGEKV_BIN={} is not a file (seen from {}); give an absolute path",
+        bin.display(),
+        std::env::current_dir().unwrap_or_default().display()
+    );
+    bin
+}
+
+/// Builds the workspace's `edgekv` (debug or release) and returns its path.
+fn build(release: bool) -> PathBuf {
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "edgekv-cli", "--bin", "edgekv"])
-        .current_dir(&workspace)
-        .status()
-        .expect("run cargo build --release for the edgekv binary");
-    assert!(status.success(), "cargo build --release of the edgekv binary failed: {status}");
+    let mut args = vec!["build", "--quiet", "-p", "edgekv-cli", "--bin", "edgekv"];
+    if release {
+        args.push("--release");
+    }
+    let status =
+        Command::new(cargo).args(&args).current_dir(&workspace).status().expect("run cargo build");
+    assert!(status.success(), "cargo {} failed: {status}", args.join(" "));
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
-    target.join("release").join("edgekv")
+    target.join(if release { "release" } else { "debug" }).join("edgekv")
 }
 
 /// One region as listed in the table the binary prints.

@@ -42,6 +42,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::body::{read_limited, value_too_large, Reading};
+use crate::bulk::{bulk_value, NotJson, NOT_JSON};
 use crate::cache::{CacheStatus, DEFAULT_CACHE_TTL, MIN_CACHE_TTL};
 use crate::edge::{self, Via};
 use crate::handlers::{raw_json, small_json};
@@ -493,37 +494,13 @@ async fn bulk_get(
     for (key, entry) in request.keys.into_iter().zip(entries) {
         let value = match entry {
             None => Value::Null,
-            Some(entry) => bulk_value(entry, as_json, request.with_metadata)?,
+            // The binding's answer carries no expirations.
+            Some(entry) => bulk_value(entry, as_json, request.with_metadata, false)
+                .map_err(|NotJson| Refusal::bad_request(NOT_JSON))?,
         };
         out.insert(key, value);
     }
     Ok(json(Value::Object(out)))
-}
-
-fn bulk_value(entry: Entry, as_json: bool, with_metadata: bool) -> Result<Value, Refusal> {
-    let raw = entry.value.unwrap_or_default();
-    let value = if as_json {
-        serde_json::from_slice(&raw).map_err(|_| {
-            Refusal::bad_request(
-                "At least one of the requested keys corresponds to a non-json value",
-            )
-        })?
-    } else {
-        Value::String(String::from_utf8_lossy(&raw).into_owned())
-    };
-    if !with_metadata {
-        return Ok(value);
-    }
-    let metadata = entry
-        .metadata
-        .as_ref()
-        .and_then(raw_json)
-        .and_then(|m| serde_json::from_str(m.get()).ok())
-        .unwrap_or(Value::Null);
-    let mut object = Map::new();
-    object.insert("value".into(), value);
-    object.insert("metadata".into(), metadata);
-    Ok(Value::Object(object))
 }
 
 fn json(value: Value) -> Response {

@@ -214,7 +214,8 @@ pub(crate) async fn get(
     for (key, entry) in request.keys.into_iter().zip(entries) {
         let value = match entry {
             None => Value::Null,
-            Some(entry) => bulk_value(entry, as_json, with_metadata)?,
+            Some(entry) => bulk_value(entry, as_json, with_metadata, true)
+                .map_err(|NotJson| ApiError::BadRequest(NOT_JSON.into()))?,
         };
         values.insert(key, value);
     }
@@ -254,16 +255,26 @@ fn check_get_request(request: &BulkGetRequest) -> Result<bool, ApiError> {
     Ok(as_json)
 }
 
-/// One found key's value in a bulk get answer: parsed JSON or text, and with its metadata and
-/// expiration when asked for.
-fn bulk_value(entry: Entry, as_json: bool, with_metadata: bool) -> Result<Value, ApiError> {
+/// What a bulk get answers when JSON was asked for and a value is not JSON.
+pub(crate) const NOT_JSON: &str =
+    "At least one of the requested keys corresponds to a non-json value";
+
+/// A found value that is not JSON, in a bulk get that asked for JSON.
+pub(crate) struct NotJson;
+
+/// One found key's value in a bulk get answer: parsed JSON or text, and with its metadata (and
+/// its expiration, where the API gives it) when asked for. Shared by the REST API and the
+/// Workers binding, which answer the same shape and refuse a non-JSON value each in their
+/// own way ([`NOT_JSON`]).
+pub(crate) fn bulk_value(
+    entry: Entry,
+    as_json: bool,
+    with_metadata: bool,
+    with_expiration: bool,
+) -> Result<Value, NotJson> {
     let raw = entry.value.unwrap_or_default();
     let value = if as_json {
-        serde_json::from_slice(&raw).map_err(|_| {
-            ApiError::BadRequest(
-                "At least one of the requested keys corresponds to a non-json value".into(),
-            )
-        })?
+        serde_json::from_slice(&raw).map_err(|_| NotJson)?
     } else {
         // Bulk get serves text; bytes that are not UTF-8 are replaced, as a text decoder would.
         Value::String(String::from_utf8_lossy(&raw).into_owned())
@@ -280,7 +291,7 @@ fn bulk_value(entry: Entry, as_json: bool, with_metadata: bool) -> Result<Value,
     let mut object = Map::new();
     object.insert("value".into(), value);
     object.insert("metadata".into(), metadata);
-    if let Some(expiration) = entry.expiration {
+    if let Some(expiration) = entry.expiration.filter(|_| with_expiration) {
         object.insert("expiration".into(), expiration.into());
     }
     Ok(Value::Object(object))
