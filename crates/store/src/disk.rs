@@ -5,7 +5,8 @@
 //! or tombstone, so a namespace is one contiguous range. `namespaces` maps a namespace id to its
 //! record. `outbox` maps a timestamp (8 bytes, big-endian, so byte order is time order) to this
 //! region's write with that timestamp, until every peer has it. `meta` holds the region name the
-//! directory belongs to, the clock's upper bound and each peer's delivery position.
+//! directory belongs to, the store's birth, the clock's upper bound, each peer's delivery
+//! position and the membership (see `meta`).
 //!
 //! A local write's entry, its outbox record and the clock bound go into one fjall batch, which
 //! is atomic: after a crash either all of it is there or none of it is. The anti-entropy digest
@@ -48,10 +49,13 @@ use crate::space::{NoSpace, Reserve, SpaceGuard};
 use crate::{StoreError, WriteListener};
 
 mod group;
+mod meta;
 
 use edgekv_core::{NamespaceId, NamespaceRecord, ReplicatedWrite};
 pub use group::Flushed;
 use group::{sync_journals, syncer, wake_all, SyncState};
+pub(crate) use meta::Meta;
+use meta::{claim_for_region, read_meta, read_u64, META_HLC};
 
 /// When an acknowledged write reaches the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -133,13 +137,10 @@ pub enum OpenError {
     },
 }
 
-const META_REGION: &[u8] = b"region";
 /// How far ahead of the newest issued timestamp the stored clock bound is. Short enough that a
 /// restarted node, whose clock starts at the bound, stays well within a peer's 500 ms
 /// tolerance for clocks running ahead.
 pub(crate) const CLOCK_LEASE: Duration = Duration::from_millis(200);
-const META_HLC: &[u8] = b"hlc";
-const META_PEER: &str = "peer/";
 
 /// Length of a namespace id, the prefix of every item key.
 const NS_LEN: usize = 32;
@@ -170,12 +171,6 @@ impl fmt::Debug for Disk {
             .field("durability", &self.durability)
             .finish()
     }
-}
-
-/// What is in the meta keyspace at open.
-pub(crate) struct Meta {
-    pub(crate) hlc_bound: Timestamp,
-    pub(crate) positions: Vec<(String, Timestamp)>,
 }
 
 impl Disk {
@@ -573,15 +568,6 @@ impl Disk {
         *bound = next;
     }
 
-    /// Records how far `peer` has every write of this region. Not waited for: a position that
-    /// is lost in a crash only makes the sender repeat writes the peer already has.
-    pub(crate) fn save_position(&self, peer: &str, through: Timestamp) -> Result<(), StoreError> {
-        self.admit(64, true)?;
-        let mut batch = self.batch();
-        batch.insert(&self.meta, format!("{META_PEER}{peer}"), through.0.to_be_bytes());
-        self.commit(batch)
-    }
-
     // ---- reads ------------------------------------------------------------------------------
 
     /// The stored entry of a key.
@@ -810,55 +796,6 @@ fn open_database(dir: &Path, durability: Durability) -> Result<Database, OpenErr
             };
             OpenError::Engine { dir: dir.to_path_buf(), message }
         })
-}
-
-/// Makes sure the directory belongs to `region`, recording it in a new one: a region started
-/// on another region's data would serve that region's keys as its own.
-fn claim_for_region(
-    db: &Database,
-    meta: &Keyspace,
-    dir: &Path,
-    region: RegionId,
-) -> Result<(), OpenError> {
-    let engine = opening(dir);
-    match meta.get(META_REGION).map_err(|e| engine(&e))? {
-        Some(found) if *found != *region.as_str().as_bytes() => Err(OpenError::WrongRegion {
-            dir: dir.to_path_buf(),
-            expected: region,
-            found: String::from_utf8_lossy(&found).into_owned(),
-        }),
-        Some(_) => Ok(()),
-        None => {
-            meta.insert(META_REGION, region.as_str()).map_err(|e| engine(&e))?;
-            db.persist(PersistMode::SyncAll).map_err(|e| engine(&e))
-        }
-    }
-}
-
-/// The clock bound and the peers' delivery positions in the meta keyspace.
-fn read_meta(meta: &Keyspace, dir: &Path) -> Result<Meta, OpenError> {
-    let mut hlc_bound = Timestamp(0);
-    let mut positions = Vec::new();
-    for guard in meta.iter() {
-        let (key, value) = guard.into_inner().map_err(|e| opening(dir)(&e))?;
-        let corrupt = |what| OpenError::Corrupt {
-            keyspace: "meta",
-            file: meta.path().to_path_buf(),
-            key: String::from_utf8_lossy(&key).into_owned(),
-            error: DecodeError(what),
-        };
-        if *key == *META_HLC {
-            hlc_bound = Timestamp(read_u64(&value).ok_or_else(|| corrupt("bad clock bound"))?);
-        } else if let Some(peer) = key.strip_prefix(META_PEER.as_bytes()) {
-            let ts = read_u64(&value).ok_or_else(|| corrupt("bad delivery position"))?;
-            positions.push((String::from_utf8_lossy(peer).into_owned(), Timestamp(ts)));
-        }
-    }
-    Ok(Meta { hlc_bound, positions })
-}
-
-fn read_u64(raw: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(raw.try_into().ok()?))
 }
 
 /// Maps an engine error met while doing `context`.

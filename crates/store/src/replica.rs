@@ -31,6 +31,14 @@ pub trait Replica: Send + Sync + 'static {
     fn compact_outbox(&self, through: Timestamp);
     /// For a region with no peers: keep no outbox at all.
     fn disable_outbox(&self);
+    /// For a region given its first peer: log local writes for peers again.
+    fn enable_outbox(&self);
+    /// When this store was created.
+    fn born(&self) -> Timestamp;
+    /// The membership record saved last.
+    fn membership_record(&self) -> Option<String>;
+    /// Saves the membership record (durably, in a durable store).
+    fn save_membership_record(&self, record: &str) -> Result<(), StoreError>;
     /// Where delivery to `peer` resumes.
     fn delivery_position(&self, peer: &str) -> Timestamp;
     /// Records where delivery to `peer` resumes.
@@ -80,6 +88,18 @@ impl Replica for Store {
     }
     fn disable_outbox(&self) {
         Store::disable_outbox(self)
+    }
+    fn enable_outbox(&self) {
+        Store::enable_outbox(self)
+    }
+    fn born(&self) -> Timestamp {
+        Store::born(self)
+    }
+    fn membership_record(&self) -> Option<String> {
+        Store::membership_record(self)
+    }
+    fn save_membership_record(&self, record: &str) -> Result<(), StoreError> {
+        Store::save_membership_record(self, record)
     }
     fn delivery_position(&self, peer: &str) -> Timestamp {
         Store::delivery_position(self, peer)

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU64;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -288,6 +288,11 @@ pub struct Store {
     applies: std::sync::OnceLock<Mutex<ApplyLog>>,
     /// Where new namespace ids come from: random unless a simulation seeded them.
     namespace_ids: std::sync::OnceLock<edgekv_core::NamespaceIds>,
+    /// When this store was created (its directory, for a durable one): peers tell a store that
+    /// left the cluster from a wiped one that rejoins by it.
+    born: AtomicU64,
+    /// The membership replication last saved (see [`Store::save_membership_record`]).
+    membership: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -336,7 +341,6 @@ impl Store {
     ) -> Self {
         Store {
             config,
-            hlc,
             namespaces: DashMap::with_hasher(FixedState::default()),
             catalog: Mutex::new(()),
             purge_queue: Mutex::new(PurgeQueue::default()),
@@ -353,6 +357,9 @@ impl Store {
             closed: Mutex::new(None),
             applies: std::sync::OnceLock::new(),
             namespace_ids: std::sync::OnceLock::new(),
+            born: AtomicU64::new(Timestamp::from_physical_ms(hlc.physical_now_ms()).0),
+            membership: Mutex::new(None),
+            hlc,
         }
     }
 

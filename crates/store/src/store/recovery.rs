@@ -39,6 +39,19 @@ impl Store {
         disk.recovered_through(floor);
         recovered.clock_floor = floor;
         self.positions.lock().extend(meta.positions);
+        *self.membership.lock() = meta.membership;
+        let born = match meta.born {
+            Some(born) => born,
+            None => {
+                let now = Timestamp::from_physical_ms(self.hlc.physical_now_ms());
+                disk.save_born(now).map_err(|e| OpenError::Engine {
+                    dir: disk.dir().to_path_buf(),
+                    message: format!("record the store's birth: {e}"),
+                })?;
+                now
+            }
+        };
+        self.born.store(born.0, std::sync::atomic::Ordering::Relaxed);
         self.finish(effects);
         Ok(recovered)
     }

@@ -66,10 +66,46 @@ impl Store {
         }
     }
 
+    /// When this store was created: the first reading of its clock in a new data directory (in
+    /// memory, at start). A store wiped and made again is born later, which is how peers tell
+    /// it from the one that left the cluster.
+    pub fn born(&self) -> Timestamp {
+        Timestamp(self.born.load(Ordering::Relaxed))
+    }
+
+    /// The membership record replication saved last, if any (in memory: in this run).
+    pub fn membership_record(&self) -> Option<String> {
+        self.membership.lock().clone()
+    }
+
+    /// Saves replication's membership record; in the durable store, on disk before this
+    /// returns.
+    pub fn save_membership_record(&self, record: &str) -> Result<(), StoreError> {
+        let disk = self.disk();
+        if let Some(disk) = self.engine(&disk)? {
+            disk.save_membership(record)?;
+        }
+        *self.membership.lock() = Some(record.to_owned());
+        Ok(())
+    }
+
+    /// Logs local writes for peers again, after [`Store::disable_outbox`]: a region that was
+    /// alone has been given a peer. What it wrote alone reaches the peer by anti-entropy.
+    pub fn enable_outbox(&self) {
+        let _stamping = self.outbox.lock();
+        self.logging.store(true, Ordering::Relaxed);
+    }
+
     /// Records that every write of `origin` at or below `through` has reached every region,
     /// which lets tombstones from `origin` up to there be collected after their grace period.
     pub fn raise_watermark(&self, origin: RegionId, through: Timestamp) {
         self.watermarks.write().raise(origin, through);
+    }
+
+    /// The watermark `origin` published last: every write of it at or below this has reached
+    /// every region it replicates with (zero if nothing was heard).
+    pub fn watermark(&self, origin: RegionId) -> Timestamp {
+        self.watermarks.read().get(origin)
     }
 
     /// Declares the regions of the cluster, this one included: a tombstone is then forgotten
