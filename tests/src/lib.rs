@@ -262,8 +262,14 @@ fn forward_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
 /// Runs `edgekv ARGS` to completion (for commands expected to fail fast) and returns its exit
 /// status and stderr.
 pub fn must_run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
+    let (status, _stdout, stderr) = must_run_out(args, env);
+    (status, stderr)
+}
+
+/// Runs `edgekv ARGS` to completion and returns its exit status, stdout and stderr.
+pub fn must_run_out(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
     let mut command = Command::new(edgekv_bin());
-    command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     for var in ["EDGEKV_API_TOKEN", "EDGEKV_CLUSTER_SECRET", "EDGEKV_ADMIN_TOKEN"] {
         command.env_remove(var);
     }
@@ -276,17 +282,36 @@ pub fn must_run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
     }
     command.envs(env.iter().copied());
     let mut child = command.spawn().expect("spawn edgekv");
-    let mut stderr = String::new();
-    child.stderr.take().expect("piped").read_to_string(&mut stderr).expect("read stderr");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
     let deadline = Instant::now() + STARTUP_TIMEOUT;
-    loop {
+    let status = loop {
         if let Some(status) = child.try_wait().expect("poll child") {
-            return (status, stderr);
+            break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("edgekv {args:?} did not exit; stderr: {stderr}");
+            panic!("edgekv {args:?} did not exit within {STARTUP_TIMEOUT:?}");
         }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = |t: std::thread::JoinHandle<String>| t.join().unwrap_or_default();
+    (status, text(stdout), text(stderr))
+}
+
+/// Waits until `condition` holds, polling every 20 ms, or panics after `timeout` naming
+/// `what`.
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

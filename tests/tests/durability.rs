@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use edgekv_tests::{free_port, http, Edgekv};
+use edgekv_tests::{free_port, http, wait_until, Edgekv};
 
 const TOKEN: &str = "durability-token";
 const AUTH: [(&str, &str); 1] = [("Authorization", "Bearer durability-token")];
@@ -71,15 +71,6 @@ fn kill_9(node: Edgekv) {
     node.signal("KILL");
     let status = node.wait_for_exit(Duration::from_secs(10));
     assert!(!status.success(), "a killed node does not exit cleanly");
-}
-
-/// Waits until `condition` holds, or panics after `timeout` naming `what`.
-fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 fn create_namespace(addr: &str) -> String {

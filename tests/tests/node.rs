@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use edgekv_tests::{free_port, http, must_run, read_response, write_head, Edgekv};
+use edgekv_tests::{free_port, http, must_run, read_response, wait_until, write_head, Edgekv};
 
 const TOKEN: &str = "blackbox-token";
 
@@ -260,7 +260,7 @@ fn two_node_processes_replicate_to_each_other() {
     }
 }
 
-/// Waits until `condition` holds, polling, or panics after `timeout` naming `what`.
+/// `edgekv probe`, the image's healthcheck: 0 for a 2xx, 1 for anything else or no answer.
 #[test]
 fn probe_succeeds_on_a_healthy_node_and_fails_on_a_closed_port() {
     let node = Edgekv::must_start(&["cluster", "--regions", "wnam", "--port", "0"], &[]);
@@ -273,14 +273,6 @@ fn probe_succeeds_on_a_healthy_node_and_fails_on_a_closed_port() {
     let (status, stderr) = must_run(&["probe", &format!("http://{addr}/healthz")], &[]);
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("unhealthy"), "{stderr}");
-}
-
-fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + timeout;
-    while !condition() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The admin API of `edgekv cluster`: its own token, faults added through one region apply to

@@ -79,7 +79,7 @@ impl Cluster {
         Fault::Partition { a: vec![region.to_owned()], b: others.collect() }
     }
 
-    fn admin(&self, url: &str) -> anyhow::Result<Client> {
+    pub(crate) fn admin(&self, url: &str) -> anyhow::Result<Client> {
         Client::new(Endpoint::parse(url)?, &self.admin_token)
     }
 

@@ -41,13 +41,29 @@ pub fn node_config(settings: &Settings) -> anyhow::Result<RegionConfig> {
     // An explicit directory is the region's own; the default keeps the cluster's layout, so
     // `edgekv node --region wnam` finds the data `edgekv cluster` wrote for wnam.
     let addrs = Addrs { listen, grpc: grpc_listen, binding: binding_listen };
-    region_config(settings, region, addrs, peers, |root| {
+    let mut config = region_config(settings, region, addrs, peers, |root| {
         if settings.data_dir.is_some() {
             root.to_path_buf()
         } else {
             root.join(region.as_str())
         }
-    })
+    })?;
+    for name in &settings.peer_dns {
+        let port = name.rsplit_once(':').and_then(|(host, port)| {
+            (!host.is_empty()).then_some(port).and_then(|p| p.parse::<u16>().ok())
+        });
+        if port.is_none_or(|p| p == 0) {
+            bail!("invalid --peer-dns {name:?}: expected HOST:PORT, the peers' gRPC port");
+        }
+    }
+    if settings.peer_dns_interval.is_zero() {
+        bail!("--peer-dns-interval must be longer than zero");
+    }
+    config.discovery = edgekv_node::discover::Discovery {
+        names: settings.peer_dns.clone(),
+        interval: settings.peer_dns_interval,
+    };
+    Ok(config)
 }
 
 /// Every region of `edgekv cluster`: region i on port + i and grpc_port + i, each with its
@@ -152,6 +168,7 @@ fn region_config(
         },
         clock: Arc::new(edgekv_core::SystemClock),
         timers: Arc::new(edgekv_replication::TokioTimers),
+        discovery: edgekv_node::discover::Discovery::default(),
     })
 }
 

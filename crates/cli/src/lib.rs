@@ -9,6 +9,7 @@ pub mod chaos;
 pub mod config;
 pub mod dash;
 pub mod lab;
+pub mod membership;
 pub mod process;
 pub mod settings;
 pub mod sim;

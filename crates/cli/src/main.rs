@@ -189,6 +189,31 @@ enum ChaosAction {
     },
     /// List every region's faults.
     Status,
+    /// Add a region to the cluster while it runs: every region listed in --region takes it
+    /// as a member at GRPC_URL. Start it first with --peer for each member (or --peer-dns);
+    /// it fills up by anti-entropy.
+    Join {
+        /// The region joining.
+        region: String,
+        /// Its gRPC endpoint, e.g. http://10.0.0.7:9787.
+        grpc_url: String,
+    },
+    /// Take a region out of the cluster: it drains (every member acknowledges its writes),
+    /// then the others remove it and it removes them. Its store is refused from then on: to
+    /// come back it must be wiped.
+    Leave {
+        /// The region leaving.
+        region: String,
+        /// How long it may take to drain.
+        #[arg(long, default_value = "30s", value_parser = settings::parse_duration)]
+        timeout: std::time::Duration,
+        /// Remove it even if it cannot drain (down, cut off, too slow), reporting what may be
+        /// lost.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Every region's members, as each sees them.
+    Members,
 }
 
 #[derive(Args)]
@@ -473,6 +498,19 @@ async fn run_chaos(args: ChaosArgs) -> anyhow::Result<()> {
             for (region, faults) in cluster.status().await? {
                 println!("{region}: {faults}");
             }
+            return Ok(());
+        }
+        ChaosAction::Join { region, grpc_url } => {
+            cluster.join(&region, &grpc_url).await?.iter().for_each(|l| println!("{l}"));
+            return Ok(());
+        }
+        ChaosAction::Leave { region, timeout, force } => {
+            let report = cluster.leave(&region, timeout, force).await?;
+            report.lines.iter().for_each(|l| println!("{l}"));
+            return Ok(());
+        }
+        ChaosAction::Members => {
+            cluster.members().await?.iter().for_each(|l| println!("{l}"));
             return Ok(());
         }
         ChaosAction::Kill { region } => return process(Process::Kill, &region),

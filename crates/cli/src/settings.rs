@@ -305,6 +305,12 @@ settings! {
     /// A peer region: NAME=http://HOST:PORT, its gRPC address (repeatable; in the file a table
     /// of NAME = "URL").
     [Node] peers: Peers = Peers::default(), flag "peer", env "EDGEKV_PEERS", list ',';
+    /// A DNS name that resolves to the peers' gRPC addresses, HOST:PORT (a headless Service, a
+    /// network alias the regions share); resolved again every --peer-dns-interval, each new
+    /// address asked its region and added (repeatable).
+    [Node] peer_dns: Vec<String> = Vec::new(), flag "peer-dns", env "EDGEKV_PEER_DNS", list ',';
+    /// How often the --peer-dns names are resolved again [default: 10s].
+    [Node] peer_dns_interval: Duration = Duration::from_secs(10), flag "peer-dns-interval", env "EDGEKV_PEER_DNS_INTERVAL";
     /// Region names, comma-separated [default: wnam,enam,weur].
     [Cluster] regions: Vec<RegionId> = default_regions(), flag "regions", env "EDGEKV_REGIONS", list ',';
     /// HTTP port of the first region; region i listens on PORT+i. 0 picks free ports

@@ -9,6 +9,7 @@
 //!   see `edgekv_replication::Fault`): adds it, answers its id.
 //! - `DELETE /admin/faults`: clears every fault. `DELETE /admin/faults/{id}`: removes one.
 //! - `GET /admin/status`: region, peers, outbox and digest figures.
+//! - `/admin/peers` and `/admin/drain`: membership (see `members`).
 
 use std::sync::Arc;
 
@@ -30,14 +31,15 @@ pub(crate) struct AdminState {
     pub(crate) store: Arc<Store>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) store_metrics: StoreMetrics,
-    pub(crate) peers: Vec<String>,
+    /// Who is in the cluster, changed at runtime through `/admin/peers`.
+    pub(crate) members: edgekv_replication::Members,
     /// Names this process's apply log: positions restart from 1 when the node does, so a
     /// reader that sees a new boot id must start over.
     pub(crate) boot: String,
     /// What the dashboard shows of the configuration: the seed, each outgoing link's delay
     /// model, the clock offset set at start.
     pub(crate) seed: u64,
-    pub(crate) links: Vec<(String, String)>,
+    pub(crate) delays: edgekv_core::LatencyMatrix,
     pub(crate) clock_offset_ms: i64,
 }
 
@@ -49,14 +51,15 @@ pub(crate) fn router(state: Arc<AdminState>) -> Router {
         .route("/admin/faults/{id}", axum::routing::delete(remove))
         .route("/admin/status", get(status))
         .route("/admin/applies", get(applies))
-        .with_state(state)
+        .with_state(Arc::clone(&state))
+        .merge(crate::members::router(state))
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
+pub(crate) fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -64,7 +67,7 @@ fn authorized(state: &AdminState, headers: &HeaderMap) -> bool {
     token.is_some_and(|t| state.tokens.accepts(t))
 }
 
-fn denied() -> Response {
+pub(crate) fn denied() -> Response {
     error(StatusCode::FORBIDDEN, "missing or wrong admin token")
 }
 
@@ -212,16 +215,23 @@ async fn status(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Res
         return denied();
     }
     let store = &state.store;
+    let me = store.region();
+    let peers: Vec<String> =
+        state.members.regions().into_iter().filter(|r| *r != me).map(|r| r.to_string()).collect();
+    let links: Vec<serde_json::Value> = peers
+        .iter()
+        .map(|to| json!({"to": to, "model": state.delays.model(me.as_str(), to).to_string()}))
+        .collect();
     Json(json!({
         "region": store.region().as_str(),
-        "peers": state.peers,
+        "peers": peers,
         "outbox": store.outbox_len(),
         "digest": { "items": store.digest_len(), "root": format!("{:016x}", store.digest_root()) },
         "digest_horizon_ms": store.digest_horizon().as_millis() as u64,
         "faults": state.faults.list().len(),
         "keys": store.key_count(),
         "seed": state.seed,
-        "links": state.links.iter().map(|(to, model)| json!({"to": to, "model": model})).collect::<Vec<_>>(),
+        "links": links,
         "clock_offset_ms": state.clock_offset_ms + state.faults.clock_offset_ms(store.region().as_str()),
         "storage": {
             "mode": store.durability().map_or_else(|| "in-memory".to_owned(), |d| d.to_string()),

@@ -59,6 +59,8 @@ pub struct RegionConfig {
     pub clock: Arc<dyn edgekv_core::PhysicalClock>,
     /// What the region's replication waits on (the runtime's timers; a simulator's).
     pub timers: Arc<dyn edgekv_core::Timers>,
+    /// DNS names to find peers by, besides `replication.peers`.
+    pub discovery: crate::discover::Discovery,
 }
 
 /// Where a region keeps its data.
@@ -123,6 +125,7 @@ impl RegionConfig {
             edge: edgekv_api::EdgeConfig::WORKERS_KV,
             clock: Arc::new(edgekv_core::SystemClock),
             timers: Arc::new(edgekv_replication::TokioTimers),
+            discovery: crate::discover::Discovery::default(),
         }
     }
 }

@@ -11,6 +11,8 @@
 
 mod admin;
 pub mod config;
+pub mod discover;
+mod members;
 pub mod region;
 pub mod serve;
 
@@ -89,6 +91,7 @@ pub struct RunningRegion {
     binding_server: JoinHandle<()>,
     grpc_server: JoinHandle<()>,
     purger: JoinHandle<()>,
+    discovery: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for RunningRegion {
@@ -105,6 +108,9 @@ impl RunningRegion {
         self.server.await.context("HTTP server task panicked")?;
         self.binding_server.await.context("binding server task panicked")?;
         self.purger.await.context("purge task panicked")?;
+        if let Some(discovery) = self.discovery {
+            discovery.await.context("discovery task panicked")?;
+        }
         self.replication.stopped().await;
         self.grpc_server.await.context("gRPC server task panicked")?;
         if let Some(reason) = self.store.closed() {
@@ -126,15 +132,29 @@ pub fn start(
     let BoundRegion { config, http_addr, grpc_addr, binding_addr, http, grpc, binding } = bound;
     let span = tracing::info_span!("region", region = %config.region);
     let store = region::open_store(&config, &faults)?;
+    // Peers are connected as replication starts, saved membership included.
     let transport = GrpcTransport::new(
         config.region,
-        &config.replication.peers,
+        &[],
         &config.replication.cluster_secret,
         config.replication.request_timeout,
     )
     .with_context(|| format!("start replication of region {}", config.region))?;
+    let transport = Arc::new(transport);
     let parts = span.in_scope(|| {
-        region::assemble(&config, Arc::clone(&store), faults, Arc::new(transport), &shutdown)
+        let grpc = Arc::clone(&transport) as Arc<dyn edgekv_replication::Transport>;
+        region::assemble(&config, Arc::clone(&store), faults, grpc, &shutdown)
+    })?;
+    let discovery = (!config.discovery.names.is_empty()).then(|| {
+        let run = discover::run(
+            config.region,
+            config.discovery.clone(),
+            Arc::new(discover::SystemResolver),
+            transport,
+            parts.replication.members(),
+            shutdown.clone(),
+        );
+        tokio::spawn(run.instrument(span.clone()))
     });
     let serve_metrics = serve::ServeMetrics::register(&parts.registry);
     // Peers ping every 20 s; an idle timeout shorter than three pings would cut quiet links.
@@ -188,6 +208,7 @@ pub fn start(
         binding_server,
         grpc_server,
         purger: parts.purger,
+        discovery,
     })
 }
 

@@ -56,7 +56,7 @@ pub fn assemble(
     faults: Arc<Faults>,
     transport: Arc<dyn Transport>,
     shutdown: &CancellationToken,
-) -> Parts {
+) -> anyhow::Result<Parts> {
     let registry = Arc::new(Registry::default());
     let replication_metrics = Arc::new(ReplicationMetrics::register(&registry));
     let state = Arc::new(AppState {
@@ -66,26 +66,27 @@ pub fn assemble(
         budget: edgekv_api::BodyBudget::new(config.body_memory),
         edge: edgekv_api::Edge::new(config.edge, &registry),
     });
-    let admin = admin_state(config, &store, &faults, &registry);
     let replication = spawn_replication(
         config.replication.clone(),
         Arc::clone(&store) as Arc<dyn edgekv_store::Replica>,
-        faults,
+        Arc::clone(&faults),
         Arc::clone(&replication_metrics),
         transport,
         Arc::clone(&config.timers),
         shutdown.clone(),
-    );
+    )
+    .with_context(|| format!("start replication of region {}", config.region))?;
+    let admin = admin_state(config, &store, &faults, &registry, replication.members());
     let span = tracing::Span::current();
     let purger = tokio::spawn(purge_loop(store, shutdown.clone()).instrument(span));
-    Parts {
+    Ok(Parts {
         api: app(Arc::clone(&state)).merge(admin::router(admin)),
         binding: edgekv_api::binding::app(state),
         replication,
         registry,
         replication_metrics,
         purger,
-    }
+    })
 }
 
 /// The region's store on its clock. The clock has two offset layers over the configured
@@ -116,6 +117,7 @@ fn admin_state(
     store: &Arc<Store>,
     faults: &Arc<Faults>,
     registry: &Arc<Registry>,
+    members: edgekv_replication::Members,
 ) -> Arc<admin::AdminState> {
     Arc::new(admin::AdminState {
         tokens: edgekv_core::Tokens::new(&config.admin_tokens),
@@ -123,23 +125,14 @@ fn admin_state(
         store: Arc::clone(store),
         store_metrics: admin::StoreMetrics::register(registry, store),
         registry: Arc::clone(registry),
-        peers: config.replication.peers.iter().map(|p| p.name.to_string()).collect(),
+        members,
         // Names the apply log the lab's pollers follow. A restarted process has a new log,
         // numbered from 1 again, so a new name, and the pollers start over; a region restarted
         // over the same store (under simulation) keeps its log and its name. Read from the
         // region's clock, so that under simulation it is virtual too.
         boot: store.apply_log_started_us().unwrap_or_else(|| config.clock.now_us()).to_string(),
         seed: config.replication.seed,
-        links: config
-            .replication
-            .peers
-            .iter()
-            .map(|p| {
-                let model =
-                    config.replication.delays.model(config.region.as_str(), p.name.as_str());
-                (p.name.to_string(), model.to_string())
-            })
-            .collect(),
+        delays: config.replication.delays.clone(),
         clock_offset_ms: config.clock_offset_ms,
     })
 }

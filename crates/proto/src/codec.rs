@@ -32,8 +32,8 @@ macro_rules! direction {
     };
 }
 
-direction!(true: pb::PushRequest, pb::DigestRequest, pb::ReconcileRequest);
-direction!(false: pb::PushResponse, pb::DigestResponse, pb::ReconcileResponse);
+direction!(true: pb::PushRequest, pb::DigestRequest, pb::ReconcileRequest, pb::IdentifyRequest);
+direction!(false: pb::PushResponse, pb::DigestResponse, pb::ReconcileResponse, pb::IdentifyResponse);
 
 /// Why a request was refused before any handler saw it: it is not a valid protobuf message.
 /// Carried as the source of the INVALID_ARGUMENT status; see [`is_malformed_request`].

@@ -144,11 +144,13 @@ async fn differing_leaves(
     let root = store.digest_root();
     let query = DigestQuery {
         sender: shared.region,
+        born: shared.born,
         root,
         branches: Vec::new(),
         replicated_through: through,
     };
     let reply = transport.digest(peer, query).await?;
+    shared.check_member(peer, reply.born)?;
     report.round_trips += 1;
     report.bytes += 16;
     if reply.root == root {
@@ -157,7 +159,13 @@ async fn differing_leaves(
     // The peer answers with its leaves under the branches that differ.
     let branches = store.digest_branches();
     report.bytes += (branches.len() * 8) as u64;
-    let query = DigestQuery { sender: shared.region, root, branches, replicated_through: through };
+    let query = DigestQuery {
+        sender: shared.region,
+        born: shared.born,
+        root,
+        branches,
+        replicated_through: through,
+    };
     let reply = transport.digest(peer, query).await?;
     report.round_trips += 1;
     let mut leaves = Vec::new();
@@ -189,10 +197,12 @@ async fn reconcile(
     report.bytes += (items.len() * 64) as u64;
     let query = ReconcileQuery {
         sender: shared.region,
+        born: shared.born,
         leaves: leaves.iter().map(|l| l.0).collect(),
         items,
     };
     let reply = transport.reconcile(peer, query).await?;
+    shared.check_member(peer, reply.born)?;
     report.round_trips += 1;
     for write in reply.newer {
         report.bytes += write.size_hint() as u64;
@@ -211,6 +221,7 @@ async fn reconcile(
         report.bytes += batch.iter().map(|w| w.size_hint() as u64).sum::<u64>();
         let push = Push {
             sender: shared.region,
+            born: shared.born,
             writes: batch.to_vec(),
             replicated_through: through,
             purpose: Purpose::Repair,

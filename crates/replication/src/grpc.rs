@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgekv_core::{ItemId, RegionId, ReplicatedWrite, Version};
+use edgekv_core::{ItemId, RegionId, ReplicatedWrite, Timestamp, Version};
 use edgekv_proto::pb::replication_client::ReplicationClient;
 use edgekv_proto::pb::replication_server::{Replication, ReplicationServer};
 use edgekv_proto::pb::{self};
 use futures_util::future::BoxFuture;
+use parking_lot::RwLock;
 use tonic::codegen::{http, Context, Poll, Service as TowerService};
 use tonic::metadata::MetadataValue;
 use tonic::server::NamedService;
@@ -36,6 +37,7 @@ fn status(err: TransportError) -> Status {
         TransportError::Unavailable(why) => Status::unavailable(why),
         TransportError::Lost => Status::unavailable("lost"),
         TransportError::Refused(why) => Status::invalid_argument(why),
+        TransportError::NotMember(why) => Status::failed_precondition(why),
     }
 }
 
@@ -68,6 +70,7 @@ impl Replication for Server {
             .map_err(|err| malformed(shared, err))?;
         let push = Push {
             sender,
+            born: Timestamp(request.born),
             writes,
             replicated_through: request.replicated_through,
             purpose: Purpose::Delivery,
@@ -84,6 +87,7 @@ impl Replication for Server {
         let request = request.into_inner();
         let query = DigestQuery {
             sender: region(&request.sender, shared)?,
+            born: Timestamp(request.born),
             root: request.root,
             branches: request.branches,
             replicated_through: request.replicated_through,
@@ -94,7 +98,7 @@ impl Replication for Server {
             .into_iter()
             .map(|(branch, leaves)| pb::BranchLeaves { branch: branch as u32, leaves })
             .collect();
-        Ok(Response::new(pb::DigestResponse { root: reply.root, differing }))
+        Ok(Response::new(pb::DigestResponse { root: reply.root, differing, born: reply.born.0 }))
     }
 
     async fn reconcile(
@@ -116,7 +120,8 @@ impl Replication for Server {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| malformed(shared, err))?;
         let leaves = request.leaves.iter().map(|l| *l as u16).collect();
-        let reply = self.0.reconcile(ReconcileQuery { sender, leaves, items }).map_err(status)?;
+        let query = ReconcileQuery { sender, born: Timestamp(request.born), leaves, items };
+        let reply = self.0.reconcile(query).map_err(status)?;
         Ok(Response::new(pb::ReconcileResponse {
             newer: reply.newer.iter().map(pb::Write::from).collect(),
             wanted: reply
@@ -124,7 +129,18 @@ impl Replication for Server {
                 .iter()
                 .map(|(item, v)| pb::ItemVersion::from((item, *v)))
                 .collect(),
+            born: reply.born.0,
         }))
+    }
+
+    async fn identify(
+        &self,
+        request: Request<pb::IdentifyRequest>,
+    ) -> Result<Response<pb::IdentifyResponse>, Status> {
+        let shared = &self.0 .0;
+        region(&request.into_inner().sender, shared)?;
+        let (region, born) = self.0.identify();
+        Ok(Response::new(pb::IdentifyResponse { region: region.as_str().to_owned(), born: born.0 }))
     }
 }
 
@@ -223,16 +239,17 @@ impl tonic::service::Interceptor for AddSecret {
 /// A client of one peer.
 type PeerClient = ReplicationClient<InterceptedService<Channel, AddSecret>>;
 
-/// Reaches a region's peers over gRPC.
-#[derive(Clone)]
+/// Reaches a region's peers over gRPC. Peers can be added, moved and dropped while it runs.
 pub struct GrpcTransport {
     region: RegionId,
-    peers: HashMap<RegionId, PeerClient>,
+    header: MetadataValue<tonic::metadata::Ascii>,
+    timeout: Duration,
+    peers: RwLock<HashMap<RegionId, (String, PeerClient)>>,
 }
 
 impl std::fmt::Debug for GrpcTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let peers: Vec<&RegionId> = self.peers.keys().collect();
+        let peers: Vec<RegionId> = self.peers.read().keys().copied().collect();
         f.debug_struct("GrpcTransport").field("peers", &peers).finish()
     }
 }
@@ -252,36 +269,57 @@ impl GrpcTransport {
         }
         let header =
             MetadataValue::try_from(format!("Bearer {secret}")).map_err(|_| StartError::Secret)?;
-        let mut clients = HashMap::new();
+        let transport =
+            GrpcTransport { region, header, timeout, peers: RwLock::new(HashMap::new()) };
         for peer in peers {
-            let endpoint = Endpoint::from_shared(peer.url.clone())
-                .map_err(|_| StartError::PeerUrl { peer: peer.name, url: peer.url.clone() })?
-                .connect_timeout(Duration::from_secs(2))
-                .timeout(timeout)
-                // Small responses must not wait for Nagle's algorithm to meet the peer's
-                // delayed ACK: that adds tens of milliseconds to the tail of every delivery.
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(KEEPALIVE)
-                .keep_alive_while_idle(true)
-                .keep_alive_timeout(KEEPALIVE);
-            let client = ReplicationClient::with_interceptor(
-                endpoint.connect_lazy(),
-                AddSecret(header.clone()),
-            )
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-            clients.insert(peer.name, client);
+            transport
+                .connect(peer)
+                .map_err(|_| StartError::PeerUrl { peer: peer.name, url: peer.url.clone() })?;
         }
-        Ok(GrpcTransport { region, peers: clients })
+        Ok(transport)
+    }
+
+    /// A lazily connecting client of the region at `url`.
+    fn client_of(&self, url: &str) -> Result<PeerClient, TransportError> {
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|_| TransportError::Refused(format!("invalid URL {url:?}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(self.timeout)
+            // Small responses must not wait for Nagle's algorithm to meet the peer's delayed
+            // ACK: that adds tens of milliseconds to the tail of every delivery.
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(KEEPALIVE)
+            .keep_alive_while_idle(true)
+            .keep_alive_timeout(KEEPALIVE);
+        Ok(ReplicationClient::with_interceptor(
+            endpoint.connect_lazy(),
+            AddSecret(self.header.clone()),
+        )
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
 
     fn client(&self, to: RegionId) -> Result<PeerClient, TransportError> {
-        self.peers.get(&to).cloned().ok_or_else(|| TransportError::Refused(format!("no peer {to}")))
+        let peers = self.peers.read();
+        let found = peers.get(&to).map(|(_, client)| client.clone());
+        found.ok_or_else(|| TransportError::Refused(format!("no peer {to}")))
+    }
+
+    /// Asks the region at `url` its name and its store's birth.
+    pub async fn identify(&self, url: &str) -> Result<(RegionId, Timestamp), TransportError> {
+        let request = pb::IdentifyRequest { sender: self.region.as_str().to_owned() };
+        let reply = self.client_of(url)?.identify(request).await.map_err(transport_error)?;
+        let reply = reply.into_inner();
+        let region = reply.region.parse().map_err(|_| {
+            TransportError::Refused(format!("{url} answered an invalid region {:?}", reply.region))
+        })?;
+        Ok((region, Timestamp(reply.born)))
     }
 }
 
 fn transport_error(status: Status) -> TransportError {
     match status.code() {
+        Code::FailedPrecondition => TransportError::NotMember(status.message().to_owned()),
         Code::InvalidArgument | Code::Unauthenticated | Code::PermissionDenied => {
             TransportError::Refused(status.message().to_owned())
         }
@@ -303,12 +341,27 @@ where
 }
 
 impl Transport for GrpcTransport {
+    fn connect(&self, peer: &PeerConfig) -> Result<(), TransportError> {
+        let mut peers = self.peers.write();
+        if peers.get(&peer.name).is_some_and(|(url, _)| *url == peer.url) {
+            return Ok(());
+        }
+        let client = self.client_of(&peer.url)?;
+        peers.insert(peer.name, (peer.url.clone(), client));
+        Ok(())
+    }
+
+    fn disconnect(&self, peer: RegionId) {
+        self.peers.write().remove(&peer);
+    }
+
     fn push(&self, to: RegionId, push: Push) -> BoxFuture<'_, Result<PushReply, TransportError>> {
         Box::pin(async move {
             let request = pb::PushRequest {
                 sender: self.region.as_str().to_owned(),
                 writes: push.writes.iter().map(pb::Write::from).collect(),
                 replicated_through: push.replicated_through,
+                born: push.born.0,
             };
             let reply = self.client(to)?.push(request).await.map_err(transport_error)?;
             let reply = reply.into_inner();
@@ -327,12 +380,13 @@ impl Transport for GrpcTransport {
                 root: query.root,
                 branches: query.branches,
                 replicated_through: query.replicated_through,
+                born: query.born.0,
             };
             let reply = self.client(to)?.digest(request).await.map_err(transport_error)?;
             let reply = reply.into_inner();
             let differing =
                 reply.differing.into_iter().map(|b| (b.branch as usize, b.leaves)).collect();
-            Ok(DigestReply { root: reply.root, differing })
+            Ok(DigestReply { born: Timestamp(reply.born), root: reply.root, differing })
         })
     }
 
@@ -346,13 +400,14 @@ impl Transport for GrpcTransport {
                 sender: self.region.as_str().to_owned(),
                 leaves: query.leaves.iter().map(|l| u32::from(*l)).collect(),
                 items: query.items.iter().map(|(i, v)| pb::ItemVersion::from((i, *v))).collect(),
+                born: query.born.0,
             };
             let reply = self.client(to)?.reconcile(request).await.map_err(transport_error)?;
             let reply = reply.into_inner();
             // One undecodable item does not spoil the rest of a repair.
             let newer = reply.newer.into_iter().filter_map(|w| decoded(to, w)).collect();
             let wanted = reply.wanted.into_iter().filter_map(|i| decoded(to, i)).collect();
-            Ok(ReconcileReply { newer, wanted })
+            Ok(ReconcileReply { born: Timestamp(reply.born), newer, wanted })
         })
     }
 }

@@ -45,7 +45,7 @@ impl Handler {
     /// forgets what it has delivered once acknowledged.
     pub async fn push(&self, push: Push) -> Result<PushReply, TransportError> {
         let shared = &self.0;
-        shared.check_sender(push.sender)?;
+        shared.check_sender(push.sender, push.born)?;
         let mut reply = PushReply::default();
         for (i, write) in push.writes.into_iter().enumerate() {
             match shared.apply_remote(write, "push") {
@@ -62,11 +62,11 @@ impl Handler {
     /// Compares roots, and under the branches that differ answers with this region's leaves.
     pub fn digest(&self, query: DigestQuery) -> Result<DigestReply, TransportError> {
         let shared = &self.0;
-        shared.check_sender(query.sender)?;
+        shared.check_sender(query.sender, query.born)?;
         shared.raise_watermark(query.sender, query.replicated_through);
         let store = &shared.store;
         let root = store.digest_root();
-        let mut reply = DigestReply { root, differing: Vec::new() };
+        let mut reply = DigestReply { born: shared.born, root, differing: Vec::new() };
         if root != query.root && !query.branches.is_empty() {
             let branches: Vec<usize> = differing(&store.digest_branches(), &query.branches)
                 .into_iter()
@@ -82,13 +82,18 @@ impl Handler {
     /// the items it should push.
     pub fn reconcile(&self, query: ReconcileQuery) -> Result<ReconcileReply, TransportError> {
         let shared = &self.0;
-        shared.check_sender(query.sender)?;
+        shared.check_sender(query.sender, query.born)?;
         if query.leaves.len() > MAX_RECONCILE_LEAVES {
             shared.metrics.reject("malformed");
             return Err(TransportError::Refused("too many leaves".into()));
         }
         let leaves: Vec<LeafId> = query.leaves.iter().map(|l| LeafId(*l)).collect();
-        Ok(shared.reconcile(&leaves, query.items))
+        Ok(ReconcileReply { born: shared.born, ..shared.reconcile(&leaves, query.items) })
+    }
+
+    /// This region's name and its store's birth, for a region discovering its peers.
+    pub fn identify(&self) -> (edgekv_core::RegionId, Timestamp) {
+        (self.0.region, self.0.born)
     }
 }
 
@@ -129,11 +134,32 @@ impl Shared {
     }
 
     /// The receiving end's half of the link faults: a message from a region this region is
-    /// cut off from is refused, so a fault set on this node alone cuts both directions.
-    fn check_sender(&self, sender: edgekv_core::RegionId) -> Result<(), TransportError> {
+    /// cut off from is refused, so a fault set on this node alone cuts both directions. Then
+    /// membership: only members are answered, and a removed region only with a newer store.
+    fn check_sender(
+        &self,
+        sender: edgekv_core::RegionId,
+        born: Timestamp,
+    ) -> Result<(), TransportError> {
         if self.faults.blocked(sender.as_str(), self.region.as_str()) {
             self.metrics.reject("partition");
             return Err(TransportError::Unavailable("partitioned (injected fault)".into()));
+        }
+        self.check_member(sender, born)
+    }
+
+    /// Whether `region`, with a store born at `born`, may be answered or listened to: a
+    /// member, and not back with a store it had when it was removed. Checked on what a region
+    /// asks and on what it answers, since either way its writes would be taken.
+    pub(crate) fn check_member(
+        &self,
+        region: edgekv_core::RegionId,
+        born: Timestamp,
+    ) -> Result<(), TransportError> {
+        if let Err(refusal) = self.members.read().admit(region, born) {
+            self.metrics.reject("membership");
+            tracing::debug!(%refusal, "refused a region that is not a member");
+            return Err(TransportError::NotMember(refusal.to_string()));
         }
         Ok(())
     }

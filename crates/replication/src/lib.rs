@@ -15,6 +15,9 @@
 //! - [`Handler`]: what a region answers its peers (Push, Digest, Reconcile), whatever carried
 //!   the question; `grpc` serves it behind the cluster secret.
 //! - `anti_entropy`: one task per peer comparing digests to repair what delivery lost.
+//! - [`members`]: who is in the cluster, and the fence that keeps a removed region's stale
+//!   data out; `control` starts and stops a peer's tasks as regions join and leave
+//!   ([`Members`]).
 //! - [`faults`]: partitions, one-way links, extra delay, loss, duplication, pauses, clock
 //!   offsets, enforced by both ends of a link.
 //! - the hub ([`spawn_replication`]): wiring, and the watermark that tells every region which
@@ -27,9 +30,11 @@
 //! link's delay, and later when the link is cut, slow or the peer is down.
 
 mod anti_entropy;
+mod control;
 pub mod faults;
 mod grpc;
 mod handler;
+pub mod members;
 pub mod messages;
 mod metrics;
 mod sender;
@@ -48,11 +53,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use anti_entropy::RoundReport;
+pub use control::{Drained, MemberError, Members, PeerStatus, Removed};
 pub use edgekv_core::ActiveFault;
 pub use edgekv_core::{Fault, FaultError};
 pub use faults::Faults;
 pub use grpc::GrpcTransport;
 pub use handler::Handler;
+pub use members::Membership;
 pub use metrics::ReplicationMetrics;
 pub use transport::{Filtered, MemoryTransport, Transport};
 
@@ -149,6 +156,12 @@ pub(crate) struct Shared {
     pub(crate) ae_interval: Duration,
     /// Every write of this region at or below this timestamp has reached every peer.
     pub(crate) replicated_through: AtomicU64,
+    /// When this region's store was born, sent with every message.
+    pub(crate) born: Timestamp,
+    /// Who is in the cluster: only members are answered.
+    pub(crate) members: parking_lot::RwLock<Membership>,
+    /// The members' delivery states, one per member.
+    pub(crate) peers: parking_lot::RwLock<Vec<Arc<PeerState>>>,
 }
 
 /// What the tasks of one peer share.
@@ -159,20 +172,28 @@ pub(crate) struct PeerState {
     /// The sender's logic; anti-entropy confirms what it repaired through it.
     pub(crate) machine: Mutex<sender::SenderMachine>,
     pub(crate) acked_through: AtomicU64,
+    /// Stops this peer's tasks: the region left (a child of the replication's shutdown).
+    pub(crate) stop: CancellationToken,
 }
 
 impl PeerState {
     /// The state of delivery to `peer`, resumed where the last run of this region left it.
-    fn resume(config: &ReplicationConfig, store: &dyn Replica, peer: &PeerConfig) -> PeerState {
-        let position = store.delivery_position(peer.name.as_str());
-        let machine =
-            sender::SenderMachine::new(position, config.max_backoff, config.outbox_peer_cap);
+    fn resume(
+        max_backoff: Duration,
+        outbox_peer_cap: usize,
+        store: &dyn Replica,
+        peer: RegionId,
+        stop: CancellationToken,
+    ) -> PeerState {
+        let position = store.delivery_position(peer.as_str());
+        let machine = sender::SenderMachine::new(position, max_backoff, outbox_peer_cap);
         PeerState {
-            name: peer.name,
+            name: peer,
             wake: Notify::new(),
             ae_now: Notify::new(),
             machine: Mutex::new(machine),
             acked_through: AtomicU64::new(position.0),
+            stop,
         }
     }
 }
@@ -191,6 +212,9 @@ pub enum StartError {
     /// The cluster secret cannot be sent as a header.
     #[error("the cluster secret must be printable ASCII and not blank")]
     Secret,
+    /// The membership saved in the store does not parse.
+    #[error(transparent)]
+    Membership(#[from] members::Damaged),
 }
 
 /// The async runtime's timers: the default [`Timers`].
@@ -208,16 +232,13 @@ impl Timers for TokioTimers {
 
 /// A running replication: its tasks.
 pub struct ReplicationHandle {
-    shared: Arc<Shared>,
-    peers: Vec<Arc<PeerState>>,
-    transport: Arc<dyn Transport>,
-    tasks: Vec<JoinHandle<()>>,
+    runtime: Arc<control::Runtime>,
 }
 
 impl std::fmt::Debug for ReplicationHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplicationHandle")
-            .field("region", &self.shared.region)
+            .field("region", &self.runtime.shared.region)
             .finish_non_exhaustive()
     }
 }
@@ -225,15 +246,26 @@ impl std::fmt::Debug for ReplicationHandle {
 impl ReplicationHandle {
     /// Waits for every task after the shutdown token was cancelled.
     pub async fn stopped(self) {
-        for task in self.tasks {
-            let _ = task.await;
+        loop {
+            let tasks = std::mem::take(&mut *self.runtime.tasks.lock());
+            if tasks.is_empty() {
+                return;
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
         }
     }
 
     /// What this region answers its peers: serve it with [`serve_grpc`] or register it with a
     /// [`MemoryTransport`].
     pub fn handler(&self) -> Handler {
-        Handler(Arc::clone(&self.shared))
+        Handler(Arc::clone(&self.runtime.shared))
+    }
+
+    /// The region's membership, to change while it runs.
+    pub fn members(&self) -> Members {
+        Members(Arc::clone(&self.runtime))
     }
 
     /// Runs one anti-entropy round with `peer` now and reports what it did (for tests and the
@@ -242,21 +274,23 @@ impl ReplicationHandle {
         &self,
         peer: RegionId,
     ) -> Result<RoundReport, messages::TransportError> {
-        if !self.peers.iter().any(|p| p.name == peer) {
+        let shared = &self.runtime.shared;
+        if !shared.peers.read().iter().any(|p| p.name == peer) {
             return Err(messages::TransportError::Refused(format!("no peer {peer}")));
         }
-        anti_entropy::round(&self.shared, peer, self.transport.as_ref()).await
+        anti_entropy::round(shared, peer, self.runtime.transport.as_ref()).await
     }
 
     /// Every write of this region at or below this timestamp has reached every peer.
     pub fn replicated_through(&self) -> Timestamp {
-        Timestamp(self.shared.replicated_through.load(Ordering::Relaxed))
+        Timestamp(self.runtime.shared.replicated_through.load(Ordering::Relaxed))
     }
 }
 
-/// Starts replication for `store` towards `config.peers`, reached through `transport` (with
-/// the faults applied to it here), waiting on `timers`, until `shutdown` is cancelled. Serve
-/// the returned handle's [`ReplicationHandle::handler`] for the peers to reach this region.
+/// Starts replication for `store` towards its members (`config.peers`, with the changes saved
+/// in the store on top), reached through `transport` (with the faults applied to it here),
+/// waiting on `timers`, until `shutdown` is cancelled. Serve the returned handle's
+/// [`ReplicationHandle::handler`] for the peers to reach this region.
 pub fn spawn_replication(
     config: ReplicationConfig,
     store: Arc<dyn Replica>,
@@ -265,7 +299,9 @@ pub fn spawn_replication(
     transport: Arc<dyn Transport>,
     timers: Arc<dyn Timers>,
     shutdown: CancellationToken,
-) -> ReplicationHandle {
+) -> Result<ReplicationHandle, StartError> {
+    let saved = store.membership_record();
+    let membership = Membership::new(config.region, &config.peers, saved.as_deref())?;
     let secret = Arc::new(edgekv_core::Tokens::new([config.cluster_secret.as_str()]));
     let transport: Arc<dyn Transport> = Arc::new(Filtered::new(
         transport,
@@ -273,6 +309,16 @@ pub fn spawn_replication(
         Arc::clone(&faults),
         Arc::clone(&metrics),
     ));
+    for peer in membership.members() {
+        transport
+            .connect(&peer)
+            .map_err(|_| StartError::PeerUrl { peer: peer.name, url: peer.url.clone() })?;
+    }
+    let members = membership.members();
+    if members.is_empty() {
+        store.disable_outbox();
+    }
+    store.declare_regions(&membership.regions());
     let shared = Arc::new(Shared {
         region: config.region,
         store: Arc::clone(&store),
@@ -283,43 +329,32 @@ pub fn spawn_replication(
         secret,
         ae_interval: config.anti_entropy_interval,
         replicated_through: AtomicU64::new(0),
+        born: store.born(),
+        members: parking_lot::RwLock::new(membership),
+        peers: parking_lot::RwLock::new(Vec::new()),
     });
-    let peers: Vec<Arc<PeerState>> = config
-        .peers
-        .iter()
-        .map(|peer| Arc::new(PeerState::resume(&config, &*store, peer)))
-        .collect();
-    if peers.is_empty() {
-        store.disable_outbox();
+    let runtime = Arc::new(control::Runtime::new(
+        Arc::clone(&shared),
+        transport,
+        Arc::clone(&timers),
+        shutdown.clone(),
+        &config,
+    ));
+    for peer in &members {
+        let _ = runtime.start_peer(peer.name);
     }
-    let regions: Vec<RegionId> =
-        std::iter::once(config.region).chain(config.peers.iter().map(|p| p.name)).collect();
-    store.declare_regions(&regions);
-    let wakers = peers.clone();
+    // Weak: the store holds the listener, and must not keep the replication alive.
+    let wakers = Arc::downgrade(&shared);
     store.on_write(Arc::new(move || {
-        for peer in &wakers {
-            peer.wake.notify_one();
+        if let Some(shared) = wakers.upgrade() {
+            for peer in shared.peers.read().iter() {
+                peer.wake.notify_one();
+            }
         }
     }));
-    let mut tasks = Vec::new();
-    for peer in &peers {
-        let sender = sender::Sender::new(
-            Arc::clone(&shared),
-            Arc::clone(peer),
-            Arc::clone(&transport),
-            Arc::clone(&timers),
-        );
-        tasks.push(tokio::spawn(sender.run(shutdown.clone())));
-        tasks.push(tokio::spawn(anti_entropy::run(
-            Arc::clone(&shared),
-            Arc::clone(peer),
-            Arc::clone(&transport),
-            Arc::clone(&timers),
-            shutdown.clone(),
-        )));
-    }
-    tasks.push(tokio::spawn(hub(Arc::clone(&shared), peers.clone(), timers, shutdown)));
-    ReplicationHandle { shared, peers, transport, tasks }
+    let hub = tokio::spawn(hub(Arc::clone(&shared), timers, shutdown));
+    runtime.tasks.lock().push(hub);
+    Ok(ReplicationHandle { runtime })
 }
 
 /// Serves `handler` to the peers over gRPC, on the connections `incoming` yields (the gRPC
@@ -358,12 +393,7 @@ where
 
 /// Publishes this region's replicated-through watermark, compacts the outbox below it, matures
 /// digest entries and keeps the fault gauge current.
-async fn hub(
-    shared: Arc<Shared>,
-    peers: Vec<Arc<PeerState>>,
-    timers: Arc<dyn Timers>,
-    shutdown: CancellationToken,
-) {
+async fn hub(shared: Arc<Shared>, timers: Arc<dyn Timers>, shutdown: CancellationToken) {
     // Ticks at a fixed rate on the region's clock, not a fixed pause after each tick's work, so
     // the watermark is published every HUB_TICK and does not drift. A wait is never longer
     // than a tick, even when the clock was set back; a late tick is not made up for.
@@ -376,7 +406,7 @@ async fn hub(
             // In order, not at random: a simulation must replay the same choice.
             biased;
             _ = shutdown.cancelled() => {
-                save_positions(&shared, &peers);
+                save_positions(&shared, &shared.peers.read());
                 return;
             }
             _ = timers.sleep(std::time::Duration::from_millis(wait)) => {}
@@ -386,6 +416,7 @@ async fn hub(
         if next <= now {
             next = now.saturating_add(tick_ms);
         }
+        let peers = shared.peers.read().clone();
         let frontier = shared.store.outbox_frontier();
         for peer in &peers {
             advance_idle(&shared, peer, frontier);

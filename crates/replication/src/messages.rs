@@ -5,13 +5,16 @@
 //! transport hands them over as they are. Everything above a transport (the senders,
 //! anti-entropy, the handler that answers peers) speaks only these.
 
-use edgekv_core::{ItemId, RegionId, ReplicatedWrite, Version};
+use edgekv_core::{ItemId, RegionId, ReplicatedWrite, Timestamp, Version};
 
 /// Writes delivered to a peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Push {
     /// The sending region.
     pub sender: RegionId,
+    /// When the sending region's store was born: a region removed from the cluster is
+    /// answered again only with a newer store (see `members`).
+    pub born: Timestamp,
     /// The writes, each applied by LWW.
     pub writes: Vec<ReplicatedWrite>,
     /// Every write of the sender at or below this timestamp has reached every region.
@@ -46,6 +49,8 @@ pub struct PushReply {
 pub struct DigestQuery {
     /// The asking region.
     pub sender: RegionId,
+    /// As in [`Push::born`].
+    pub born: Timestamp,
     /// Its digest root.
     pub root: u64,
     /// Its branch hashes, or empty to compare roots only.
@@ -57,6 +62,9 @@ pub struct DigestQuery {
 /// The answer to a [`DigestQuery`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DigestReply {
+    /// When the answering region's store was born: the asking region takes nothing from a
+    /// store it has fenced (see `members`).
+    pub born: Timestamp,
     /// The peer's root.
     pub root: u64,
     /// For each branch that differs, the peer's leaf hashes under it.
@@ -68,6 +76,8 @@ pub struct DigestReply {
 pub struct ReconcileQuery {
     /// The asking region.
     pub sender: RegionId,
+    /// As in [`Push::born`].
+    pub born: Timestamp,
     /// The leaves compared.
     pub leaves: Vec<u16>,
     /// The asking region's items in those leaves, with their versions.
@@ -77,6 +87,8 @@ pub struct ReconcileQuery {
 /// The answer to a [`ReconcileQuery`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReconcileReply {
+    /// As in [`DigestReply::born`].
+    pub born: Timestamp,
     /// Writes the asking region should take: the peer holds them newer, or alone.
     pub newer: Vec<ReplicatedWrite>,
     /// Items the asking region should push: the peer lacks them or holds them older.
@@ -94,8 +106,12 @@ pub enum TransportError {
     /// and no answer came.
     #[error("lost (injected fault)")]
     Lost,
-    /// The peer refused the message itself (malformed, from an unknown region, wrong secret);
-    /// retrying it unchanged will not help.
+    /// The peer refused the message itself (malformed, wrong secret); retrying it unchanged
+    /// will not help.
     #[error("refused: {0}")]
     Refused(String),
+    /// The peer does not count the sender as a member of the cluster (not added yet, removed,
+    /// or back with the store it had when it was removed).
+    #[error("not a member: {0}")]
+    NotMember(String),
 }

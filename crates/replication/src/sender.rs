@@ -114,6 +114,7 @@ impl Sender {
     async fn send(&self, batch: &Batch) -> Outcome {
         let push = Push {
             sender: self.shared.region,
+            born: self.shared.born,
             writes: batch.writes.clone(),
             replicated_through: self.shared.replicated_through.load(Ordering::Relaxed),
             purpose: Purpose::Delivery,

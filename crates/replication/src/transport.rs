@@ -22,9 +22,20 @@ use crate::messages::{
     TransportError,
 };
 use crate::metrics::ReplicationMetrics;
+use crate::PeerConfig;
 
 /// How replication reaches a peer: one call per exchange, to the region named `to`.
 pub trait Transport: Send + Sync + 'static {
+    /// Makes `peer` reachable at its endpoint (or moves it there): a region that joined.
+    /// Transports that need no endpoint (in process) have nothing to do.
+    fn connect(&self, peer: &PeerConfig) -> Result<(), TransportError> {
+        let _ = peer;
+        Ok(())
+    }
+    /// Forgets how to reach `peer`: a region that left.
+    fn disconnect(&self, peer: RegionId) {
+        let _ = peer;
+    }
     /// Delivers writes.
     fn push(&self, to: RegionId, push: Push) -> BoxFuture<'_, Result<PushReply, TransportError>>;
     /// Compares digests.
@@ -42,6 +53,14 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 impl<T: Transport + ?Sized> Transport for Arc<T> {
+    fn connect(&self, peer: &PeerConfig) -> Result<(), TransportError> {
+        (**self).connect(peer)
+    }
+
+    fn disconnect(&self, peer: RegionId) {
+        (**self).disconnect(peer)
+    }
+
     fn push(&self, to: RegionId, push: Push) -> BoxFuture<'_, Result<PushReply, TransportError>> {
         (**self).push(to, push)
     }
@@ -158,6 +177,14 @@ impl<T> Filtered<T> {
 }
 
 impl<T: Transport> Transport for Filtered<T> {
+    fn connect(&self, peer: &PeerConfig) -> Result<(), TransportError> {
+        self.inner.connect(peer)
+    }
+
+    fn disconnect(&self, peer: RegionId) {
+        self.inner.disconnect(peer)
+    }
+
     fn push(&self, to: RegionId, push: Push) -> BoxFuture<'_, Result<PushReply, TransportError>> {
         Box::pin(async move {
             self.blocked(to)?;

@@ -63,7 +63,8 @@ async fn cluster(delay: &str) -> Cluster {
             Arc::clone(&transport) as Arc<dyn edgekv_replication::Transport>,
             Arc::new(TokioTimers),
             shutdown.clone(),
-        );
+        )
+        .expect("replication starts");
         transport.register(name, replication.handler());
         regions.push(Region { name, store, replication });
     }

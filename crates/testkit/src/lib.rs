@@ -47,6 +47,22 @@ impl Default for Builder {
 }
 
 impl Builder {
+    fn matrix(&self) -> edgekv_core::LatencyMatrix {
+        edgekv_node::config::parse_latency_matrix(&self.delay, &self.links)
+            .expect("a valid test delay model")
+    }
+
+    /// The configuration of region `name` with this builder's settings and no peers.
+    fn config(&self, name: &str) -> RegionConfig {
+        let mut config = RegionConfig::for_test(name);
+        config.tombstone_grace = self.tombstone_grace;
+        config.replication.delays = self.matrix();
+        config.replication.seed = self.seed;
+        config.replication.anti_entropy_interval = self.ae_interval;
+        config.edge = self.edge;
+        config
+    }
+
     /// The regions, in order.
     pub fn regions(mut self, regions: &[&str]) -> Self {
         self.regions = regions.iter().map(|r| (*r).to_owned()).collect();
@@ -92,21 +108,8 @@ impl Builder {
     /// Starts the regions and creates one namespace, `ns`, in account `acct` from the first
     /// region, waiting until every region has it.
     pub async fn start(self) -> TestCluster {
-        let matrix = edgekv_node::config::parse_latency_matrix(&self.delay, &self.links)
-            .expect("a valid test delay model");
-        let configs = self
-            .regions
-            .iter()
-            .map(|r| {
-                let mut config = RegionConfig::for_test(r);
-                config.tombstone_grace = self.tombstone_grace;
-                config.replication.delays = matrix.clone();
-                config.replication.seed = self.seed;
-                config.replication.anti_entropy_interval = self.ae_interval;
-                config.edge = self.edge;
-                config
-            })
-            .collect();
+        let matrix = self.matrix();
+        let configs = self.regions.iter().map(|r| self.config(r)).collect();
         let faults = Arc::new(Faults::new(self.seed));
         let shutdown = CancellationToken::new();
         let regions = start_cluster(configs, Arc::clone(&faults), shutdown.clone())
@@ -114,7 +117,7 @@ impl Builder {
             .expect("start the test cluster");
         let account = AccountId::parse("acct").expect("a valid account");
         let namespace = regions[0].store.create_namespace(&account, "ns").expect("create ns").id;
-        let cluster = TestCluster { regions, faults, shutdown, account, namespace };
+        let cluster = TestCluster { regions, faults, shutdown, account, namespace, builder: self };
         let timeout = matrix.max() + Duration::from_secs(10);
         for region in &cluster.regions {
             let name = region.config.region.to_string();
@@ -139,6 +142,7 @@ pub struct TestCluster {
     pub account: AccountId,
     /// The test namespace, created in the first region.
     pub namespace: NamespaceId,
+    builder: Builder,
 }
 
 impl Drop for TestCluster {
@@ -148,6 +152,52 @@ impl Drop for TestCluster {
 }
 
 impl TestCluster {
+    /// The configuration a region `name` joining this cluster would have: the cluster's
+    /// settings, loopback port 0, and the cluster's regions as its peers.
+    pub fn config_for(&self, name: &str) -> RegionConfig {
+        let mut config = self.builder.config(name);
+        config.replication.peers = self.peers();
+        config
+    }
+
+    /// Every region of the cluster as a peer to reach.
+    pub fn peers(&self) -> Vec<edgekv_replication::PeerConfig> {
+        self.regions
+            .iter()
+            .map(|r| edgekv_replication::PeerConfig {
+                name: r.config.region,
+                url: edgekv_replication::grpc_url(r.grpc_addr),
+            })
+            .collect()
+    }
+
+    /// Starts a region outside the cluster, stopped with it: it knows the regions its config
+    /// names, and no region knows it until told ([`TestCluster::must_add_everywhere`]).
+    pub async fn start_outsider(&self, config: RegionConfig) -> RunningRegion {
+        let bound = edgekv_node::bind(config).await.expect("bind the outsider");
+        edgekv_node::start(bound, Arc::clone(&self.faults), self.shutdown.child_token())
+            .unwrap_or_else(|err| panic!("start the outsider: {err:#}"))
+    }
+
+    /// Makes `region` a member at every region of the cluster.
+    pub fn must_add_everywhere(&self, region: &RunningRegion) {
+        let peer = edgekv_replication::PeerConfig {
+            name: region.config.region,
+            url: edgekv_replication::grpc_url(region.grpc_addr),
+        };
+        for member in &self.regions {
+            member.replication.members().add(&peer).expect("add the region");
+        }
+    }
+
+    /// Takes `region` out of the membership of every region of the cluster.
+    pub fn must_remove_everywhere(&self, region: &str) {
+        let name = region.parse().expect("a valid region name");
+        for member in self.regions.iter().filter(|r| r.config.region != name) {
+            member.replication.members().remove(name).expect("remove the region");
+        }
+    }
+
     /// A builder with three regions (wnam, enam, weur), no delay, seed 1.
     pub fn builder() -> Builder {
         Builder::default()

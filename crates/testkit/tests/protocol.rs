@@ -69,19 +69,31 @@ async fn malformed_messages_are_refused_without_harm() {
         (key_write("k", &ns, "NOT A REGION"), "bad origin"),
         (pb::Write { kind: None }, "empty write"),
     ] {
-        let push =
-            pb::PushRequest { sender: "enam".into(), writes: vec![write], replicated_through: 0 };
+        let push = pb::PushRequest {
+            sender: "enam".into(),
+            writes: vec![write],
+            replicated_through: 0,
+            born: 0,
+        };
         let err = client.push(with_secret(push, secret)).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{what}");
     }
-    let push =
-        pb::PushRequest { sender: "bad sender!".into(), writes: Vec::new(), replicated_through: 0 };
+    let push = pb::PushRequest {
+        sender: "bad sender!".into(),
+        writes: Vec::new(),
+        replicated_through: 0,
+        born: 0,
+    };
     assert_eq!(
         client.push(with_secret(push, secret)).await.unwrap_err().code(),
         Code::InvalidArgument
     );
-    let reconcile =
-        pb::ReconcileRequest { sender: "enam".into(), leaves: vec![70_000], items: Vec::new() };
+    let reconcile = pb::ReconcileRequest {
+        sender: "enam".into(),
+        leaves: vec![70_000],
+        items: Vec::new(),
+        born: 0,
+    };
     assert_eq!(
         client.reconcile(with_secret(reconcile, secret)).await.unwrap_err().code(),
         Code::InvalidArgument
@@ -116,6 +128,7 @@ async fn oversized_messages_are_refused_without_harm() {
             sender: "enam".into(),
             writes: vec![write(len)],
             replicated_through: 0,
+            born: 0,
         };
         let err = client.push(with_secret(push, secret)).await.unwrap_err();
         assert_eq!(err.code(), code, "{len} bytes: {err}");

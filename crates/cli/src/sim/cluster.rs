@@ -77,7 +77,7 @@ impl SimCluster {
         }
         let cluster = Arc::new(SimCluster { nodes, transport, faults, root: root.clone() });
         for node in &cluster.nodes {
-            cluster.boot(&mut node.lock());
+            cluster.boot(&mut node.lock())?;
         }
         Ok(cluster)
     }
@@ -99,18 +99,19 @@ impl SimCluster {
     }
 
     /// Wires the region's parts over its store and makes it reachable.
-    fn boot(&self, node: &mut Node) {
+    fn boot(&self, node: &mut Node) -> anyhow::Result<()> {
         node.tasks = self.root.child_token();
         let transport = Arc::clone(&self.transport) as Arc<dyn Transport>;
         let faults = Arc::clone(&self.faults);
         let store = Arc::clone(&node.store);
-        let parts = region::assemble(&node.config, store, faults, transport, &node.tasks);
+        let parts = region::assemble(&node.config, store, faults, transport, &node.tasks)?;
         self.transport.register(node.config.region, parts.replication.handler());
         node.api.set(Some(parts.api));
         node.binding.set(Some(parts.binding));
         node.api.set_running(true);
         node.binding.set_running(true);
         node.up = true;
+        Ok(())
     }
 
     /// Ends the region's tasks and takes it off the network; its store stays.
@@ -137,7 +138,7 @@ impl SimCluster {
                     self.halt(&mut node);
                 }
                 restart_loses_write(&node.store);
-                self.boot(&mut node);
+                self.boot(&mut node)?;
             }
             Process::Freeze => {
                 self.halt(&mut node);
@@ -147,13 +148,13 @@ impl SimCluster {
             Process::Unfreeze => {
                 // What a frozen process held in memory it still holds; its replication state
                 // is rebuilt from its store, as after a restart.
-                self.boot(&mut node);
+                self.boot(&mut node)?;
             }
             Process::Wipe => {
                 self.halt(&mut node);
                 node.ids = node.ids.wrapping_add(ID_STREAM);
                 node.store = open_store(&node.config, &self.faults, node.ids)?;
-                self.boot(&mut node);
+                self.boot(&mut node)?;
             }
         }
         Ok(())
