@@ -291,14 +291,16 @@ pub fn must_run_out(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String,
     };
     let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
     let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    // Long enough for a lab run on a loaded machine; a command that hangs still fails.
+    let timeout = Duration::from_secs(600);
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().expect("poll child") {
             break status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("edgekv {args:?} did not exit within {STARTUP_TIMEOUT:?}");
+            panic!("edgekv {args:?} did not exit within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
