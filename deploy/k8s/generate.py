@@ -23,6 +23,9 @@ HERE = Path(__file__).resolve().parent
 COMPOSE = HERE.parent / "docker-compose.yml"
 NAMESPACE = "edgekv"
 HTTP, GRPC, BINDING = 8787, 9787, 10787
+# The admin API on a port of its own (--admin-listen), so the NetworkPolicy can keep it in the
+# namespace while the KV API and the binding are open.
+ADMIN = 8788
 # Sized from the scale benchmark (docs/deploy.md): an idle region with little data holds a few
 # MiB and one under a short load about 20 MiB; a durable region under minutes of sustained
 # writes has been seen at about 125 MB. The request covers the common case, the limit the last.
@@ -60,7 +63,10 @@ def region_manifests(region: str, regions: list[str]) -> list[dict]:
         "spec": {
             "clusterIP": "None",
             "selector": labels(region),
-            "ports": [{"name": "grpc", "port": GRPC, "targetPort": "grpc"}],
+            "ports": [
+                {"name": "grpc", "port": GRPC, "targetPort": "grpc"},
+                {"name": "admin", "port": ADMIN, "targetPort": "admin"},
+            ],
         },
     }
     api = {
@@ -90,12 +96,14 @@ def region_manifests(region: str, regions: list[str]) -> list[dict]:
         "env": [
             {"name": "EDGEKV_REGION", "value": region},
             {"name": "EDGEKV_PEERS", "value": peers_of(region, regions)},
+            {"name": "EDGEKV_ADMIN_LISTEN", "value": f"0.0.0.0:{ADMIN}"},
         ],
         "envFrom": [{"configMapRef": {"name": "edgekv-settings"}}, {"secretRef": {"name": "edgekv-tokens"}}],
         "ports": [
             {"name": "http", "containerPort": HTTP},
             {"name": "grpc", "containerPort": GRPC},
             {"name": "binding", "containerPort": BINDING},
+            {"name": "admin", "containerPort": ADMIN},
         ],
         "readinessProbe": probe("/readyz"),
         "livenessProbe": {**probe("/healthz"), "initialDelaySeconds": 5},
@@ -132,7 +140,8 @@ def region_manifests(region: str, regions: list[str]) -> list[dict]:
 
 
 def network_policy() -> dict:
-    """gRPC only from the namespace's own pods; the API and binding ports from anywhere."""
+    """gRPC and the admin API only from the namespace's own pods; the API and binding ports
+    from anywhere."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -141,7 +150,10 @@ def network_policy() -> dict:
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "edgekv"}},
             "policyTypes": ["Ingress"],
             "ingress": [
-                {"from": [{"podSelector": {}}], "ports": [{"port": GRPC, "protocol": "TCP"}]},
+                {
+                    "from": [{"podSelector": {}}],
+                    "ports": [{"port": GRPC, "protocol": "TCP"}, {"port": ADMIN, "protocol": "TCP"}],
+                },
                 {"ports": [{"port": HTTP, "protocol": "TCP"}, {"port": BINDING, "protocol": "TCP"}]},
             ],
         },

@@ -75,7 +75,8 @@ def test_regions_peers_ports_and_probes_agree_with_compose() -> None:
             assert url == f"http://{peer}-0.{peer}.edgekv.svc.cluster.local:9787"
             assert compose_peers[peer].endswith(":9787")
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert ports == {"http": 8787, "grpc": 9787, "binding": 10787}
+        assert ports == {"http": 8787, "grpc": 9787, "binding": 10787, "admin": 8788}
+        assert variables["EDGEKV_ADMIN_LISTEN"] == "0.0.0.0:8788"
         published = {p.split(":")[-1] for p in service["ports"]}
         assert published == {"8787", "10787"}, "compose publishes the API and the binding"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -94,13 +95,14 @@ def test_every_compose_setting_is_in_the_config_map() -> None:
     assert set(secret["stringData"]) == {"EDGEKV_API_TOKEN", "EDGEKV_ADMIN_TOKEN", "EDGEKV_CLUSTER_SECRET"}
 
 
-def test_grpc_is_reachable_only_from_inside_the_namespace() -> None:
+def test_grpc_and_the_admin_api_are_reachable_only_from_inside_the_namespace() -> None:
     (policy,) = of_kind("NetworkPolicy")
     rules = policy["spec"]["ingress"]
-    grpc = [r for r in rules if any(p["port"] == 9787 for p in r["ports"])]
-    assert len(grpc) == 1 and grpc[0]["from"] == [{"podSelector": {}}]
+    for private in (9787, 8788):
+        rule = [r for r in rules if any(p["port"] == private for p in r["ports"])]
+        assert len(rule) == 1 and rule[0]["from"] == [{"podSelector": {}}], private
     open_ports = {p["port"] for r in rules if "from" not in r for p in r["ports"]}
-    assert 9787 not in open_ports
+    assert open_ports == {8787, 10787}
 
 
 def test_a_chaos_mesh_partition_for_every_region_pair() -> None:

@@ -260,6 +260,24 @@ fn two_node_processes_replicate_to_each_other() {
     }
 }
 
+/// With `--admin-listen` the admin API moves to a listener of its own (what a NetworkPolicy
+/// can keep private) and is gone from the KV API's port, where `/metrics` stays.
+#[test]
+fn the_admin_api_can_listen_on_its_own_port() {
+    let admin_port = free_port();
+    let admin_listen = format!("127.0.0.1:{admin_port}");
+    let args =
+        ["node", "--region", "wnam", "--listen", "127.0.0.1:0", "--admin-listen", &admin_listen];
+    let node = Edgekv::must_start(&args, &[]);
+    let api = node.region("wnam").addr.clone();
+    let token = [("Authorization", "Bearer edgekv-dev-admin-token")];
+    assert_eq!(http(&admin_listen, "GET", "/admin/status", &token, b"").status, 200);
+    assert_eq!(http(&admin_listen, "GET", "/admin/peers", &token, b"").status, 200);
+    assert_eq!(http(&api, "GET", "/admin/status", &token, b"").status, 404);
+    assert_eq!(http(&api, "GET", "/metrics", &[], b"").status, 200);
+    assert_eq!(http(&admin_listen, "GET", "/admin/status", &[], b"").status, 403);
+}
+
 /// `edgekv probe`, the image's healthcheck: 0 for a 2xx, 1 for anything else or no answer.
 #[test]
 fn probe_succeeds_on_a_healthy_node_and_fails_on_a_closed_port() {

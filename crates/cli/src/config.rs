@@ -40,7 +40,8 @@ pub fn node_config(settings: &Settings) -> anyhow::Result<RegionConfig> {
     }
     // An explicit directory is the region's own; the default keeps the cluster's layout, so
     // `edgekv node --region wnam` finds the data `edgekv cluster` wrote for wnam.
-    let addrs = Addrs { listen, grpc: grpc_listen, binding: binding_listen };
+    let addrs =
+        Addrs { listen, grpc: grpc_listen, binding: binding_listen, admin: settings.admin_listen };
     let mut config = region_config(settings, region, addrs, peers, |root| {
         if settings.data_dir.is_some() {
             root.to_path_buf()
@@ -95,6 +96,7 @@ pub fn cluster_configs(settings: &Settings) -> anyhow::Result<Vec<RegionConfig>>
             listen: SocketAddr::new(host, port_of(base_port, i)?),
             grpc: SocketAddr::new(host, port_of(grpc_base, i)?),
             binding: SocketAddr::new(host, port_of(binding_base, i)?),
+            admin: None,
         };
         let dir = |root: &std::path::Path| root.join(region.as_str());
         configs.push(region_config(settings, region, addrs, Vec::new(), dir)?);
@@ -110,6 +112,8 @@ struct Addrs {
     listen: SocketAddr,
     grpc: SocketAddr,
     binding: SocketAddr,
+    /// The admin API's own listener, if not with the REST API.
+    admin: Option<SocketAddr>,
 }
 
 fn region_config(
@@ -119,11 +123,13 @@ fn region_config(
     peers: Vec<PeerConfig>,
     dir: impl FnOnce(&std::path::Path) -> PathBuf,
 ) -> anyhow::Result<RegionConfig> {
-    let Addrs { listen, grpc: grpc_listen, binding: binding_listen } = addrs;
+    let Addrs { listen, grpc: grpc_listen, binding: binding_listen, admin: admin_listen } = addrs;
     let api_tokens = resolve_tokens(&settings.api_tokens, listen, Credential::Api)?;
     let secret =
         resolve_tokens(settings.cluster_secret.as_slice(), grpc_listen, Credential::ClusterSecret)?;
-    let admin_tokens = resolve_tokens(&settings.admin_tokens, listen, Credential::Admin)?;
+    // The admin token guards the admin API wherever it listens: off loopback it must be real.
+    let admin_tokens =
+        resolve_tokens(&settings.admin_tokens, admin_listen.unwrap_or(listen), Credential::Admin)?;
     let mut replication =
         ReplicationConfig::new(region, peers, secret.first().unwrap_or_default().to_owned());
     replication.delays = latency_matrix(&settings.delay, &settings.link_delays);
@@ -142,6 +148,7 @@ fn region_config(
         listen,
         grpc_listen,
         binding_listen,
+        admin_listen,
         api_tokens: api_tokens.iter().map(str::to_owned).collect(),
         admin_tokens: admin_tokens.iter().map(str::to_owned).collect(),
         tombstone_grace: settings.tombstone_grace,

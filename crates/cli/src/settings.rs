@@ -302,6 +302,9 @@ settings! {
     /// Listen address of the Workers binding protocol, which workerd (and `wrangler dev`) speak
     /// to a KV service [default: the HTTP address with port + 2000].
     [Node] binding_listen: Option<SocketAddr> = None, flag "binding-listen", env "EDGEKV_BINDING_LISTEN";
+    /// Serve the admin API (`/admin/*`) on a listener of its own instead of with the KV API,
+    /// so that a firewall or a NetworkPolicy can keep it private [default: with the KV API].
+    [Node] admin_listen: Option<SocketAddr> = None, flag "admin-listen", env "EDGEKV_ADMIN_LISTEN";
     /// A peer region: NAME=http://HOST:PORT, its gRPC address (repeatable; in the file a table
     /// of NAME = "URL").
     [Node] peers: Peers = Peers::default(), flag "peer", env "EDGEKV_PEERS", list ',';

@@ -43,10 +43,14 @@ pub(crate) struct AdminState {
     pub(crate) clock_offset_ms: i64,
 }
 
-/// The admin and metrics routes.
+/// `/metrics`, open to scrapers, served with the API.
+pub(crate) fn metrics_router(state: Arc<AdminState>) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(state)
+}
+
+/// The `/admin/*` routes: with the API, or on a listener of their own (`--admin-listen`).
 pub(crate) fn router(state: Arc<AdminState>) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
         .route("/admin/faults", get(list).post(add).delete(clear))
         .route("/admin/faults/{id}", axum::routing::delete(remove))
         .route("/admin/status", get(status))

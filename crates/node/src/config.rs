@@ -29,6 +29,9 @@ pub struct RegionConfig {
     pub grpc_listen: SocketAddr,
     /// Where it serves the Workers binding protocol (workerd's KV service).
     pub binding_listen: SocketAddr,
+    /// Where the admin API listens when not with the REST API: a port of its own lets a
+    /// firewall or a NetworkPolicy keep it private while the KV API is public.
+    pub admin_listen: Option<SocketAddr>,
     /// Accepted API tokens; never empty once resolved.
     pub api_tokens: Vec<String>,
     /// Accepted admin tokens; never empty once resolved.
@@ -111,6 +114,7 @@ impl RegionConfig {
             listen: any_port,
             grpc_listen: any_port,
             binding_listen: any_port,
+            admin_listen: None,
             api_tokens: vec![edgekv_api::DEV_TOKEN.to_owned()],
             admin_tokens: vec![DEV_ADMIN_TOKEN.to_owned()],
             tombstone_grace: Duration::from_secs(60),

@@ -43,9 +43,12 @@ pub struct BoundRegion {
     pub grpc_addr: SocketAddr,
     /// The Workers binding protocol's address actually bound.
     pub binding_addr: SocketAddr,
+    /// The admin API's own address, when it has one.
+    pub admin_addr: Option<SocketAddr>,
     http: TcpListener,
     grpc: TcpListener,
     binding: TcpListener,
+    admin: Option<TcpListener>,
 }
 
 /// Binds a region's HTTP and gRPC listeners.
@@ -60,10 +63,32 @@ pub async fn bind(config: RegionConfig) -> anyhow::Result<BoundRegion> {
     let binding = TcpListener::bind(config.binding_listen).await.with_context(|| {
         format!("bind the binding listener of region {region} on {}", config.binding_listen)
     })?;
+    let admin =
+        match config.admin_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                format!("bind the admin listener of region {region} on {addr}")
+            })?),
+            None => None,
+        };
     let http_addr = http.local_addr().context("read the bound HTTP address")?;
     let grpc_addr = grpc.local_addr().context("read the bound gRPC address")?;
     let binding_addr = binding.local_addr().context("read the bound binding address")?;
-    Ok(BoundRegion { config, http_addr, grpc_addr, binding_addr, http, grpc, binding })
+    let admin_addr = admin
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()
+        .context("read the admin address")?;
+    Ok(BoundRegion {
+        config,
+        http_addr,
+        grpc_addr,
+        binding_addr,
+        admin_addr,
+        http,
+        grpc,
+        binding,
+        admin,
+    })
 }
 
 /// A region that is serving.
@@ -76,6 +101,8 @@ pub struct RunningRegion {
     pub grpc_addr: SocketAddr,
     /// The address its Workers binding protocol listens on.
     pub binding_addr: SocketAddr,
+    /// The admin API's own address, when it has one (else it is on `http_addr`).
+    pub admin_addr: Option<SocketAddr>,
     /// The region's store.
     pub store: Arc<Store>,
     /// Its replication.
@@ -89,6 +116,7 @@ pub struct RunningRegion {
     pub shutdown: CancellationToken,
     server: JoinHandle<()>,
     binding_server: JoinHandle<()>,
+    admin_server: Option<JoinHandle<()>>,
     grpc_server: JoinHandle<()>,
     purger: JoinHandle<()>,
     discovery: Option<JoinHandle<()>>,
@@ -107,6 +135,9 @@ impl RunningRegion {
         let region = self.config.region;
         self.server.await.context("HTTP server task panicked")?;
         self.binding_server.await.context("binding server task panicked")?;
+        if let Some(admin) = self.admin_server {
+            admin.await.context("admin server task panicked")?;
+        }
         self.purger.await.context("purge task panicked")?;
         if let Some(discovery) = self.discovery {
             discovery.await.context("discovery task panicked")?;
@@ -129,7 +160,17 @@ pub fn start(
     faults: Arc<Faults>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<RunningRegion> {
-    let BoundRegion { config, http_addr, grpc_addr, binding_addr, http, grpc, binding } = bound;
+    let BoundRegion {
+        config,
+        http_addr,
+        grpc_addr,
+        binding_addr,
+        admin_addr,
+        http,
+        grpc,
+        binding,
+        admin,
+    } = bound;
     let span = tracing::info_span!("region", region = %config.region);
     let store = region::open_store(&config, &faults)?;
     // Peers are connected as replication starts, saved membership included.
@@ -174,6 +215,7 @@ pub fn start(
             %http_addr,
             %grpc_addr,
             %binding_addr,
+            admin_addr = ?admin_addr,
             peers = config.replication.peers.len(),
             delay = %config.replication.delays.default_model(),
             seed = config.replication.seed,
@@ -193,12 +235,17 @@ pub fn start(
         tokio::spawn(served.instrument(span.clone()))
     };
     let binding_server = serve("binding", binding, parts.binding);
+    let admin_server = match (admin, parts.admin) {
+        (Some(listener), Some(router)) => Some(serve("admin", listener, router)),
+        _ => None,
+    };
     let server = serve("http", http, parts.api);
     Ok(RunningRegion {
         config,
         http_addr,
         grpc_addr,
         binding_addr,
+        admin_addr,
         store,
         replication: parts.replication,
         registry: parts.registry,
@@ -206,6 +253,7 @@ pub fn start(
         shutdown,
         server,
         binding_server,
+        admin_server,
         grpc_server,
         purger: parts.purger,
         discovery,

@@ -32,8 +32,11 @@ const PURGE_BATCH: usize = 10_000;
 
 /// A region's parts, wired and running, with nothing listening.
 pub struct Parts {
-    /// The REST API with the admin routes and `/metrics`.
+    /// The REST API with `/metrics`, and the admin routes unless they have a listener of their
+    /// own.
     pub api: Router,
+    /// The admin routes when `config.admin_listen` gives them a listener of their own.
+    pub admin: Option<Router>,
     /// The Workers binding protocol.
     pub binding: Router,
     /// Its replication; serve its handler for the peers to reach it.
@@ -77,10 +80,16 @@ pub fn assemble(
     )
     .with_context(|| format!("start replication of region {}", config.region))?;
     let admin = admin_state(config, &store, &faults, &registry, replication.members());
+    let api = app(Arc::clone(&state)).merge(admin::metrics_router(Arc::clone(&admin)));
+    let admin_routes = config.admin_listen.map(|_| admin::router(Arc::clone(&admin)));
     let span = tracing::Span::current();
     let purger = tokio::spawn(purge_loop(store, shutdown.clone()).instrument(span));
     Ok(Parts {
-        api: app(Arc::clone(&state)).merge(admin::router(admin)),
+        api: match config.admin_listen {
+            None => api.merge(admin::router(admin)),
+            Some(_) => api,
+        },
+        admin: admin_routes,
         binding: edgekv_api::binding::app(state),
         replication,
         registry,
