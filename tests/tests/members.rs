@@ -142,3 +142,35 @@ fn a_region_joins_and_leaves_a_running_cluster_with_edgekv_chaos() {
     assert!(again.0.success(), "leaving twice is harmless: {}", again.2);
     assert!(again.1.contains("was not a member"), "{}", again.1);
 }
+
+/// Bad membership requests get a clear error with the right status and change nothing.
+#[test]
+fn bad_membership_requests_are_refused_and_change_nothing() {
+    let node = Edgekv::must_start(&["node", "--region", "wnam", "--listen", "127.0.0.1:0"], &[]);
+    let addr = node.region("wnam").addr.clone();
+    let call = |method: &str, path: &str, body: &[u8]| {
+        let reply = http(&addr, method, path, &admin(), body);
+        let error = reply.json()["error"].as_str().unwrap_or_default().to_owned();
+        (reply.status, error)
+    };
+    let url = br#"{"url":"http://127.0.0.1:9"}"#;
+    let cases: [(&str, &str, &[u8], u16, &str); 8] = [
+        ("PUT", "/admin/peers/Not-A-Region", url, 400, "invalid region name"),
+        ("PUT", "/admin/peers/wnam", url, 400, "this region"),
+        ("PUT", "/admin/peers/enam", br#"{"url":"127.0.0.1:9"}"#, 400, "invalid peer URL"),
+        ("PUT", "/admin/peers/enam", br#"{"url":"http://a b"}"#, 400, "invalid peer URL"),
+        ("PUT", "/admin/peers/enam", br#"{"url":"http://h:1","x":1}"#, 400, "nothing else"),
+        ("PUT", "/admin/peers/enam", b"not json", 400, "expected a JSON body"),
+        ("DELETE", "/admin/peers/enam", b"", 404, "not a member"),
+        ("POST", "/admin/drain?timeout=1y", b"", 400, "timeout=DURATION"),
+    ];
+    for (method, path, body, status, needle) in cases {
+        let (got, error) = call(method, path, body);
+        assert_eq!(got, status, "{method} {path}: {error}");
+        assert!(error.contains(needle), "{method} {path}: {error}");
+    }
+    assert!(members(&addr).is_empty(), "a refused change was applied");
+    let denied = http(&addr, "PUT", "/admin/peers/enam", &api(), url);
+    assert_eq!(denied.status, 403, "the API token is not an admin token");
+    assert!(members(&addr).is_empty());
+}
