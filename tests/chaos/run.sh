@@ -59,6 +59,39 @@ chaos_cli=0
     # The compose file's dashboard is up beside the regions.
     "$edgekv" probe http://127.0.0.1:8780/
 } >"$out/chaos-cli.log" 2>&1 || chaos_cli=1
+"$edgekv" chaos unfreeze apac >/dev/null 2>&1 || true
+
+# Membership across containers: apac drains and leaves, is wiped (a removed region returns
+# only with a new store), joins again at its network name and fills up by anti-entropy.
+{
+    [ "$chaos_cli" = 0 ] &&
+    "$edgekv" chaos leave apac --timeout 30s | tee /dev/stderr | grep -q 'apac: drained' &&
+    "$edgekv" chaos members | grep -q '^wnam: .*apac (removed)' &&
+    "$edgekv" chaos wipe apac &&
+    "$edgekv" chaos join apac http://apac:9787 | grep -c 'apac joined' | grep -qx 4 &&
+    python3 - <<'PY'
+import json, time, urllib.request
+def call(port, method, path, body=None):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method=method,
+                                     headers={"Authorization": "Bearer edgekv-dev-token"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+    except OSError:
+        return 0, b""
+base = "/client/v4/accounts/chaos/storage/kv/namespaces"
+_, created = call(8787, "POST", base, json.dumps({"title": f"rejoin-{time.time()}"}).encode())
+ns = json.loads(created)["result"]["id"]
+status, _ = call(8787, "PUT", f"{base}/{ns}/values/after-rejoin", b"back")
+assert status == 200, status
+deadline = time.time() + 60
+while call(8791, "GET", f"{base}/{ns}/values/after-rejoin") != (200, b"back"):
+    assert time.time() < deadline, "the rejoined apac never got the write"
+    time.sleep(0.5)
+PY
+} >>"$out/chaos-cli.log" 2>&1 || chaos_cli=1
 [ "$chaos_cli" = 0 ] && echo "chaos commands: ok" >&2 || { echo "chaos commands: FAILED" >&2; cat "$out/chaos-cli.log" >&2; }
 "$edgekv" chaos heal >/dev/null 2>&1 || true
 "$edgekv" chaos unfreeze apac >/dev/null 2>&1 || true
