@@ -77,6 +77,7 @@ fn api() -> Api {
         tombstone_grace: Duration::from_secs(60),
         digest_horizon: Duration::from_secs(60),
         reserve: Default::default(),
+        engine_memory: edgekv_store::DEFAULT_ENGINE_MEMORY,
     };
     let store = Arc::new(Store::new(config, hlc));
     let state = Arc::new(AppState {

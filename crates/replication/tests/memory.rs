@@ -43,6 +43,7 @@ async fn cluster(delay: &str) -> Cluster {
             tombstone_grace: Duration::from_secs(60),
             digest_horizon: edgekv_replication::digest_horizon(&delays),
             reserve: Default::default(),
+            engine_memory: edgekv_store::DEFAULT_ENGINE_MEMORY,
         };
         let store = Arc::new(Store::new(config, hlc));
         let peers = names

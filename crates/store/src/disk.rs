@@ -39,9 +39,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use edgekv_core::{Entry, RegionId, Timestamp};
-use fjall::{
-    Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode, Readable,
-};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use parking_lot::Mutex;
 
 use crate::codec::{self, DecodeError};
@@ -50,12 +48,14 @@ use crate::{StoreError, WriteListener};
 
 mod group;
 mod meta;
+mod tuning;
 
 use edgekv_core::{NamespaceId, NamespaceRecord, ReplicatedWrite};
 pub use group::Flushed;
 use group::{sync_journals, syncer, wake_all, SyncState};
 pub(crate) use meta::Meta;
 use meta::{claim_for_region, read_meta, read_u64, META_HLC};
+use tuning::{separated, Budget};
 
 /// When an acknowledged write reaches the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -162,6 +162,7 @@ pub(crate) struct Disk {
     /// The clock bound stored (or being committed): no timestamp at or above it was issued.
     clock_bound: Mutex<Timestamp>,
     space: SpaceGuard,
+    memory: Budget,
 }
 
 impl fmt::Debug for Disk {
@@ -174,28 +175,20 @@ impl fmt::Debug for Disk {
 }
 
 impl Disk {
-    /// Opens (or creates) the store in `dir` for `region`.
+    /// Opens (or creates) the store in `dir` for `region`, its engine within `memory` bytes.
     pub(crate) fn open(
         dir: &Path,
         region: RegionId,
         durability: Durability,
         reserve: Reserve,
+        memory: u64,
     ) -> Result<(Disk, Meta), OpenError> {
         let engine = opening(dir);
         std::fs::create_dir_all(dir).map_err(|e| engine(&e))?;
-        let db = open_database(dir, durability)?;
-        // Large values go to blob files, so compaction and the recovery scan do not drag them
-        // through the tree. Memtables are memory the node holds per keyspace; these sizes keep
-        // a region with a million keys within its memory budget.
-        let separated = |memtable: u64| {
-            move || {
-                KeyspaceCreateOptions::default()
-                    .with_kv_separation(Some(KvSeparationOptions::default()))
-                    .max_memtable_size(memtable)
-            }
-        };
-        let items = db.keyspace("items", separated(32 << 20)).map_err(|e| engine(&e))?;
-        let outbox = db.keyspace("outbox", separated(16 << 20)).map_err(|e| engine(&e))?;
+        let memory = Budget::new(memory);
+        let db = open_database(dir, durability, &memory)?;
+        let items = db.keyspace("items", separated).map_err(|e| engine(&e))?;
+        let outbox = db.keyspace("outbox", separated).map_err(|e| engine(&e))?;
         let namespaces =
             db.keyspace("namespaces", KeyspaceCreateOptions::default).map_err(|e| engine(&e))?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default).map_err(|e| engine(&e))?;
@@ -225,6 +218,7 @@ impl Disk {
             compacted_through: Mutex::new(0),
             clock_bound: Mutex::new(found.hlc_bound),
             space: SpaceGuard::new(dir, reserve),
+            memory,
         };
         disk.start_syncer();
         Ok((disk, found))
@@ -298,7 +292,7 @@ impl Disk {
         batch: fjall::OwnedWriteBatch,
         local: Option<Timestamp>,
     ) -> Result<(), StoreError> {
-        let _gate = self.sync.commit_gate.read();
+        let gate = self.sync.commit_gate.read();
         if self.sync.failed.load(Ordering::Acquire) {
             return Err(self.unavailable());
         }
@@ -315,6 +309,9 @@ impl Disk {
                 self.request_sync();
             }
         }
+        // A memtable rotation must not hold up the syncer's snapshot.
+        drop(gate);
+        self.memory.after_commit(&[&self.items, &self.outbox, &self.namespaces, &self.meta]);
         Ok(())
     }
 
@@ -765,11 +762,13 @@ fn opening(dir: &Path) -> impl Fn(&dyn fmt::Display) -> OpenError + '_ {
 
 /// Opens the fjall database of a data directory, naming the file behind each kind of failure
 /// (the engine's errors rarely do).
-fn open_database(dir: &Path, durability: Durability) -> Result<Database, OpenError> {
-    Database::builder(dir)
-        // Bounds what a restart replays: the journal is flushed into tables past this.
-        .max_journaling_size(64 * 1024 * 1024)
-        .cache_size(16 * 1024 * 1024)
+fn open_database(
+    dir: &Path,
+    durability: Durability,
+    memory: &Budget,
+) -> Result<Database, OpenError> {
+    memory
+        .configure(Database::builder(dir))
         // In fsync mode the syncer hands the journal's buffer to the OS once per group,
         // rather than every commit making its own write(2). The other modes ack before any
         // fsync, so there every commit reaches the OS at once and survives a kill -9.

@@ -47,5 +47,5 @@ pub use replica::Replica;
 pub use space::Reserve;
 pub use store::{
     KeyPage, ListedKey, PurgeStats, Recovered, Store, StoreConfig, WriteListener, WriteOp,
-    WriteResult,
+    WriteResult, DEFAULT_ENGINE_MEMORY,
 };

@@ -69,6 +69,10 @@ const COLLECT_RETRY: Duration = Duration::from_secs(10);
 /// See [`COLLECT_RETRY`].
 const MIN_COLLECT_RETRY: Duration = Duration::from_millis(100);
 
+/// The default of [`StoreConfig::engine_memory`]: the 16 MiB cache and 48 MiB of memtables
+/// a region with a million keys was measured with.
+pub const DEFAULT_ENGINE_MEMORY: u64 = 64 << 20;
+
 /// Settings of a [`Store`].
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -82,6 +86,9 @@ pub struct StoreConfig {
     pub digest_horizon: Duration,
     /// Free space the durable store keeps for its engine; writes are refused below it.
     pub reserve: Reserve,
+    /// Most memory the durable store's engine holds for its block cache and write buffers,
+    /// in bytes; it holds less while the data is small.
+    pub engine_memory: u64,
 }
 
 impl StoreConfig {
@@ -92,6 +99,7 @@ impl StoreConfig {
             tombstone_grace: Duration::from_secs(60),
             digest_horizon: Duration::from_secs(60),
             reserve: Reserve::default(),
+            engine_memory: DEFAULT_ENGINE_MEMORY,
         }
     }
 }
@@ -373,7 +381,8 @@ impl Store {
         dir: &Path,
         durability: Durability,
     ) -> Result<(Self, Recovered), OpenError> {
-        let (disk, meta) = Disk::open(dir, config.region, durability, config.reserve)?;
+        let (disk, meta) =
+            Disk::open(dir, config.region, durability, config.reserve, config.engine_memory)?;
         let store = Self::empty(config, hlc, Some((dir.to_path_buf(), durability)));
         let recovered = store.recover(&disk, meta)?;
         *store.disk.write() = Some(disk);

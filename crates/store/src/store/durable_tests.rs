@@ -166,9 +166,14 @@ fn a_directory_of_another_region_is_refused() {
 fn an_undecodable_record_is_an_error_naming_its_file() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (disk, _) =
-            Disk::open(dir.path(), "wnam".parse().unwrap(), Durability::Fsync, Reserve::default())
-                .unwrap();
+        let (disk, _) = Disk::open(
+            dir.path(),
+            "wnam".parse().unwrap(),
+            Durability::Fsync,
+            Reserve::default(),
+            crate::DEFAULT_ENGINE_MEMORY,
+        )
+        .unwrap();
         let key = Disk::item_key(&NamespaceId::random(), "k");
         disk.items.insert(key, b"\x01garbage".as_slice()).unwrap();
         disk.close().unwrap();

@@ -154,8 +154,14 @@ impl Store {
         let (dir, durability) = (old.dir().to_path_buf(), old.durability());
         *engine = None;
         tracing::warn!(dir = %dir.display(), refused = refused.len(), "reopening the store");
-        let (disk, meta) = Disk::open(&dir, self.config.region, durability, self.config.reserve)
-            .map_err(|e| self.close_for_good(format!("the store could not be reopened: {e}")))?;
+        let (disk, meta) = Disk::open(
+            &dir,
+            self.config.region,
+            durability,
+            self.config.reserve,
+            self.config.engine_memory,
+        )
+        .map_err(|e| self.close_for_good(format!("the store could not be reopened: {e}")))?;
         restore(&disk, &refused, through).map_err(|e| self.close_for_good(e.to_string()))?;
         self.clear_index();
         let recovered = self
