@@ -158,6 +158,7 @@ fn region_config(
         clock_offset_ms: settings.clock_offset.0,
         apply_log: settings.apply_log,
         storage_reserve: settings.storage_reserve,
+        storage_memory: settings.storage_memory.0,
         limits: Limits {
             timeouts: Timeouts {
                 header: settings.header_timeout,

@@ -360,6 +360,10 @@ settings! {
     /// Free space the store keeps for its engine; writes are refused (503) below it: a size
     /// such as 64MiB or a share such as 5% [default: 64MiB, at most a tenth of the disk].
     [Node, Cluster] storage_reserve: Reserve = Reserve::default(), flag "storage-reserve", env "EDGEKV_STORAGE_RESERVE";
+    /// Most memory each region's storage engine holds for its block cache (a quarter) and its
+    /// write buffers; a region with little data holds much less, as its write buffers stay
+    /// near an eighth of its data (at least 4 MiB) [default: 64MiB].
+    [Node, Cluster] storage_memory: ByteSize = ByteSize(edgekv_store::DEFAULT_ENGINE_MEMORY), flag "storage-memory", env "EDGEKV_STORAGE_MEMORY";
     /// Offset added to the wall clock, e.g. -1h or 30s: starts the node with a skewed clock
     /// (experiments; the HLC still never goes back) [default: 0s].
     [Node, Cluster] clock_offset: Offset = Offset::default(), flag "clock-offset", env "EDGEKV_CLOCK_OFFSET";

@@ -51,6 +51,9 @@ pub struct RegionConfig {
     pub apply_log: usize,
     /// Free space the durable store keeps for its engine; writes are refused below it.
     pub storage_reserve: edgekv_store::Reserve,
+    /// Most memory the durable store's engine holds, in bytes (see
+    /// [`edgekv_store::StoreConfig::engine_memory`]).
+    pub storage_memory: u64,
     /// Timeouts and the connection bound of the HTTP and gRPC listeners.
     pub limits: crate::serve::Limits,
     /// Bytes of request and response bodies all requests together may hold.
@@ -124,6 +127,7 @@ impl RegionConfig {
             clock_offset_ms: 0,
             apply_log: 0,
             storage_reserve: edgekv_store::Reserve::default(),
+            storage_memory: edgekv_store::DEFAULT_ENGINE_MEMORY,
             limits: crate::serve::Limits::generous(),
             body_memory: 256 << 20,
             edge: edgekv_api::EdgeConfig::WORKERS_KV,

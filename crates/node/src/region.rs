@@ -112,7 +112,7 @@ pub fn open_store(config: &RegionConfig, faults: &Faults) -> anyhow::Result<Arc<
         tombstone_grace: config.tombstone_grace,
         digest_horizon: digest_horizon(&config.replication.delays),
         reserve: config.storage_reserve,
-        engine_memory: edgekv_store::DEFAULT_ENGINE_MEMORY,
+        engine_memory: config.storage_memory,
     };
     let store = Arc::new(open_engine(config, store_config, hlc)?);
     if config.apply_log > 0 {
