@@ -27,8 +27,9 @@ HTTP, GRPC, BINDING = 8787, 9787, 10787
 # namespace while the KV API and the binding are open.
 ADMIN = 8788
 # Sized from the scale benchmark (docs/deploy.md): an idle region with little data holds a few
-# MiB and one under a short load about 20 MiB; a durable region under minutes of sustained
-# writes has been seen at about 125 MB. The request covers the common case, the limit the last.
+# MiB and one under a short load about 20 MiB; a durable region after minutes of sustained
+# writes about 32 MB, and one with a million keys under 450 MB. The request covers the common
+# case, the limit the last.
 RESOURCES = {
     "requests": {"cpu": "100m", "memory": "64Mi"},
     "limits": {"memory": "512Mi"},
