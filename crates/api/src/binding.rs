@@ -47,7 +47,7 @@ use crate::cache::{CacheStatus, DEFAULT_CACHE_TTL, MIN_CACHE_TTL};
 use crate::edge::{self, Via};
 use crate::handlers::{raw_json, small_json};
 use crate::query::Query;
-use crate::{ApiError, AppState, REGION_HEADER, VERSION_HEADER};
+use crate::{ApiError, AppState, VERSION_HEADER};
 
 /// The header naming the namespace a binding is bound to.
 pub const NAMESPACE_HEADER: HeaderName = HeaderName::from_static("edgekv-namespace");
@@ -65,15 +65,10 @@ const MAX_LIST_KEYS: usize = 1000;
 pub fn app(state: Arc<AppState>) -> Router {
     let region = HeaderValue::from_str(state.store.region().as_str())
         .expect("region names are ASCII and valid header values");
-    Router::new().fallback(dispatch).with_state(state).layer(axum::middleware::map_response(
-        move |mut response: Response| {
-            let region = region.clone();
-            async move {
-                response.headers_mut().insert(REGION_HEADER, region);
-                response
-            }
-        },
-    ))
+    Router::new()
+        .fallback(dispatch)
+        .with_state(state)
+        .layer(crate::region_header::RegionLayer(region))
 }
 
 /// A refusal as the binding sees it: a status and the message workerd puts in its exception.

@@ -31,6 +31,7 @@ mod error;
 mod handlers;
 mod query;
 pub mod rate;
+mod region_header;
 pub mod route;
 
 use std::sync::Arc;
@@ -97,13 +98,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .fallback(dispatch)
         .with_state(state)
-        .layer(axum::middleware::map_response(move |mut response: Response| {
-            let region = region.clone();
-            async move {
-                response.headers_mut().insert(REGION_HEADER, region);
-                response
-            }
-        }))
+        .layer(region_header::RegionLayer(region))
 }
 
 /// Ready when the store takes writes: a node whose disk is nearly full, or whose store failed

@@ -315,16 +315,37 @@ struct Tracked {
 impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
     type Response = hyper::Response<TrackedBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = TrackedFuture;
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         let in_flight = InFlight::new(Arc::clone(&self.state));
-        let app = self.app.clone();
-        Box::pin(async move {
-            let response = tower::ServiceExt::oneshot(app, request.map(Body::new)).await?;
+        // The router is always ready; a clone is a reference count.
+        let inner = tower::Service::call(&mut self.app.clone(), request.map(Body::new));
+        TrackedFuture { inner, in_flight: Some(in_flight) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The router's future for one request, named rather than boxed: one allocation and one
+    /// indirect call less per request.
+    struct TrackedFuture {
+        #[pin]
+        inner: axum::routing::future::RouteFuture<Infallible>,
+        in_flight: Option<InFlight>,
+    }
+}
+
+impl Future for TrackedFuture {
+    type Output = Result<hyper::Response<TrackedBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        let in_flight = this.in_flight.take();
+        if let Some(in_flight) = &in_flight {
             in_flight.0.response_started();
-            Ok(response.map(|body| TrackedBody { body, _in_flight: in_flight }))
-        })
+        }
+        Poll::Ready(Ok(response.map(|body| TrackedBody { body, _in_flight: in_flight })))
     }
 }
 
@@ -347,7 +368,7 @@ impl Drop for InFlight {
 /// A response body that keeps its request in flight until it is done.
 struct TrackedBody {
     body: Body,
-    _in_flight: InFlight,
+    _in_flight: Option<InFlight>,
 }
 
 impl hyper::body::Body for TrackedBody {
