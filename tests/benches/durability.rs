@@ -9,7 +9,8 @@
 //!    node `--in-memory` (what the fsync costs), and Redis with `appendfsync always` driven by
 //!    `redis-benchmark` at the same concurrency and value size (what a well-known durable store
 //!    gets from the same disk). Every case starts a fresh server, and the cases alternate over
-//!    two rounds so that noise shows as disagreement between rounds rather than as a verdict.
+//!    `EDGEKV_BENCH_ROUNDS` rounds (default 2) so that noise shows as disagreement between rounds
+//!    rather than as a verdict.
 //!    Both load generators are one event-loop thread with 32 connections, so neither server
 //!    competes with 32 client threads for the CPUs; the in-memory row shows what the fsync
 //!    costs on top of the HTTP path. A fourth row, a bare axum server that only inserts into a
@@ -27,7 +28,9 @@
 //! wrong: the figures of a node that loses or refuses data mean nothing.
 //!
 //! Run `cargo bench -p edgekv-tests --bench durability`. It builds `target/release/edgekv`
-//! first unless `EDGEKV_BIN` names a binary. Node logs go to files in temporary directories
+//! first unless `EDGEKV_BIN` names a binary. `EDGEKV_BIN_BEFORE` names a second binary (an
+//! earlier build, say) measured in the same run: a durable row of its own in every round, and
+//! its own restart and memory figures, so a change's before and after share one machine state. Node logs go to files in temporary directories
 //! that are removed at the end; set `EDGEKV_BENCH_KEEP_LOGS=1` to keep them for a post-mortem.
 //! The machine should be otherwise idle: client, servers and the disk are shared.
 
@@ -44,7 +47,6 @@ use std::time::{Duration, Instant};
 const CLIENTS: usize = 32;
 const VALUE_LEN: usize = 100;
 const BULK_ITEMS: usize = 10_000;
-const ROUNDS: usize = 2;
 const WARMUP: Duration = Duration::from_secs(1);
 const RESTART_TARGET: Duration = Duration::from_secs(5);
 const RSS_TARGET_MB: f64 = 400.0;
@@ -66,6 +68,7 @@ const REDIS_CALIBRATION_REQUESTS: u64 = 30_000;
 
 fn main() {
     let secs = env_number("EDGEKV_BENCH_SECS", 10.0);
+    let rounds = (env_number("EDGEKV_BENCH_ROUNDS", 2.0) as usize).max(1);
     let keys = env_number("EDGEKV_BENCH_KEYS", 1_000_000.0) as usize;
     let measure = Duration::from_secs_f64(secs);
     let bin = edgekv_tests::edgekv_release_bin();
@@ -76,8 +79,21 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
+    // A second binary (an earlier build) measured in the same run, for before/after figures.
+    let before = std::env::var_os("EDGEKV_BIN_BEFORE").map(PathBuf::from);
+    if let Some(before) = &before {
+        println!("before: {}", before.display());
+    }
+
     let mut problems = Vec::new();
-    throughput(&bin, measure, keep_logs, &mut problems);
+    throughput(&bin, before.as_deref(), measure, rounds, keep_logs, &mut problems);
+    if let Some(before) = &before {
+        println!();
+        println!("-- restarts and memory of the binary before: {}", before.display());
+        restarts_and_memory(before, keys, keep_logs, &mut problems);
+        println!();
+        println!("-- restarts and memory of the binary after: {}", bin.display());
+    }
     restarts_and_memory(&bin, keys, keep_logs, &mut problems);
 
     if !problems.is_empty() {
@@ -103,11 +119,18 @@ struct CaseResult {
     note: String,
 }
 
-fn throughput(bin: &Path, measure: Duration, keep_logs: bool, problems: &mut Vec<String>) {
+fn throughput(
+    bin: &Path,
+    before: Option<&Path>,
+    measure: Duration,
+    rounds: usize,
+    keep_logs: bool,
+    problems: &mut Vec<String>,
+) {
     println!();
     println!(
         "== 1. Durable PUT throughput: {CLIENTS} clients, {VALUE_LEN}-byte values, distinct keys, \
-         {:.0} s per case (edgekv after {WARMUP:?} warm-up), {ROUNDS} rounds ==",
+         {:.0} s per case (edgekv after {WARMUP:?} warm-up), {rounds} rounds ==",
         measure.as_secs_f64()
     );
     let redis_missing =
@@ -124,16 +147,27 @@ fn throughput(bin: &Path, measure: Duration, keep_logs: bool, problems: &mut Vec
     );
     // Sized from the calibration run, then from each measured run.
     let mut redis_rate: Option<f64> = None;
-    let mut per_round: Vec<[Option<f64>; 4]> = Vec::new();
-    let cases = ["edgekv fsync", "edgekv in-memory", "redis appendfsync always", "bare axum PUT"];
-    for round in 1..=ROUNDS {
-        let mut rates = [None; 4];
+    let mut per_round: Vec<[Option<f64>; 5]> = Vec::new();
+    let cases = [
+        "edgekv fsync",
+        "edgekv in-memory",
+        "redis appendfsync always",
+        "bare axum PUT",
+        "edgekv fsync, before",
+    ];
+    for round in 1..=rounds {
+        let mut rates = [None; 5];
         for (c, case) in cases.into_iter().enumerate() {
+            let seed = round * cases.len() + c;
             let result = match c {
-                0 | 1 => Ok(edgekv_case(bin, c == 0, round * 4 + c, measure, keep_logs)),
+                0 | 1 => Ok(edgekv_case(bin, c == 0, seed, measure, keep_logs)),
                 2 if redis_missing.is_some() => continue,
                 2 => redis_case(measure, &mut redis_rate),
-                _ => Ok(bare_http_case(round * 4 + c, measure)),
+                3 => Ok(bare_http_case(seed, measure)),
+                _ => match before {
+                    Some(before) => Ok(edgekv_case(before, true, seed, measure, keep_logs)),
+                    None => continue,
+                },
             };
             match result {
                 Ok(r) => {
@@ -159,7 +193,7 @@ fn throughput(bin: &Path, measure: Duration, keep_logs: bool, problems: &mut Vec
         }
         per_round.push(rates);
     }
-    for (round, [fsync, memory, redis, bare]) in per_round.iter().enumerate() {
+    for (round, [fsync, memory, redis, bare, earlier]) in per_round.iter().enumerate() {
         let ratio = |a: &Option<f64>, b: &Option<f64>| match (a, b) {
             (Some(a), Some(b)) if *b > 0.0 => format!("{:.2}", a / b),
             _ => "-".to_owned(),
@@ -172,6 +206,13 @@ fn throughput(bin: &Path, measure: Duration, keep_logs: bool, problems: &mut Vec
             ratio(fsync, redis),
             ratio(bare, redis)
         );
+        if before.is_some() {
+            println!(
+                "round {}: edgekv fsync before / redis = {}",
+                round + 1,
+                ratio(earlier, redis)
+            );
+        }
     }
 }
 

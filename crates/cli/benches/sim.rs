@@ -9,7 +9,8 @@
 //!
 //! `cargo bench -p edgekv-cli --bench sim` (release build). `EDGEKV_BENCH_SIM_MINUTES` sets
 //! the simulated workload's length (default 60), `EDGEKV_BENCH_LAB_SECONDS` the baseline's
-//! (default 20; 0 skips it).
+//! (default 20; 0 skips it), `EDGEKV_BENCH_SIM_WIDE_MINUTES` the length of a second run with
+//! 50 regions (default 5; 0 skips it).
 
 use std::time::Instant;
 
@@ -30,7 +31,8 @@ const COMPOSE_LINKS: &[(&str, &str, &str)] = &[
     ("eeur", "apac", "lognormal(3800ms,15200ms)"),
 ];
 
-/// Ten clients (a writer and a reader per region) at 5 operations a second: 50 in all.
+/// Five regions with the compose delay matrix; ten clients (a writer and a reader per region)
+/// at 5 operations a second: 50 in all.
 fn scenario_text(duration: &str) -> String {
     let links: Vec<String> = COMPOSE_LINKS
         .iter()
@@ -38,17 +40,26 @@ fn scenario_text(duration: &str) -> String {
             [format!("\"{a}->{b}={model}\""), format!("\"{b}->{a}={model}\"")]
         })
         .collect();
-    let regions: String = ["wnam", "enam", "weur", "eeur", "apac"]
-        .iter()
-        .map(|r| format!("[[regions]]\nname = \"{r}\"\n"))
-        .collect();
+    let regions = ["wnam", "enam", "weur", "eeur", "apac"].map(String::from);
+    scenario(duration, &regions, &format!("link_delays = [{}]\n", links.join(", ")))
+}
+
+/// `n` regions on one delay model (every link alike), a writer and a reader per region at 5
+/// operations a second: what the cost of a wider mesh is per event.
+fn wide_scenario_text(duration: &str, n: usize) -> String {
+    let regions: Vec<String> = (0..n).map(|i| format!("r{i:02}")).collect();
+    scenario(duration, &regions, "")
+}
+
+fn scenario(duration: &str, regions: &[String], links: &str) -> String {
+    let regions: String =
+        regions.iter().map(|r| format!("[[regions]]\nname = \"{r}\"\n")).collect();
     format!(
         "name = \"sim-bench\"\nseed = 1\nduration = \"{duration}\"\n\n\
-         [cluster]\ndelay = \"2s\"\nlink_delays = [{}]\nanti_entropy_interval = \"30s\"\n\n\
+         [cluster]\ndelay = \"lognormal(2s,8s)\"\n{links}anti_entropy_interval = \"30s\"\n\n\
          {regions}\n\
          [workload]\nwriters = 1\nreaders = 1\nrate = 5\nkeys = 10000\nhot_keys = 100\nhot_fraction = 0.1\n\
-         mix = {{ put = 3, delete = 1, get = 5, list = 1 }}\n",
-        links.join(", ")
+         mix = {{ put = 3, delete = 1, get = 5, list = 1 }}\n"
     )
 }
 
@@ -82,6 +93,19 @@ fn print_row(what: &str, virtual_s: f64, wall_s: f64, events: u64) {
     );
 }
 
+/// Runs one simulated scenario and prints its row and verdict.
+fn simulate(what: &str, text: &str) -> anyhow::Result<()> {
+    let scenario = Scenario::parse_simulated(text)?;
+    let out = tempfile::tempdir()?;
+    let started = Instant::now();
+    let code = simulate_quietly(&scenario, text, 1, out.path())?;
+    let wall = started.elapsed().as_secs_f64();
+    let virtual_s = (scenario.duration + scenario.quiet).as_secs_f64();
+    print_row(what, virtual_s, wall, events(out.path()));
+    println!("sim verdict: {}", if code == 0 { "valid" } else { "NOT valid" });
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes --bench; nothing else is taken.
     let minutes = env_u64("EDGEKV_BENCH_SIM_MINUTES", 60);
@@ -113,14 +137,16 @@ fn main() -> anyhow::Result<()> {
         );
     }
 
-    let text = scenario_text(&format!("{minutes}m"));
-    let scenario = Scenario::parse_simulated(&text)?;
-    let out = tempfile::tempdir()?;
-    let started = Instant::now();
-    let code = simulate_quietly(&scenario, &text, 1, out.path())?;
-    let wall = started.elapsed().as_secs_f64();
-    let virtual_s = (scenario.duration + scenario.quiet).as_secs_f64();
-    print_row(&format!("sim, {minutes} min workload"), virtual_s, wall, events(out.path()));
-    println!("sim verdict: {}", if code == 0 { "valid" } else { "NOT valid" });
+    simulate(&format!("sim, {minutes} min workload"), &scenario_text(&format!("{minutes}m")))?;
+
+    let wide = env_u64("EDGEKV_BENCH_SIM_WIDE_MINUTES", 5);
+    if wide > 0 {
+        println!();
+        println!("50 regions, every link lognormal(2s,8s), 500 ops/s, anti-entropy every 30 s");
+        simulate(
+            &format!("sim, 50 regions, {wide} min"),
+            &wide_scenario_text(&format!("{wide}m"), 50),
+        )?;
+    }
     Ok(())
 }
