@@ -300,10 +300,9 @@ impl Disk {
             self.sync.fail(format!("a commit failed: {error}"));
             return Err(engine_failed("could not commit a write")(error));
         }
-        let committed = self.sync.committed.fetch_add(1, Ordering::AcqRel) + 1;
+        self.sync.committed.fetch_add(1, Ordering::AcqRel);
         let gathering = self.sync.gathering.load(Ordering::Acquire);
-        let pending = committed.saturating_sub(self.sync.synced.load(Ordering::Acquire));
-        if gathering != 0 && pending >= gathering {
+        if gathering != 0 && self.sync.pending() >= gathering {
             // The group the syncer gathers is complete.
             let _wanted = self.sync.wanted.lock();
             self.sync.wake_syncer.notify_one();

@@ -445,8 +445,8 @@ impl Store {
 
     /// Marks a write request as on its way to [`Store::write`] until the guard drops, so that
     /// the group commit about to start includes it rather than leaving it to the next fsync.
-    /// Take it when a write request arrives; drop it once the write returned, before
-    /// [`Store::flushed`].
+    /// Take it when a write starts (before checks that may refuse it); drop it once
+    /// [`Store::write`] returned, before [`Store::flushed`].
     pub fn arriving(&self) -> Arriving {
         match &*self.disk() {
             Some(disk) => disk.arriving(),

@@ -74,6 +74,12 @@ impl SyncState {
         }
         self.failed.store(true, Ordering::Release);
     }
+
+    /// Batches committed and not yet known to be on disk.
+    pub(super) fn pending(&self) -> u64 {
+        let committed = self.committed.load(Ordering::Acquire);
+        committed.saturating_sub(self.synced.load(Ordering::Acquire))
+    }
 }
 
 /// How many group commits' visibility times are kept for the apply log: many seconds' worth at
@@ -96,10 +102,10 @@ pub(super) const SHOWN_POINTS: usize = 65_536;
 /// it is answered, so on a busy node they come back microseconds apart) together with any
 /// request already read and not yet committed ([`Arriving`]). It does not wait for stragglers:
 /// a pause of [`GATHER_GAP`] in the commits, or [`GATHER_MAX`] in all, starts it anyway. A lone
-/// writer never waits: the group it expects is itself. On a small machine this matters more
-/// than the fsync's latency: an fsync costs a few hundred microseconds of CPU in the kernel,
-/// the CPU the writers need, so one fsync per round of writers rather than two or three is what
-/// keeps the throughput near the in-memory store's.
+/// writer never waits: the group it expects is itself. On a small machine the fsync's CPU
+/// matters more than its latency: an fsync costs a few hundred microseconds in the kernel, the
+/// CPU the writers need, so one fsync per round of writers rather than two or three leaves
+/// them more of it (docs/performance.md has what it bought and what it did not).
 pub(super) fn syncer(db: &Database, dir: &Path, sync: &SyncState, interval: Option<Duration>) {
     let mut journal = ActiveJournal::default();
     // Commits the next group expects: those made during the last fsync and one more from each
@@ -168,21 +174,17 @@ const GATHER_MAX: Duration = Duration::from_millis(2);
 /// Waits until `expect` commits are pending and no write is on its way to one, the commits
 /// pause for [`GATHER_GAP`], or [`GATHER_MAX`] has passed.
 fn gather(sync: &SyncState, expect: u64) {
-    let pending = || {
-        let committed = sync.committed.load(Ordering::Acquire);
-        committed.saturating_sub(sync.synced.load(Ordering::Acquire))
-    };
-    let complete = || pending() >= expect && sync.arriving.load(Ordering::Acquire) == 0;
+    let complete = || sync.pending() >= expect && sync.arriving.load(Ordering::Acquire) == 0;
     if complete() {
         return;
     }
     let started = Instant::now();
     sync.gathering.store(expect, Ordering::Release);
     let mut wanted = sync.wanted.lock();
-    let mut seen = pending();
+    let mut seen = sync.pending();
     while !complete() && !sync.stopping.load(Ordering::Acquire) {
         let paused = sync.wake_syncer.wait_for(&mut wanted, GATHER_GAP).timed_out();
-        let now = pending();
+        let now = sync.pending();
         if (paused && now == seen) || started.elapsed() >= GATHER_MAX {
             break;
         }
@@ -191,8 +193,8 @@ fn gather(sync: &SyncState, expect: u64) {
     sync.gathering.store(0, Ordering::Release);
 }
 
-/// A write on its way to a commit, from when its request is read until its batch commits (or
-/// it is refused): the syncer lets the group that is about to start wait for it, so that the
+/// A write on its way to a commit, from when the API starts it (before its rate check) until
+/// its batch commits (or it is refused): the syncer lets the group that is about to start wait for it, so that the
 /// writes of one burst of requests share one fsync. Drop it once the write has committed,
 /// before waiting for [`Flushed`], or the group waits out its bound.
 #[must_use = "the write counts as arriving until this is dropped"]
