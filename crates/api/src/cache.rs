@@ -23,12 +23,13 @@
 //! used entries go. The cache is split into shards, each behind a lock of its own, so that
 //! readers of different keys rarely wait on each other. Each shard is an LRU list threaded
 //! through a slab (indices, not pointers), so lookups, fills and evictions are O(1) without
-//! unsafe code.
+//! unsafe code, and a hash table of slab indices, so each key is stored once. The bound is in
+//! bytes the allocator hands out: an entry is accounted at its slot and its heap allocations,
+//! rounded as jemalloc rounds them.
 //!
 //! Time is the region's clock in milliseconds, passed in by the caller: the cache reads no clock
 //! itself, so it runs under virtual time too.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 use edgekv_core::{Entry, NamespaceId, Version};
 use edgekv_metrics::{Counter, Gauge, Registry};
 use edgekv_store::KeyPage;
+use hashbrown::HashTable;
 use parking_lot::Mutex;
 
 /// Workers KV's default cacheTtl, in seconds.
@@ -45,33 +47,40 @@ pub const MIN_CACHE_TTL: u64 = 30;
 
 /// How many shards the cache is split into.
 const SHARDS: usize = 16;
-/// What an entry costs beyond its key and value: the slab node, the map slot, the key's
-/// allocation. An estimate, so that a cache of many tiny entries is bounded too.
-const ENTRY_OVERHEAD: u64 = 160;
-
 /// What is cached under one key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CacheKey {
     /// A key's value (or its absence).
     Key(NamespaceId, String),
-    /// A page of a listing.
-    List {
-        /// The namespace listed.
-        namespace: NamespaceId,
-        /// The prefix asked for.
-        prefix: String,
-        /// Where the page starts, as the client's cursor.
-        cursor: String,
-        /// The page size asked for.
-        limit: usize,
-    },
+    /// A page of a listing. Boxed: listings are the rare case, and every slot of the cache is
+    /// as large as its largest key.
+    List(Box<ListKey>),
+}
+
+/// What identifies a cached listing page.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ListKey {
+    /// The namespace listed.
+    pub namespace: NamespaceId,
+    /// The prefix asked for.
+    pub prefix: String,
+    /// Where the page starts, as the client's cursor.
+    pub cursor: String,
+    /// The page size asked for.
+    pub limit: usize,
 }
 
 impl CacheKey {
-    fn bytes(&self) -> u64 {
+    /// The heap bytes the key holds beyond its slot. The namespace id is shared with the
+    /// store's and costs nothing here.
+    fn heap(&self) -> u64 {
         match self {
-            CacheKey::Key(_, key) => key.len() as u64,
-            CacheKey::List { prefix, cursor, .. } => (prefix.len() + cursor.len()) as u64,
+            CacheKey::Key(_, key) => allocation(key.capacity()),
+            CacheKey::List(list) => {
+                allocation(std::mem::size_of::<ListKey>())
+                    + allocation(list.prefix.capacity())
+                    + allocation(list.cursor.capacity())
+            }
         }
     }
 
@@ -96,19 +105,23 @@ pub enum Cached {
 }
 
 impl Cached {
-    fn bytes(&self) -> u64 {
+    /// The heap bytes the state holds beyond its slot.
+    fn heap(&self) -> u64 {
         match self {
-            Cached::Entry(entry) => {
-                let value = entry.value.as_ref().map_or(0, |v| v.len());
-                let metadata = entry.metadata.as_ref().map_or(0, |m| m.len());
-                (value + metadata) as u64
-            }
+            Cached::Entry(entry) => shared(entry.value.as_ref()) + shared(entry.metadata.as_ref()),
             Cached::Missing(_) => 0,
-            Cached::Page(page) => page
-                .keys
-                .iter()
-                .map(|k| (k.name.len() + k.metadata.as_ref().map_or(0, |m| m.len()) + 32) as u64)
-                .sum(),
+            Cached::Page(page) => {
+                let keys = page
+                    .keys
+                    .iter()
+                    .map(|k| allocation(k.name.capacity()) + shared(k.metadata.as_ref()));
+                allocation(2 * std::mem::size_of::<usize>() + std::mem::size_of::<KeyPage>())
+                    + allocation(
+                        page.keys.capacity() * std::mem::size_of::<edgekv_store::ListedKey>(),
+                    )
+                    + page.resume_after.as_ref().map_or(0, |r| allocation(r.capacity()))
+                    + keys.sum::<u64>()
+            }
         }
     }
 
@@ -216,10 +229,6 @@ impl CacheMetrics {
 #[derive(Debug)]
 pub struct EdgeCache {
     shards: Box<[Mutex<Shard>]>,
-    /// Picks a key's shard. Fixed keys, so that which entries share a shard, and so which go
-    /// first under memory pressure, is the same in every run (a simulation replays from its
-    /// seed); a client that aims its keys at one shard only makes that shard's lock busier.
-    hasher: BuildHasherDefault<DefaultHasher>,
     /// Each shard's share of the memory bound.
     shard_limit: u64,
     /// Entries and bytes over all shards.
@@ -242,7 +251,6 @@ impl EdgeCache {
     pub fn new(memory: u64, registry: &Registry) -> Self {
         EdgeCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            hasher: BuildHasherDefault::default(),
             shard_limit: memory / SHARDS as u64,
             entries: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -250,15 +258,18 @@ impl EdgeCache {
         }
     }
 
-    fn shard(&self, key: &CacheKey) -> &Mutex<Shard> {
-        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+    /// A key's shard, and its hash.
+    fn shard(&self, key: &CacheKey) -> (&Mutex<Shard>, u64) {
+        let hash = hash_of(key);
+        (&self.shards[(hash >> 32) as usize % SHARDS], hash)
     }
 
     /// What is cached under `key` and still fresh at `now_ms`, counted as a hit; `None`
     /// (counted as a miss) when the caller must read the store and [`EdgeCache::fill`].
     pub fn lookup(&self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
         let kind = key.kind() as usize;
-        let found = self.changing(self.shard(key), |shard| (shard.lookup(key, now_ms), 0));
+        let (shard, hash) = self.shard(key);
+        let found = self.changing(shard, |shard| (shard.lookup(hash, key, now_ms), 0));
         match found {
             Some(cached) => {
                 self.metrics.hits[kind].inc();
@@ -274,7 +285,8 @@ impl EdgeCache {
     /// Caches what a read of `key` found, for `ttl_ms` from `now_ms`.
     pub fn fill(&self, key: CacheKey, value: Cached, ttl_ms: u64, now_ms: u64) {
         let (until, limit) = (now_ms.saturating_add(ttl_ms), self.shard_limit);
-        self.changing(self.shard(&key), |shard| ((), shard.insert(key, value, until, limit)));
+        let (shard, hash) = self.shard(&key);
+        self.changing(shard, |shard| ((), shard.insert(hash, key, value, until, limit)));
     }
 
     /// A write in this region changed `key`: the cache now holds the new state, for what was
@@ -283,7 +295,8 @@ impl EdgeCache {
     /// after it: its older state does not replace this one.)
     pub fn replace(&self, key: CacheKey, value: Cached, ttl_ms: u64, now_ms: u64) {
         let (until, limit) = (now_ms.saturating_add(ttl_ms), self.shard_limit);
-        self.changing(self.shard(&key), |shard| ((), shard.replace(key, value, until, limit)));
+        let (shard, hash) = self.shard(&key);
+        self.changing(shard, |shard| ((), shard.replace(hash, key, value, until, limit)));
     }
 
     /// Entries and bytes held now.
@@ -297,9 +310,9 @@ impl EdgeCache {
     fn changing<T>(&self, shard: &Mutex<Shard>, change: impl FnOnce(&mut Shard) -> (T, u64)) -> T {
         let (out, evicted, entries, bytes) = {
             let mut shard = shard.lock();
-            let before = (shard.map.len() as u64, shard.bytes);
+            let before = (shard.len() as u64, shard.bytes);
             let (out, evicted) = change(&mut shard);
-            (out, evicted, (before.0, shard.map.len() as u64), (before.1, shard.bytes))
+            (out, evicted, (before.0, shard.len() as u64), (before.1, shard.bytes))
         };
         let entries = shift(&self.entries, entries);
         let bytes = shift(&self.bytes, bytes);
@@ -312,39 +325,68 @@ impl EdgeCache {
     }
 }
 
-/// Marks the end of the LRU list.
-const NIL: usize = usize::MAX;
+/// What an entry is accounted at: its slab slot and its table slot, plus the heap bytes of
+/// its key and its state, rounded up as the allocator rounds them. Measured, not estimated,
+/// so that the configured memory is what the cache takes: with a fixed estimate of 160 bytes
+/// a slot, a million 100-byte values cached by a bulk load took twice the bound (heap
+/// profile, docs/performance.md).
+fn cost(key: &CacheKey, value: &Cached) -> u64 {
+    SLOT + key.heap() + value.heap()
+}
 
-/// One cached entry, a node of its shard's LRU list.
+/// A slab slot, and a table slot (an index and a control byte) at the table's lowest load
+/// after it grows, half full.
+const SLOT: u64 =
+    (std::mem::size_of::<Option<Node>>() + 2 * (std::mem::size_of::<u32>() + 1)) as u64;
+
+/// The size of an allocation of `len` bytes: jemalloc's size classes, four to each doubling
+/// of size and at least 16 bytes apart.
+fn allocation(len: usize) -> u64 {
+    let step = (len.next_power_of_two() / 8).max(16);
+    len.div_ceil(step).saturating_mul(step) as u64
+}
+
+/// The bytes a cached `Bytes` holds: its buffer, and the shared header it gets once cloned
+/// (every hit clones it).
+fn shared(bytes: Option<&bytes::Bytes>) -> u64 {
+    bytes.map_or(0, |b| allocation(b.len()) + allocation(4 * std::mem::size_of::<usize>()))
+}
+
+/// Marks the end of the LRU list.
+const NIL: u32 = u32::MAX;
+
+/// One cached entry, a node of its shard's LRU list. Its key is stored here only: the shard's
+/// table holds slab indices and finds keys through them.
 #[derive(Debug)]
 struct Node {
     key: CacheKey,
     value: Cached,
     fresh_until_ms: u64,
-    bytes: u64,
+    /// What the entry is accounted at, see [`cost`].
+    bytes: u32,
     /// Towards the most recently used end.
-    newer: usize,
+    newer: u32,
     /// Towards the least recently used end.
-    older: usize,
+    older: u32,
 }
 
-/// A shard: a map to slab slots, and the LRU order threaded through the slab.
+/// A shard: a table of slab slots by key hash, and the LRU order threaded through the slab.
 #[derive(Debug)]
 struct Shard {
-    map: HashMap<CacheKey, usize>,
+    table: HashTable<u32>,
     slab: Vec<Option<Node>>,
-    free: Vec<usize>,
+    free: Vec<u32>,
     /// Most recently used.
-    newest: usize,
+    newest: u32,
     /// Least recently used: the next to go.
-    oldest: usize,
+    oldest: u32,
     bytes: u64,
 }
 
 impl Default for Shard {
     fn default() -> Self {
         Shard {
-            map: HashMap::new(),
+            table: HashTable::new(),
             slab: Vec::new(),
             free: Vec::new(),
             newest: NIL,
@@ -354,14 +396,34 @@ impl Default for Shard {
     }
 }
 
+/// The hash of a key. Fixed keys, so that which entries share a shard, and so which go first
+/// under memory pressure, is the same in every run (a simulation replays from its seed); a
+/// client that aims its keys at one shard only makes that shard's lock busier. Its high half
+/// picks the shard and its low half the slot in the shard's table, so a shard's keys spread
+/// over its whole table.
+fn hash_of(key: &CacheKey) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+}
+
 impl Shard {
-    fn node(&mut self, at: usize) -> &mut Node {
-        // Every index in the map or the list points at an occupied slot.
-        self.slab[at].as_mut().expect("an occupied cache slot")
+    fn len(&self) -> usize {
+        self.table.len()
     }
 
-    fn lookup(&mut self, key: &CacheKey, now_ms: u64) -> Option<Cached> {
-        let at = *self.map.get(key)?;
+    fn node(&mut self, at: u32) -> &mut Node {
+        // Every index in the table or the list points at an occupied slot.
+        self.slab[at as usize].as_mut().expect("an occupied cache slot")
+    }
+
+    fn find(&self, hash: u64, key: &CacheKey) -> Option<u32> {
+        let slab = &self.slab;
+        self.table
+            .find(hash, |&at| slab[at as usize].as_ref().is_some_and(|n| n.key == *key))
+            .copied()
+    }
+
+    fn lookup(&mut self, hash: u64, key: &CacheKey, now_ms: u64) -> Option<Cached> {
+        let at = self.find(hash, key)?;
         let node = self.node(at);
         if node.fresh_until_ms <= now_ms || node.value.expired(now_ms) {
             self.remove(at);
@@ -375,42 +437,67 @@ impl Shard {
 
     /// Inserts (or refreshes) an entry, unless a newer version is cached; returns how many
     /// entries were evicted for room.
-    fn insert(&mut self, key: CacheKey, value: Cached, fresh_until_ms: u64, limit: u64) -> u64 {
-        if let Some(&at) = self.map.get(&key) {
+    fn insert(
+        &mut self,
+        hash: u64,
+        key: CacheKey,
+        value: Cached,
+        fresh_until_ms: u64,
+        limit: u64,
+    ) -> u64 {
+        if let Some(at) = self.find(hash, &key) {
             if !value.supersedes(&self.node(at).value) {
                 return 0;
             }
             self.remove(at);
         }
-        let bytes = key.bytes() + value.bytes() + ENTRY_OVERHEAD;
+        let bytes = cost(&key, &value);
         if bytes > limit {
             // Bigger than the whole shard: caching it would flush everything else.
             return 0;
         }
         let evicted = self.make_room(bytes, limit);
-        let node = Node { key: key.clone(), value, fresh_until_ms, bytes, newer: NIL, older: NIL };
+        // Slots count in `u32`: an entry of 4 GiB or more, or a shard past four billion
+        // slots, is not cached.
+        let Ok(accounted) = u32::try_from(bytes) else { return evicted };
+        let node = Node { key, value, fresh_until_ms, bytes: accounted, newer: NIL, older: NIL };
         let at = match self.free.pop() {
             Some(at) => {
-                self.slab[at] = Some(node);
+                self.slab[at as usize] = Some(node);
                 at
             }
             None => {
+                let Ok(at) = u32::try_from(self.slab.len()) else { return evicted };
+                if self.slab.len() == self.slab.capacity() {
+                    // By an eighth, not by doubling: the spare capacity of a slab that just
+                    // doubled would be a third of its memory, none of it accounted.
+                    self.slab.reserve_exact((self.slab.len() / 8).max(16));
+                }
                 self.slab.push(Some(node));
-                self.slab.len() - 1
+                at
             }
         };
-        self.map.insert(key, at);
+        let slab = &self.slab;
+        self.table
+            .insert_unique(hash, at, |&i| slab[i as usize].as_ref().map_or(0, |n| hash_of(&n.key)));
         self.bytes += bytes;
         self.push_newest(at);
         evicted
     }
 
-    fn replace(&mut self, key: CacheKey, value: Cached, fresh_until_ms: u64, limit: u64) -> u64 {
-        let fresh_until_ms = match self.map.get(&key) {
-            Some(&at) => self.node(at).fresh_until_ms,
+    fn replace(
+        &mut self,
+        hash: u64,
+        key: CacheKey,
+        value: Cached,
+        fresh_until_ms: u64,
+        limit: u64,
+    ) -> u64 {
+        let fresh_until_ms = match self.find(hash, &key) {
+            Some(at) => self.node(at).fresh_until_ms,
             None => fresh_until_ms,
         };
-        self.insert(key, value, fresh_until_ms, limit)
+        self.insert(hash, key, value, fresh_until_ms, limit)
     }
 
     fn make_room(&mut self, bytes: u64, limit: u64) -> u64 {
@@ -422,16 +509,18 @@ impl Shard {
         evicted
     }
 
-    fn remove(&mut self, at: usize) {
+    fn remove(&mut self, at: u32) {
         self.unlink(at);
-        if let Some(node) = self.slab[at].take() {
-            self.bytes -= node.bytes;
-            self.map.remove(&node.key);
+        if let Some(node) = self.slab[at as usize].take() {
+            self.bytes -= u64::from(node.bytes);
+            if let Ok(slot) = self.table.find_entry(hash_of(&node.key), |&i| i == at) {
+                slot.remove();
+            }
             self.free.push(at);
         }
     }
 
-    fn unlink(&mut self, at: usize) {
+    fn unlink(&mut self, at: u32) {
         let (newer, older) = {
             let node = self.node(at);
             let links = (node.newer, node.older);
@@ -449,7 +538,7 @@ impl Shard {
         }
     }
 
-    fn push_newest(&mut self, at: usize) {
+    fn push_newest(&mut self, at: u32) {
         let previous = self.newest;
         {
             let node = self.node(at);
@@ -581,24 +670,27 @@ mod tests {
             let name = format!("k{}", (state >> 33) % 50);
             match (state >> 20) % 4 {
                 0 | 1 => {
-                    shard.insert(key(&name), entry("v", None), step + 100, 4_000);
+                    let k = key(&name);
+                    shard.insert(hash_of(&k), k, entry("v", None), step + 100, 4_000);
                 }
                 2 => {
-                    shard.lookup(&key(&name), step);
+                    let k = key(&name);
+                    shard.lookup(hash_of(&k), &k, step);
                 }
                 _ => {
-                    shard.replace(key(&name), Cached::Missing(None), step + 100, 4_000);
+                    let k = key(&name);
+                    shard.replace(hash_of(&k), k, Cached::Missing(None), step + 100, 4_000);
                 }
             }
             // Walking the list from newest to oldest visits every entry once.
             let (mut at, mut seen, mut bytes) = (shard.newest, 0, 0);
             while at != NIL {
-                let node = shard.slab[at].as_ref().expect("linked slots are occupied");
-                bytes += node.bytes;
+                let node = shard.slab[at as usize].as_ref().expect("linked slots are occupied");
+                bytes += u64::from(node.bytes);
                 seen += 1;
                 at = node.older;
             }
-            assert_eq!((seen, bytes), (shard.map.len(), shard.bytes), "at step {step}");
+            assert_eq!((seen, bytes), (shard.len(), shard.bytes), "at step {step}");
             assert!(shard.bytes <= 4_000);
         }
     }

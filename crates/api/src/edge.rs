@@ -17,7 +17,7 @@ use edgekv_core::{AccountId, Entry, NamespaceId};
 use edgekv_metrics::{Counter, Registry};
 use edgekv_store::{KeyPage, WriteOp, WriteResult};
 
-use crate::cache::{CacheKey, CacheStatus, Cached, EdgeCache, DEFAULT_CACHE_TTL};
+use crate::cache::{CacheKey, CacheStatus, Cached, EdgeCache, ListKey, DEFAULT_CACHE_TTL};
 use crate::rate::WriteRate;
 use crate::{ApiError, AppState};
 
@@ -205,12 +205,12 @@ pub(crate) fn list(
     };
     state.store.get_namespace(account, ns).map_err(|e| ApiError::from_store("list keys", e))?;
     let now = state.store.hlc().physical_now_ms();
-    let id = CacheKey::List {
+    let id = CacheKey::List(Box::new(ListKey {
         namespace: ns.clone(),
         prefix: prefix.to_owned(),
         cursor: client_cursor.to_owned(),
         limit,
-    };
+    }));
     if let Some(Cached::Page(page)) = cache.lookup(&id, now) {
         // A cached page is as stale as its ttl allows, but an expiration still wins.
         let now_s = now / 1000;
