@@ -22,10 +22,12 @@ impl Store {
         key: &str,
         slot: &Slot,
     ) -> Result<Entry, StoreError> {
-        let value = match &slot.value {
-            Value::Tombstone => return Ok(Entry::tombstone(slot.version)),
-            Value::Memory(value) => Bytes::clone(value),
-            Value::Disk => {
+        if slot.tombstone {
+            return Ok(Entry::tombstone(slot.version));
+        }
+        let value = match &slot.memory {
+            Some(value) => Bytes::clone(value),
+            None => {
                 let stored = match &*self.disk() {
                     Some(disk) => disk.entry(namespace, key)?,
                     None => None,
@@ -178,7 +180,11 @@ impl Store {
                 .expiration
                 .map(|secs| NonZeroU64::new(secs).unwrap_or(NonZeroU64::MIN)),
             metadata: entry.metadata.as_deref().map(Box::from),
-            value,
+            tombstone: matches!(value, Value::Tombstone),
+            memory: match value {
+                Value::Memory(value) => Some(value),
+                Value::Tombstone | Value::Disk => None,
+            },
             leaf: leaf_of(account.as_str(), namespace.as_str(), Some(key)),
             digested: false,
         }

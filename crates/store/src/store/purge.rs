@@ -95,7 +95,8 @@ impl Store {
         *slot = Slot {
             expiration: None,
             metadata: None,
-            value: Value::Tombstone,
+            memory: None,
+            tombstone: true,
             digested: false,
             ..slot.clone()
         };
