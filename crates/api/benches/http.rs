@@ -90,10 +90,12 @@ fn value() -> Bytes {
     Bytes::from(vec![b'v'; VALUE_LEN])
 }
 
-async fn serve(router: Router) -> SocketAddr {
+/// Serves `app` as the node does for the API: its KV routes around axum's router.
+async fn serve(app: impl Into<edgekv_api::App>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("bound address");
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app.into());
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
     addr
 }
 

@@ -90,15 +90,111 @@ impl ApiMetrics {
 }
 
 /// The HTTP application of one regional node: the Workers KV API, `/healthz` and `/readyz`.
-pub fn app(state: Arc<AppState>) -> Router {
+pub fn app(state: Arc<AppState>) -> App {
     let region = HeaderValue::from_str(state.store.region().as_str())
         .expect("region names are ASCII and valid header values");
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .fallback(dispatch)
-        .with_state(state)
-        .layer(region_header::RegionLayer(region))
+        .fallback(|State(state), request| dispatch(state, request))
+        .with_state(Arc::clone(&state))
+        .layer(region_header::RegionLayer(region.clone()));
+    App { api: Some((state, region)), router }
+}
+
+/// An HTTP application: the Workers KV API under [`route::BASE_PATH`], served without the
+/// router, and the router's routes (health, metrics, admin) for everything else.
+///
+/// Going around axum for the API is what a request of it costs least: a path that matches
+/// no route of the router takes the router's path lookup, its fallback's boxed service clone
+/// and three wrapping futures before it reaches [`dispatch`], a sixth of a GET's instructions
+/// (docs/performance.md). What the router did for the API, the region header, is done here.
+#[derive(Clone)]
+pub struct App {
+    api: Option<(Arc<AppState>, HeaderValue)>,
+    router: Router,
+}
+
+impl App {
+    /// Adds the routes of `router` (which must not be under [`route::BASE_PATH`]: the API
+    /// takes all of that).
+    pub fn merge(self, router: Router) -> App {
+        App { api: self.api, router: self.router.merge(router) }
+    }
+
+    /// Serves one request. `&self`, not `&mut self`: the connection's service calls it for
+    /// every request without cloning the app.
+    pub fn serve(&self, request: Request) -> AppFuture {
+        let inner = match &self.api {
+            Some((state, region)) if request.uri().path().starts_with(route::BASE_PATH) => {
+                let state = Arc::clone(state);
+                let dispatched: Dispatched = Box::pin(async move {
+                    Ok::<_, std::convert::Infallible>(dispatch(state, request).await)
+                });
+                Either::Api { inner: region_header::Tagged::new(dispatched, region.clone()) }
+            }
+            _ => Either::Routed { inner: tower::Service::call(&mut self.router.clone(), request) },
+        };
+        AppFuture { inner }
+    }
+}
+
+impl From<Router> for App {
+    /// An app of `router`'s routes alone.
+    fn from(router: Router) -> App {
+        App { api: None, router }
+    }
+}
+
+impl tower::Service<Request> for App {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = AppFuture;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> AppFuture {
+        self.serve(request)
+    }
+}
+
+type Dispatched = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+>;
+
+pin_project_lite::pin_project! {
+    #[project = EitherProj]
+    enum Either {
+        Api { #[pin] inner: region_header::Tagged<Dispatched> },
+        Routed { #[pin] inner: axum::routing::future::RouteFuture<std::convert::Infallible> },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response to one request of an [`App`].
+    pub struct AppFuture {
+        #[pin]
+        inner: Either,
+    }
+}
+
+impl std::future::Future for AppFuture {
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.project().inner.project() {
+            EitherProj::Api { inner } => inner.poll(cx),
+            EitherProj::Routed { inner } => inner.poll(cx),
+        }
+    }
 }
 
 /// Ready when the store takes writes: a node whose disk is nearly full, or whose store failed
@@ -116,7 +212,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// Routes on the raw path, authenticates, then runs the operation. Unknown routes answer 404
 /// before authentication, as Cloudflare's edge does.
-async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+async fn dispatch(state: Arc<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     tracing::debug!(method = %parts.method, path = %parts.uri.path(), "request");
     let route = match route::route(&parts.method, parts.uri.path()) {

@@ -45,7 +45,7 @@ where
     }
 
     fn call(&mut self, request: R) -> Self::Future {
-        Tagged { inner: self.inner.call(request), region: Some(self.region.clone()) }
+        Tagged::new(self.inner.call(request), self.region.clone())
     }
 }
 
@@ -55,6 +55,12 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         region: Option<HeaderValue>,
+    }
+}
+
+impl<F> Tagged<F> {
+    pub(crate) fn new(inner: F, region: HeaderValue) -> Self {
+        Tagged { inner, region: Some(region) }
     }
 }
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use axum::Router;
 use bytes::Bytes;
 use edgekv_api::{ApiMetrics, AppState, Auth, Edge, EdgeConfig};
 use edgekv_core::{
@@ -23,8 +22,8 @@ use tower::ServiceExt;
 const TOKEN: &str = "edge-token";
 
 struct Region {
-    rest: Router,
-    binding: Router,
+    rest: edgekv_api::App,
+    binding: edgekv_api::App,
     clock: ManualClock,
     store: Arc<Store>,
     account: AccountId,
@@ -49,7 +48,7 @@ fn region(edge: EdgeConfig) -> Region {
     });
     Region {
         rest: edgekv_api::app(Arc::clone(&state)),
-        binding: edgekv_api::binding::app(state),
+        binding: edgekv_api::binding::app(state).into(),
         clock,
         store,
         account,
@@ -65,7 +64,7 @@ struct Reply {
 }
 
 impl Region {
-    async fn call(&self, app: &Router, method: &str, uri: &str, body: &str) -> Reply {
+    async fn call(&self, app: &edgekv_api::App, method: &str, uri: &str, body: &str) -> Reply {
         let request = Request::builder()
             .method(method)
             .uri(uri)

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
-use axum::Router;
 use bytes::Bytes;
 use edgekv_api::{app, ApiMetrics, AppState, Auth};
 use edgekv_core::limits::{MAX_BULK_BODY_BYTES, MAX_VALUE_BYTES};
@@ -22,7 +21,7 @@ const TOKEN: &str = "test-token";
 const NOW_SECS: u64 = 1_700_000_000;
 
 struct Api {
-    app: Router,
+    app: edgekv_api::App,
     clock: ManualClock,
     store: Arc<Store>,
 }

@@ -234,9 +234,9 @@ pub fn start(
         );
         tokio::spawn(served.instrument(span.clone()))
     };
-    let binding_server = serve("binding", binding, parts.binding);
+    let binding_server = serve("binding", binding, parts.binding.into());
     let admin_server = match (admin, parts.admin) {
-        (Some(listener), Some(router)) => Some(serve("admin", listener, router)),
+        (Some(listener), Some(router)) => Some(serve("admin", listener, router.into())),
         _ => None,
     };
     let server = serve("http", http, parts.api);

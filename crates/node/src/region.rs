@@ -34,7 +34,7 @@ const PURGE_BATCH: usize = 10_000;
 pub struct Parts {
     /// The REST API with `/metrics`, and the admin routes unless they have a listener of their
     /// own.
-    pub api: Router,
+    pub api: edgekv_api::App,
     /// The admin routes when `config.admin_listen` gives them a listener of their own.
     pub admin: Option<Router>,
     /// The Workers binding protocol.

@@ -240,7 +240,7 @@ pub(crate) async fn serve_http(
     name: &'static str,
     region: edgekv_core::RegionId,
     listener: TcpListener,
-    app: axum::Router,
+    app: edgekv_api::App,
     limits: Limits,
     metrics: ServeMetrics,
     shutdown: CancellationToken,
@@ -274,7 +274,7 @@ impl Refusal {
 async fn serve_connection(
     stream: TcpStream,
     state: &Arc<ConnState>,
-    app: axum::Router,
+    app: edgekv_api::App,
     timeouts: Timeouts,
     refusal: Refusal,
     shutdown: CancellationToken,
@@ -308,7 +308,7 @@ async fn serve_connection(
 /// sent or dropped.
 #[derive(Clone)]
 struct Tracked {
-    app: axum::Router,
+    app: edgekv_api::App,
     state: Arc<ConnState>,
 }
 
@@ -319,18 +319,17 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         let in_flight = InFlight::new(Arc::clone(&self.state));
-        // The router is always ready; a clone is a reference count.
-        let inner = tower::Service::call(&mut self.app.clone(), request.map(Body::new));
+        let inner = self.app.serve(request.map(Body::new));
         TrackedFuture { inner, in_flight: Some(in_flight) }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The router's future for one request, named rather than boxed: one allocation and one
+    /// The app's future for one request, named rather than boxed: one allocation and one
     /// indirect call less per request.
     struct TrackedFuture {
         #[pin]
-        inner: axum::routing::future::RouteFuture<Infallible>,
+        inner: edgekv_api::AppFuture,
         in_flight: Option<InFlight>,
     }
 }

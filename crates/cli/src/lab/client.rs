@@ -35,7 +35,7 @@ pub(crate) struct Endpoint {
 pub(crate) struct Local(std::sync::Arc<LocalState>);
 
 struct LocalState {
-    router: parking_lot::RwLock<Option<axum::Router>>,
+    router: parking_lot::RwLock<Option<edgekv_api::App>>,
     /// Whether requests go through; while not, they wait for `resumed`. A `Notify` rather
     /// than a watch channel: a watch wakes its waiters in an order drawn at random, and a
     /// simulation must replay the order in which held requests are answered.
@@ -68,7 +68,7 @@ impl Local {
     }
 
     /// Serves `router` from now on, or nothing (`None`: connections are refused).
-    pub(crate) fn set(&self, router: Option<axum::Router>) {
+    pub(crate) fn set(&self, router: Option<edgekv_api::App>) {
         *self.0.router.write() = router;
     }
 
