@@ -288,7 +288,7 @@ fn describe(headers: &mut HeaderMap, entry: &Entry) {
     if let Some(expiration) = entry.expiration {
         headers.insert(EXPIRATION_HEADER, HeaderValue::from(expiration));
     }
-    if let Ok(version) = HeaderValue::from_str(&entry.version.to_string()) {
+    if let Ok(version) = HeaderValue::from_str(entry.version.rendered().as_str()) {
         headers.insert(VERSION_HEADER, version);
     }
 }
@@ -345,7 +345,7 @@ async fn put(
     let results = edge::write(state, account, ns, vec![op], "put").await?;
     let mut response = StatusCode::OK.into_response();
     if let Some(version) =
-        results.first().and_then(|r| HeaderValue::from_str(&r.version.to_string()).ok())
+        results.first().and_then(|r| HeaderValue::from_str(r.version.rendered().as_str()).ok())
     {
         response.headers_mut().insert(VERSION_HEADER, version);
     }

@@ -277,7 +277,7 @@ fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
 }
 
 fn version_header(version: Version) -> HeaderValue {
-    HeaderValue::from_str(&version.to_string()).expect("a rendered version is ASCII")
+    HeaderValue::from_str(version.rendered().as_str()).expect("a rendered version is ASCII")
 }
 
 fn get_value(

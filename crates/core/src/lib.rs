@@ -48,5 +48,5 @@ pub use validate::{
     canonical_metadata, canonical_metadata_value, resolve_expiration, validate_list_limit,
     validate_title, ValidationError,
 };
-pub use version::{ParseVersionError, Version};
+pub use version::{ParseVersionError, Rendered, Version};
 pub use watermark::{may_collect, Watermarks};

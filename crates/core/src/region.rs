@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Longest region name in bytes.
-const MAX_REGION_BYTES: usize = 16;
+pub(crate) const MAX_REGION_BYTES: usize = 16;
 
 /// The name of a region (`wnam`, `weur`, ...), the tie-break of the version order.
 ///
