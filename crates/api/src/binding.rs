@@ -25,7 +25,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -47,6 +47,7 @@ use crate::cache::{CacheStatus, DEFAULT_CACHE_TTL, MIN_CACHE_TTL};
 use crate::edge::{self, Via};
 use crate::handlers::{raw_json, small_json};
 use crate::query::Query;
+use crate::App;
 use crate::{ApiError, AppState, VERSION_HEADER};
 
 /// The header naming the namespace a binding is bound to.
@@ -62,13 +63,16 @@ pub const CACHE_STATUS_HEADER: HeaderName = HeaderName::from_static("cf-cache-st
 const MAX_LIST_KEYS: usize = 1000;
 
 /// The binding listener's application: every path is the protocol's.
-pub fn app(state: Arc<AppState>) -> Router {
+pub fn app(state: Arc<AppState>) -> App {
     let region = HeaderValue::from_str(state.store.region().as_str())
         .expect("region names are ASCII and valid header values");
-    Router::new()
-        .fallback(dispatch)
-        .with_state(state)
-        .layer(crate::region_header::RegionLayer(region))
+    let api = crate::app::Api {
+        state,
+        region,
+        prefix: "",
+        dispatch: |state, request| Box::pin(async move { Ok(dispatch(state, request).await) }),
+    };
+    App::new(api, Router::new())
 }
 
 /// A refusal as the binding sees it: a status and the message workerd puts in its exception.
@@ -152,7 +156,7 @@ impl Call {
     }
 }
 
-async fn dispatch(State(state): State<Arc<AppState>>, request: Request) -> Response {
+async fn dispatch(state: Arc<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let routed = route(&parts.method, parts.uri.path(), parts.uri.query());
     let op = routed.as_ref().map_or("binding_no_route", |(call, _)| call.op());

@@ -11,6 +11,7 @@
 //!
 //! # Layout
 //! - [`route`]: the raw path to one of the operations (keys may contain `/`).
+//! - [`App`]: what a listener serves: the API around axum's router, the rest through it.
 //! - `auth`: API tokens; `body`: bodies read within limits, multipart values; `query`: query
 //!   strings.
 //! - `handlers`, `bulk`: one function per REST operation; [`binding`]: the binding protocol.
@@ -19,6 +20,7 @@
 //!   write per second per key).
 //! - [`ApiError`]: every failure with its status and Cloudflare code.
 
+mod app;
 mod auth;
 pub mod binding;
 mod body;
@@ -44,6 +46,7 @@ use axum::Router;
 use edgekv_metrics::{Counter, Family, Registry};
 use edgekv_store::Store;
 
+pub use app::{App, AppFuture};
 pub use auth::{bearer_token, Auth, DEV_TOKEN};
 pub use budget::BodyBudget;
 pub use edge::{Edge, EdgeConfig};
@@ -99,102 +102,13 @@ pub fn app(state: Arc<AppState>) -> App {
         .fallback(|State(state), request| dispatch(state, request))
         .with_state(Arc::clone(&state))
         .layer(region_header::RegionLayer(region.clone()));
-    App { api: Some((state, region)), router }
-}
-
-/// An HTTP application: the Workers KV API under [`route::BASE_PATH`], served without the
-/// router, and the router's routes (health, metrics, admin) for everything else.
-///
-/// Going around axum for the API is what a request of it costs least: a path that matches
-/// no route of the router takes the router's path lookup, its fallback's boxed service clone
-/// and three wrapping futures before it reaches [`dispatch`], a sixth of a GET's instructions
-/// (docs/performance.md). What the router did for the API, the region header, is done here.
-#[derive(Clone)]
-pub struct App {
-    api: Option<(Arc<AppState>, HeaderValue)>,
-    router: Router,
-}
-
-impl App {
-    /// Adds the routes of `router` (which must not be under [`route::BASE_PATH`]: the API
-    /// takes all of that).
-    pub fn merge(self, router: Router) -> App {
-        App { api: self.api, router: self.router.merge(router) }
-    }
-
-    /// Serves one request. `&self`, not `&mut self`: the connection's service calls it for
-    /// every request without cloning the app.
-    pub fn serve(&self, request: Request) -> AppFuture {
-        let inner = match &self.api {
-            Some((state, region)) if request.uri().path().starts_with(route::BASE_PATH) => {
-                let state = Arc::clone(state);
-                let dispatched: Dispatched = Box::pin(async move {
-                    Ok::<_, std::convert::Infallible>(dispatch(state, request).await)
-                });
-                Either::Api { inner: region_header::Tagged::new(dispatched, region.clone()) }
-            }
-            _ => Either::Routed { inner: tower::Service::call(&mut self.router.clone(), request) },
-        };
-        AppFuture { inner }
-    }
-}
-
-impl From<Router> for App {
-    /// An app of `router`'s routes alone.
-    fn from(router: Router) -> App {
-        App { api: None, router }
-    }
-}
-
-impl tower::Service<Request> for App {
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = AppFuture;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request) -> AppFuture {
-        self.serve(request)
-    }
-}
-
-type Dispatched = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
->;
-
-pin_project_lite::pin_project! {
-    #[project = EitherProj]
-    enum Either {
-        Api { #[pin] inner: region_header::Tagged<Dispatched> },
-        Routed { #[pin] inner: axum::routing::future::RouteFuture<std::convert::Infallible> },
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response to one request of an [`App`].
-    pub struct AppFuture {
-        #[pin]
-        inner: Either,
-    }
-}
-
-impl std::future::Future for AppFuture {
-    type Output = Result<Response, std::convert::Infallible>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        match self.project().inner.project() {
-            EitherProj::Api { inner } => inner.poll(cx),
-            EitherProj::Routed { inner } => inner.poll(cx),
-        }
-    }
+    let api = app::Api {
+        state,
+        region,
+        prefix: route::BASE_PATH,
+        dispatch: |state, request| Box::pin(async move { Ok(dispatch(state, request).await) }),
+    };
+    App::new(api, router)
 }
 
 /// Ready when the store takes writes: a node whose disk is nearly full, or whose store failed

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
-use axum::Router;
 use bytes::Bytes;
 use edgekv_api::{ApiMetrics, AppState, Auth, Edge, EdgeConfig};
 use edgekv_core::{
@@ -38,7 +37,7 @@ const TOKEN: &str = "binding-token";
 const NOW_MS: u64 = 1_700_000_000_000;
 
 struct Region {
-    app: Router,
+    app: edgekv_api::App,
     clock: ManualClock,
     store: Arc<Store>,
     account: AccountId,

@@ -48,7 +48,7 @@ fn region(edge: EdgeConfig) -> Region {
     });
     Region {
         rest: edgekv_api::app(Arc::clone(&state)),
-        binding: edgekv_api::binding::app(state).into(),
+        binding: edgekv_api::binding::app(state),
         clock,
         store,
         account,

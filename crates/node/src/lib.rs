@@ -234,7 +234,7 @@ pub fn start(
         );
         tokio::spawn(served.instrument(span.clone()))
     };
-    let binding_server = serve("binding", binding, parts.binding.into());
+    let binding_server = serve("binding", binding, parts.binding);
     let admin_server = match (admin, parts.admin) {
         (Some(listener), Some(router)) => Some(serve("admin", listener, router.into())),
         _ => None,

@@ -38,7 +38,7 @@ pub struct Parts {
     /// The admin routes when `config.admin_listen` gives them a listener of their own.
     pub admin: Option<Router>,
     /// The Workers binding protocol.
-    pub binding: Router,
+    pub binding: edgekv_api::App,
     /// Its replication; serve its handler for the peers to reach it.
     pub replication: ReplicationHandle,
     /// Its metrics.

@@ -107,7 +107,7 @@ impl SimCluster {
         let parts = region::assemble(&node.config, store, faults, transport, &node.tasks)?;
         self.transport.register(node.config.region, parts.replication.handler());
         node.api.set(Some(parts.api));
-        node.binding.set(Some(parts.binding.into()));
+        node.binding.set(Some(parts.binding));
         node.api.set_running(true);
         node.binding.set_running(true);
         node.up = true;
