@@ -153,9 +153,24 @@ impl Edgekv {
         let mut header_seen = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = row_rx.recv_timeout(left) else {
-                let _ = child.kill();
-                panic!("edgekv printed no complete region table within {STARTUP_TIMEOUT:?}");
+            let line = match row_rx.recv_timeout(left) {
+                Ok(line) => line,
+                // The deadline passed, or the process closed its stdout (it exited): say which,
+                // with what it printed on stderr, or the failure cannot be diagnosed.
+                Err(why) => {
+                    let timed_out = why == mpsc::RecvTimeoutError::Timeout;
+                    let _ = child.kill();
+                    let status = child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
+                    // Until the forwarder sees the end of the dead process's stderr.
+                    let log: Vec<String> =
+                        std::iter::from_fn(|| stderr_rx.recv_timeout(Duration::from_secs(2)).ok())
+                            .collect();
+                    let tail = log[log.len().saturating_sub(20)..].join("\n");
+                    if timed_out {
+                        panic!("edgekv printed no complete region table within {STARTUP_TIMEOUT:?}; its stderr ended:\n{tail}");
+                    }
+                    panic!("edgekv closed its stdout ({status}) before it printed its region table; its stderr ended:\n{tail}");
+                }
             };
             let cols: Vec<&str> = line.split_whitespace().collect();
             match cols.as_slice() {
@@ -319,9 +334,40 @@ pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> 
 }
 
 /// A loopback port that was free a moment ago, for processes that must know each other's
-/// addresses before they start (two `edgekv node`s peering). The OS does not hand out a port it
-/// just gave to a listener that closed, for a while, so the window for a collision is tiny.
+/// addresses before they start (two `edgekv node`s peering) and keep them across restarts.
+///
+/// Taken below the kernel's ephemeral range. A port from that range (what binding port 0
+/// gives) is free only until the kernel hands it out again, as a listener's port or as the
+/// source port of any outgoing connection, and with the whole suite running in parallel a node
+/// restarted on it after a kill -9 could find it taken. Below the range only another caller of
+/// this function can take it, and each starts at a different random point.
 pub fn free_port() -> u16 {
+    let (low, _) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| {
+            let mut bounds = range.split_whitespace().map(|b| b.parse::<u16>().ok());
+            Some((bounds.next()??, bounds.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    const FLOOR: u16 = 10_000;
+    // Two calls of one process in the same nanosecond start at different points too.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    if low > FLOOR + 1_000 {
+        let span = u64::from(low - FLOOR);
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (u64::from(std::process::id()) << 32)
+            ^ CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed).wrapping_mul(0x9e37_79b9);
+        let mut next = seed;
+        for _ in 0..200 {
+            next = next.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let port = FLOOR + ((next >> 33) % span) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local address").port()
 }
