@@ -238,8 +238,6 @@ pub(crate) async fn write(
     ops: Vec<WriteOp>,
     op: &'static str,
 ) -> Result<Vec<WriteResult>, ApiError> {
-    // The group commit about to start waits for this write rather than leave it to the next.
-    let arriving = state.store.arriving();
     let now = state.store.hlc().physical_now_ms();
     let taken = match &state.edge.rate {
         None => None,
@@ -257,9 +255,8 @@ pub(crate) async fn write(
         None => Vec::new(),
     };
     let written = async {
-        let results = state.store.write(account, ns, ops);
-        drop(arriving);
-        let results = results.map_err(|e| ApiError::from_store(op, e))?;
+        let results =
+            state.store.write(account, ns, ops).map_err(|e| ApiError::from_store(op, e))?;
         state.store.flushed().await.map_err(|e| ApiError::from_store(op, e))?;
         Ok::<_, ApiError>(results)
     }

@@ -51,8 +51,8 @@ mod meta;
 mod tuning;
 
 use edgekv_core::{NamespaceId, NamespaceRecord, ReplicatedWrite};
+pub use group::Flushed;
 use group::{sync_journals, syncer, wake_all, SyncState};
-pub use group::{Arriving, Flushed};
 pub(crate) use meta::Meta;
 use meta::{claim_for_region, read_meta, read_u64, META_HLC};
 use tuning::{separated, Budget};
@@ -301,12 +301,6 @@ impl Disk {
             return Err(engine_failed("could not commit a write")(error));
         }
         self.sync.committed.fetch_add(1, Ordering::AcqRel);
-        let gathering = self.sync.gathering.load(Ordering::Acquire);
-        if gathering != 0 && self.sync.pending() >= gathering {
-            // The group the syncer gathers is complete.
-            let _wanted = self.sync.wanted.lock();
-            self.sync.wake_syncer.notify_one();
-        }
         if let Some(ts) = local {
             self.sync.local_committed.fetch_max(ts.0, Ordering::AcqRel);
             if self.durability == Durability::Fsync {
@@ -434,12 +428,6 @@ impl Disk {
         }
         self.request_sync();
         Flushed { wait: Some((Arc::clone(&self.sync), target)) }
-    }
-
-    /// Counts a write as on its way to a commit until the guard drops (`fsync` mode; a no-op in
-    /// the others, whose writers do not wait for a group).
-    pub(crate) fn arriving(&self) -> Arriving {
-        Arriving::new((self.durability == Durability::Fsync).then_some(&self.sync))
     }
 
     /// Asks the syncer for a group commit soon. Only the first request of a group wakes it;

@@ -41,7 +41,7 @@ mod store;
 
 pub use applies::{ApplyEvent, ApplyPage};
 pub use codec::DecodeError;
-pub use disk::{Arriving, Durability, Flushed, OpenError};
+pub use disk::{Durability, Flushed, OpenError};
 pub use error::{chain, Cause, StoreError};
 pub use replica::Replica;
 pub use space::Reserve;

@@ -34,7 +34,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::applies::ApplyLog;
 use crate::digest::{Digest, Maturing, MaturityQueue};
-use crate::disk::{Arriving, Disk, Durability, Flushed, OpenError, Unwritable};
+use crate::disk::{Disk, Durability, Flushed, OpenError, Unwritable};
 use crate::error::StoreError;
 use crate::expiry::{Due, PurgeQueue};
 use crate::outbox::Outbox;
@@ -446,17 +446,6 @@ impl Store {
     /// How many group-commit fsyncs the store has done (since it last recovered).
     pub fn fsyncs(&self) -> u64 {
         self.disk().as_ref().map_or(0, Disk::fsyncs)
-    }
-
-    /// Marks a write request as on its way to [`Store::write`] until the guard drops, so that
-    /// the group commit about to start includes it rather than leaving it to the next fsync.
-    /// Take it when a write starts (before checks that may refuse it); drop it once
-    /// [`Store::write`] returned, before [`Store::flushed`].
-    pub fn arriving(&self) -> Arriving {
-        match &*self.disk() {
-            Some(disk) => disk.arriving(),
-            None => Arriving::none(),
-        }
     }
 
     /// Resolves once every write that returned before this call is as durable as the mode

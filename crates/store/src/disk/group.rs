@@ -7,10 +7,10 @@ use std::fs::File;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fjall::{Database, PersistMode, Snapshot};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -26,12 +26,6 @@ pub(super) struct SyncState {
     pub(super) synced: AtomicU64,
     /// Set when a write is waiting for the syncer.
     pub(super) wanted: Mutex<bool>,
-    /// Writes that have arrived (their request is being read or applied) but not committed:
-    /// the syncer holds a group for them, briefly. See [`Arriving`].
-    pub(super) arriving: AtomicUsize,
-    /// While the syncer gathers a group: how many pending commits it waits for (0 otherwise).
-    /// The commit that completes the count wakes it.
-    pub(super) gathering: AtomicU64,
     pub(super) wake_syncer: Condvar,
     pub(super) waiters: Mutex<Vec<Waker>>,
     pub(super) stopping: AtomicBool,
@@ -74,12 +68,6 @@ impl SyncState {
         }
         self.failed.store(true, Ordering::Release);
     }
-
-    /// Batches committed and not yet known to be on disk.
-    pub(super) fn pending(&self) -> u64 {
-        let committed = self.committed.load(Ordering::Acquire);
-        committed.saturating_sub(self.synced.load(Ordering::Acquire))
-    }
 }
 
 /// How many group commits' visibility times are kept for the apply log: many seconds' worth at
@@ -96,35 +84,25 @@ pub(super) const SHOWN_POINTS: usize = 65_536;
 /// that went to an older journal file is durable too: fjall fsyncs a journal before it rotates
 /// to the next one, so the newest file is the only one that can hold unsynced batches.
 ///
-/// The groups form the way an event loop forms them (Redis's `appendfsync always`): the fsync
-/// of one group is in flight while the next gathers, and the next starts once the writers that
-/// the last one acknowledged have written again (a closed-loop client writes again as soon as
-/// it is answered, so on a busy node they come back microseconds apart) together with any
-/// request already read and not yet committed ([`Arriving`]). It does not wait for stragglers:
-/// a pause of [`GATHER_GAP`] in the commits, or [`GATHER_MAX`] in all, starts it anyway. A lone
-/// writer never waits: the group it expects is itself. On a small machine the fsync's CPU
-/// matters more than its latency: an fsync costs a few hundred microseconds in the kernel, the
-/// CPU the writers need, so one fsync per round of writers rather than two or three leaves
-/// them more of it (docs/performance.md has what it bought and what it did not).
+/// A group starts as soon as the fsync before it returns, with whatever committed meanwhile:
+/// an fsync is always in flight while there is anything to sync, and nothing waits for writers
+/// that might still come. On two cores that beat holding each group back for the round of
+/// writers the last one acknowledged (what this loop did before): that wait kept the CPU and
+/// the disk idle for part of every round, because a closed-loop client answers its replies one
+/// by one and the group waited for the last of them. The price is more, smaller fsyncs and a
+/// longer tail where the disk limits fsyncs per second (docs/performance.md has the runs).
 pub(super) fn syncer(db: &Database, dir: &Path, sync: &SyncState, interval: Option<Duration>) {
     let mut journal = ActiveJournal::default();
-    // Commits the next group expects: those made during the last fsync and one more from each
-    // writer it acknowledged.
-    let mut expect = 0;
     loop {
         wait_for_work(sync, interval);
         if sync.stopping.load(Ordering::Acquire) {
             return;
-        }
-        if interval.is_none() {
-            gather(sync, expect);
         }
         #[cfg(test)]
         while sync.hold_groups.load(Ordering::Acquire) && !sync.stopping.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(1));
         }
         let Some(group) = Group::begin(db, sync, interval.is_none()) else { continue };
-        let target = group.target;
         let synced = db
             .persist(PersistMode::Buffer)
             .map_err(|e| std::io::Error::other(e.to_string()))
@@ -141,8 +119,7 @@ pub(super) fn syncer(db: &Database, dir: &Path, sync: &SyncState, interval: Opti
             return;
         }
         group.complete(sync);
-        let woken = wake_all(sync) as u64;
-        expect = sync.committed.load(Ordering::Acquire).saturating_sub(target) + woken;
+        wake_all(sync);
     }
 }
 
@@ -163,66 +140,6 @@ fn wait_for_work(sync: &SyncState, interval: Option<Duration>) {
         }
     }
     *wanted = false;
-}
-
-/// How long the commits must pause before a group starts without all the writes it expects:
-/// the writers of one round arrive tens of microseconds apart.
-const GATHER_GAP: Duration = Duration::from_micros(100);
-/// The longest a group waits for the writes it expects: a few fsyncs' time.
-const GATHER_MAX: Duration = Duration::from_millis(2);
-
-/// Waits until `expect` commits are pending and no write is on its way to one, the commits
-/// pause for [`GATHER_GAP`], or [`GATHER_MAX`] has passed.
-fn gather(sync: &SyncState, expect: u64) {
-    let complete = || sync.pending() >= expect && sync.arriving.load(Ordering::Acquire) == 0;
-    if complete() {
-        return;
-    }
-    let started = Instant::now();
-    sync.gathering.store(expect, Ordering::Release);
-    let mut wanted = sync.wanted.lock();
-    let mut seen = sync.pending();
-    while !complete() && !sync.stopping.load(Ordering::Acquire) {
-        let paused = sync.wake_syncer.wait_for(&mut wanted, GATHER_GAP).timed_out();
-        let now = sync.pending();
-        if (paused && now == seen) || started.elapsed() >= GATHER_MAX {
-            break;
-        }
-        seen = now;
-    }
-    sync.gathering.store(0, Ordering::Release);
-}
-
-/// A write on its way to a commit, from when the API starts it (before its rate check) until
-/// its batch commits (or it is refused): the syncer lets the group that is about to start wait for it, so that the
-/// writes of one burst of requests share one fsync. Drop it once the write has committed,
-/// before waiting for [`Flushed`], or the group waits out its bound.
-#[must_use = "the write counts as arriving until this is dropped"]
-pub struct Arriving(Option<Arc<SyncState>>);
-
-impl Arriving {
-    /// Counts nothing: the in-memory store has no group to hold.
-    pub(crate) fn none() -> Self {
-        Arriving(None)
-    }
-
-    pub(super) fn new(sync: Option<&Arc<SyncState>>) -> Self {
-        Arriving(sync.map(|sync| {
-            sync.arriving.fetch_add(1, Ordering::AcqRel);
-            Arc::clone(sync)
-        }))
-    }
-}
-
-impl Drop for Arriving {
-    fn drop(&mut self) {
-        let Some(sync) = self.0.take() else { return };
-        if sync.arriving.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Under the lock, so a syncer between its check and its wait cannot miss it.
-            let _wanted = sync.wanted.lock();
-            sync.wake_syncer.notify_one();
-        }
-    }
 }
 
 /// One group commit: the batches committed before it began.
@@ -282,19 +199,17 @@ struct ActiveJournal {
 }
 
 impl ActiveJournal {
-    /// Syncs the newest journal file. Looked up each time (a directory read, microseconds) so a
-    /// rotation is never missed.
+    /// Syncs the newest journal file. fjall names the journal it rotates to after the one
+    /// before (`N.jnl`, then `N+1.jnl`), so once the newest is known, one `stat` of its
+    /// successor per group finds a rotation; the directory is read only to find the first.
     fn sync(&mut self, dir: &Path) -> std::io::Result<()> {
-        let newest = std::fs::read_dir(dir)?
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name();
-                name.to_str()?.strip_suffix(".jnl")?.parse::<u64>().ok()
-            })
-            .max()
-            .ok_or_else(|| {
-                std::io::Error::other(format!("no journal file in {}", dir.display()))
-            })?;
+        let mut newest = match &self.open {
+            Some((id, _)) => *id,
+            None => newest_journal(dir)?,
+        };
+        while dir.join(format!("{}.jnl", newest + 1)).try_exists()? {
+            newest += 1;
+        }
         if self.open.as_ref().is_none_or(|(id, _)| *id != newest) {
             let file = File::open(dir.join(format!("{newest}.jnl")))?;
             self.open = Some((newest, file));
@@ -306,14 +221,21 @@ impl ActiveJournal {
     }
 }
 
-/// Wakes every writer waiting for a group commit; returns how many there were.
-pub(super) fn wake_all(sync: &SyncState) -> usize {
+/// The id of the newest journal file in a data directory.
+fn newest_journal(dir: &Path) -> std::io::Result<u64> {
+    std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".jnl")?.parse::<u64>().ok())
+        .max()
+        .ok_or_else(|| std::io::Error::other(format!("no journal file in {}", dir.display())))
+}
+
+/// Wakes every writer waiting for a group commit.
+pub(super) fn wake_all(sync: &SyncState) {
     let waiters = std::mem::take(&mut *sync.waiters.lock());
-    let woken = waiters.len();
     for waker in waiters {
         waker.wake();
     }
-    woken
 }
 
 /// Waits for a group commit's fsync; returned by [`crate::Store::flushed`].

@@ -203,10 +203,7 @@ fn concurrent_writers_share_group_commits_and_every_acknowledged_write_survives(
                 let (store, account, ns) = (&store, &account, &ns);
                 s.spawn(move || {
                     for i in 0..EACH {
-                        // As the API does: counted as arriving until the write has committed.
-                        let arriving = store.arriving();
                         store.write(account, ns, vec![put(&format!("w{w}-{i}"), "v")]).unwrap();
-                        drop(arriving);
                         block_on(store.flushed()).unwrap();
                     }
                 });
