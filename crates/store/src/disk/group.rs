@@ -287,3 +287,59 @@ pub(super) fn sync_journals(dir: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Past this many bytes fjall rotates its journal at the next memtable flush.
+    const ROTATES_PAST: usize = 64_000_000;
+
+    /// Writes more than a journal holds and flushes, then waits until fjall has rotated to
+    /// journal `id`.
+    fn fill_and_rotate(db: &Database, items: &fjall::Keyspace, dir: &Path, id: u64) {
+        // Incompressible, or the journal's compression keeps it small.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ id;
+        let mut noise = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        };
+        for n in 0..=(ROTATES_PAST >> 20) {
+            let value: Vec<u8> = (0..(1 << 17)).flat_map(|_| noise()).collect();
+            items.insert(format!("{id}-{n}"), value).unwrap();
+        }
+        items.rotate_memtable().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while newest_journal(dir).unwrap() < id {
+            assert!(Instant::now() < deadline, "fjall did not rotate to journal {id}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        db.persist(PersistMode::Buffer).unwrap();
+    }
+
+    /// The syncer finds a rotation by the successor's name alone, so fjall must name the journal
+    /// it rotates to `N+1`: were that to change in an upgrade, the syncer would fsync a journal
+    /// that no longer takes writes and acknowledge writes that only the OS holds.
+    #[test]
+    fn the_syncer_follows_the_journal_through_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::builder(dir.path()).open().unwrap();
+        let items = db.keyspace("items", fjall::KeyspaceCreateOptions::default).unwrap();
+        let mut journal = ActiveJournal::default();
+        items.insert("first", "x").unwrap();
+        journal.sync(dir.path()).unwrap();
+        assert_eq!(journal.open.as_ref().map(|(id, _)| *id), Some(0));
+        // Two rotations between one group and the next: the syncer must skip to the newest.
+        fill_and_rotate(&db, &items, dir.path(), 1);
+        fill_and_rotate(&db, &items, dir.path(), 2);
+        journal.sync(dir.path()).unwrap();
+        assert_eq!(
+            journal.open.as_ref().map(|(id, _)| *id),
+            Some(newest_journal(dir.path()).unwrap())
+        );
+        assert_eq!(journal.open.as_ref().map(|(id, _)| *id), Some(2));
+    }
+}
