@@ -262,14 +262,14 @@ fn concurrent_bulk_writes_past_the_budget_are_refused() {
     let continued = String::from_utf8_lossy(&continued);
     assert!(continued.starts_with("HTTP/1.1 100"), "{continued}");
     first.write_all(b"[").unwrap();
-    // A second of 2 MiB would take 6 MiB more: past the budget. It is refused as soon as its
-    // head arrives, before its body is read.
+    // A second of 2 MiB would take 6 MiB more: past the budget. It asks before it sends, so it
+    // is refused as soon as its head arrives, and no body of it is asked for or read.
     let items = format!(r#"[{{"key":"k","value":"{}"}}]"#, "v".repeat(2 << 20));
     let second = wait_within(Duration::from_secs(40), || {
         let mut stream = connect(&addr);
         let head = format!(
             "PUT {bulk} HTTP/1.1\r\nHost: x\r\n{}: {}\r\nContent-Length: {}\r\n\
-             Connection: close\r\n\r\n",
+             Expect: 100-continue\r\nConnection: close\r\n\r\n",
             AUTH.0,
             AUTH.1,
             items.len()
@@ -278,7 +278,9 @@ fn concurrent_bulk_writes_past_the_budget_are_refused() {
         let reply = edgekv_tests::read_response(stream);
         match reply.status {
             503 => Some(reply),
-            400 => None, // the first has not been read yet: this one gave up on its body
+            // The first's share not yet taken: this one was told to send (100), or gave up on
+            // its body (400).
+            100 | 400 => None,
             other => panic!("{other}"),
         }
     });
@@ -350,4 +352,116 @@ fn the_grpc_listener_closes_silent_connections_and_bounds_floods() {
     let bound = before + 50 + 8;
     wait_for(|| Some(open_fds(node.pid())).filter(|fds| *fds <= bound));
     drop(flood);
+}
+
+/// Reads one response off a connection that stays open: its head, then as many body bytes as
+/// its `Content-Length` says.
+fn read_one(stream: &mut TcpStream) -> edgekv_tests::Response {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let split = loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break split;
+        }
+        let n = stream.read(&mut buf).expect("an answer before the read timeout");
+        assert!(n > 0, "closed before a whole head: {:?}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status");
+    let headers: std::collections::HashMap<String, String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let mut body = raw[split + 4..].to_vec();
+    while body.len() < len {
+        let n = stream.read(&mut buf).expect("the whole body before the read timeout");
+        assert!(n > 0, "closed after {} of {len} body bytes", body.len());
+        body.extend_from_slice(&buf[..n]);
+    }
+    edgekv_tests::Response { status, headers, body }
+}
+
+/// A client that sends its whole body before it reads (Node's fetch, Python's requests) hears
+/// why a request was refused, not a reset connection: whether the value is over 25 MiB by its
+/// `Content-Length`, as it streams in chunks, or inside a form, and whether the token is
+/// wrong (403). The connection then serves the next request. A client that asks before it sends
+/// (`Expect: 100-continue`) is answered at once and sends nothing.
+#[test]
+fn a_refused_body_sent_whole_is_answered_and_the_connection_kept() {
+    let node = node(&[("--body-timeout", "20s")]);
+    let addr = node.region("wnam").addr.clone();
+    let ns = create_namespace(&addr);
+    let path = format!("{NAMESPACES}/{ns}/values/big");
+    let over = 25 * 1024 * 1024 + 1;
+    let value = vec![b'v'; over];
+
+    let mut chunked = Vec::new();
+    for piece in value.chunks(1 << 20) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let boundary = "edgekv-drain";
+    let mut form =
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"value\"\r\n\r\n")
+            .into_bytes();
+    form.extend_from_slice(&value);
+    form.extend_from_slice(
+        format!(
+            "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n\
+             {{\"after\":\"the value\"}}\r\n--{boundary}--\r\n"
+        )
+        .as_bytes(),
+    );
+    let form_type = format!("multipart/form-data; boundary={boundary}");
+    let sized = format!("Content-Length: {over}");
+    let cases: [(&str, String, &[u8], u16); 4] = [
+        ("declared", format!("{}: {}\r\n{sized}", AUTH.0, AUTH.1), &value, 413),
+        ("chunked", format!("{}: {}\r\nTransfer-Encoding: chunked", AUTH.0, AUTH.1), &chunked, 413),
+        (
+            "a form",
+            format!(
+                "{}: {}\r\nContent-Type: {form_type}\r\nContent-Length: {}",
+                AUTH.0,
+                AUTH.1,
+                form.len()
+            ),
+            &form,
+            413,
+        ),
+        ("a wrong token", format!("{}: Bearer wrong\r\n{sized}", AUTH.0), &value, 403),
+    ];
+    for (what, headers, body, status) in cases {
+        let mut stream = connect(&addr);
+        stream
+            .write_all(format!("PUT {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n\r\n").as_bytes())
+            .unwrap();
+        stream.write_all(body).unwrap_or_else(|e| panic!("{what}: the body was cut off: {e}"));
+        let reply = read_one(&mut stream);
+        assert_eq!(reply.status, status, "{what}: {}", String::from_utf8_lossy(&reply.body));
+        let json: serde_json::Value = serde_json::from_slice(&reply.body).expect("an envelope");
+        assert_eq!(json["success"], false, "{what}: {json}");
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(
+            read_one(&mut stream).status,
+            200,
+            "{what}: the connection serves the next request"
+        );
+    }
+    let kept = http(&addr, "GET", &path, &[AUTH], b"");
+    assert_eq!(kept.status, 404, "nothing of a refused write is stored");
+
+    let mut asking = connect(&addr);
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: x\r\n{}: {}\r\n{sized}\r\nExpect: 100-continue\r\n\r\n",
+        AUTH.0, AUTH.1
+    );
+    asking.write_all(head.as_bytes()).unwrap();
+    let reply = read_one(&mut asking);
+    assert_eq!(reply.status, 413, "answered without a 100 Continue, before any body");
 }

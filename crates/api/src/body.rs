@@ -3,7 +3,9 @@
 //! A body over its limit is refused as soon as the limit is crossed, from `Content-Length` when
 //! the client declares one, else while it streams in: nothing past the limit is buffered and
 //! nothing of the request is stored. A body also takes its share of the body budget before it
-//! is buffered (see `budget`), and holds it until the request is done.
+//! is buffered (see `budget`), and holds it until the request is done. What a refusal leaves
+//! unread is the server's to read and drop before it answers (the node's `serve::drain`), so
+//! that a client sending its whole body first still reads the answer.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
@@ -47,10 +49,7 @@ pub(crate) async fn read_limited(
     }
     let mut held = Held::default();
     let mut paid = declared.unwrap_or(0).saturating_mul(reading.cost);
-    if let Err(refused) = reading.budget.take(&mut held, paid) {
-        discard(body, reading.limit).await;
-        return Err(refused);
-    }
+    reading.budget.take(&mut held, paid)?;
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(reading.limit));
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -67,20 +66,6 @@ pub(crate) async fn read_limited(
         }
     }
     Ok((buf.freeze(), held))
-}
-
-/// Reads and drops the rest of a body this request will not use, up to `limit` bytes, so that
-/// a client that sends its whole body before it reads the answer gets the answer rather than a
-/// reset connection. Nothing is kept: it costs bandwidth, not memory.
-async fn discard(body: Body, limit: usize) {
-    let mut stream = body.into_data_stream();
-    let mut seen = 0usize;
-    while let Some(Ok(chunk)) = stream.next().await {
-        seen = seen.saturating_add(chunk.len());
-        if seen > limit {
-            break;
-        }
-    }
 }
 
 fn content_length(headers: &HeaderMap) -> Option<usize> {
@@ -146,10 +131,7 @@ pub(crate) async fn read_value_body(
     }
     // The form is parsed as it streams; it pays for what it may hold up front.
     let mut held = Held::default();
-    if let Err(refused) = budget.take(&mut held, declared.unwrap_or(whole_limit)) {
-        discard(body, whole_limit).await;
-        return Err(refused);
-    }
+    budget.take(&mut held, declared.unwrap_or(whole_limit))?;
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().whole_stream(whole_limit as u64));
     let form = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);

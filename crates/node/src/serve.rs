@@ -12,6 +12,7 @@
 //! serving (HTTP/1) or their open streams (HTTP/2) and close, and serving returns once all
 //! have.
 
+mod drain;
 mod guard;
 
 use std::collections::HashMap;
@@ -319,8 +320,9 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         let in_flight = InFlight::new(Arc::clone(&self.state));
-        let inner = self.app.serve(request.map(Body::new));
-        TrackedFuture { inner, in_flight: Some(in_flight) }
+        let (request, drainer) = drain::lend(request);
+        let inner = self.app.serve(request);
+        TrackedFuture { inner, in_flight: Some(in_flight), drainer, answer: None, rest: None }
     }
 }
 
@@ -331,6 +333,10 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: edgekv_api::AppFuture,
         in_flight: Option<InFlight>,
+        drainer: Option<drain::Drainer>,
+        // The app's answer, held while `rest` reads what it left of the request body.
+        answer: Option<axum::response::Response>,
+        rest: Option<drain::Drain>,
     }
 }
 
@@ -339,7 +345,15 @@ impl Future for TrackedFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = std::task::ready!(this.inner.poll(cx))?;
+        if this.answer.is_none() {
+            *this.answer = Some(std::task::ready!(this.inner.poll(cx))?);
+            *this.rest = this.drainer.take().and_then(drain::Drainer::rest);
+        }
+        if let Some(rest) = this.rest.as_mut() {
+            std::task::ready!(Pin::new(rest).poll(cx));
+            *this.rest = None;
+        }
+        let response = this.answer.take().expect("a TrackedFuture polled after it was ready");
         let in_flight = this.in_flight.take();
         if let Some(in_flight) = &in_flight {
             in_flight.0.response_started();
