@@ -157,6 +157,17 @@ fn print_outcome(
     for note in &summary.notes {
         println!("note: {note}");
     }
+    // The first few anomalies, so a failed run in CI says what it saw without its files.
+    const SHOWN: usize = 5;
+    for anomaly in report.anomalies.iter().take(SHOWN) {
+        println!(
+            "anomaly: {:?} on {} (ops {:?}): {}",
+            anomaly.kind, anomaly.key, anomaly.ops, anomaly.explanation
+        );
+    }
+    if report.anomalies.len() > SHOWN {
+        println!("anomaly: {} more in the report", report.anomalies.len() - SHOWN);
+    }
     println!(
         "verdict: {:?}, {} anomalies, {} undecided, {} reads too close to an apply to order",
         report.validity,
