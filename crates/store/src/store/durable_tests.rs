@@ -224,3 +224,50 @@ fn concurrent_writers_share_group_commits_and_every_acknowledged_write_survives(
         }
     }
 }
+
+/// A region that lost its disk gets its own earlier writes back from its peers. They carry its
+/// name and were stamped by the process that died, so none of them is a local write still in
+/// its group commit: the new store shows them, logs their applies and digests them at once,
+/// even if it never writes anything itself (its group commits then never pass them).
+#[test]
+fn a_wiped_regions_own_earlier_writes_from_a_peer_are_shown_logged_and_digested() {
+    let account = AccountId::parse("acct").unwrap();
+    let clock = ManualClock::new(T0_MS);
+    let lost = tempfile::tempdir().unwrap();
+    let (old, _) = open_at(lost.path(), &clock);
+    let record = old.create_namespace(&account, "ns").unwrap();
+    let version = old.write(&account, &record.id, vec![put("a", "1")]).unwrap()[0].version;
+    block_on(old.flushed()).unwrap();
+    clock.advance(Duration::from_secs(5));
+
+    let fresh = tempfile::tempdir().unwrap();
+    let (store, _) = open_at(fresh.path(), &clock);
+    store.enable_apply_log(100, Arc::new(clock.clone()));
+    let entry = Entry {
+        value: Some(Bytes::from_static(b"1")),
+        metadata: Some(Bytes::from_static(br#"{"m":1}"#)),
+        expiration: None,
+        version,
+    };
+    let key = ReplicatedWrite::Key {
+        account: account.clone(),
+        namespace: record.id.clone(),
+        key: "a".into(),
+        entry,
+    };
+    assert!(store.apply_replicated(ReplicatedWrite::Namespace(record.clone())).unwrap());
+    assert!(store.apply_replicated(key).unwrap());
+    block_on(store.flushed()).unwrap();
+
+    let a = store.get(&account, &record.id, "a").unwrap().expect("the region's own write shows");
+    assert_eq!(a.value.as_deref(), Some(&b"1"[..]));
+    let listed = store.list_namespaces(&account, edgekv_core::NamespaceOrder::Id, false).unwrap();
+    assert_eq!(listed, [record], "the namespace it created before shows too");
+    let page = store.applies_after(0, 10).unwrap();
+    let logged: Vec<(&str, Version)> = page.events.iter().map(|e| (&*e.key, e.version)).collect();
+    assert_eq!(logged, [("a", version)], "the apply is logged and the log goes on past it");
+    clock.advance(Duration::from_secs(11));
+    old.mature();
+    store.mature();
+    assert_eq!(store.digest_root(), old.digest_root(), "both hold the same, digested");
+}

@@ -36,7 +36,13 @@ impl Store {
             floor = floor.max(last);
         }
         self.hlc.raise_floor(floor);
-        disk.recovered_through(floor);
+        // Every version of this region stamped before now was stamped by an earlier process:
+        // on disk, or lost with it and perhaps held by a peer. None is a local write waiting
+        // for this process's group commit, so none is hidden. Without this a store opened
+        // empty (a wiped disk) would hide its own earlier writes as peers sent them back, and
+        // keep them out of its digest and apply log, until a local write of its own passed
+        // them.
+        disk.recovered_through(self.hlc.now());
         recovered.clock_floor = floor;
         self.positions.lock().extend(meta.positions);
         *self.membership.lock() = meta.membership;
