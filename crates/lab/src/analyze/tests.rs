@@ -73,6 +73,13 @@ impl Builder {
         index
     }
 
+    /// A delete acknowledged 5 ms after `at_ms`, applied locally at its ack.
+    fn delete(&mut self, region: &str, key: &str, ts: u64, at_ms: u64) {
+        let index = self.put(region, key, ts, at_ms);
+        let op = &mut self.history.ops[index as usize];
+        (op.f, op.value) = (Function::Delete, None);
+    }
+
     fn apply(&mut self, region: &str, key: &str, version: &str, at_ms: u64) {
         self.history.applies.push(Apply::exact(region, key, version, at_ms * MS));
     }
@@ -454,6 +461,43 @@ fn a_region_that_never_catches_up_leaves_convergence_undetermined() {
     assert_eq!(s.convergence[0].convergence_ms, None);
     assert_eq!(s.divergence.converged_within_quiet, Some(false));
     assert_eq!(s.divergence.unconverged_at_finals, 1);
+}
+
+/// enam is wiped from 100 ms (the wipe stops with the workload at 1000 ms). Before the wipe it
+/// had `a`, and `b` put then deleted; after it, `a` comes back 200 ms after the heal and `b`
+/// never does, as a delete leaves it.
+fn wiped() -> Builder {
+    let mut b = Builder::default();
+    let wipe = Fault::Wipe { region: "enam".into() };
+    b.fault(0, "start", 100, wipe.clone());
+    b.fault(0, "stop", 1000, wipe);
+    b.put("wnam", "a", 1, 10);
+    b.apply("enam", "a", &version(1, "wnam"), 50);
+    b.put("wnam", "b", 2, 20);
+    b.apply("enam", "b", &version(2, "wnam"), 60);
+    b.delete("wnam", "b", 3, 30);
+    b.apply("enam", "b", &version(3, "wnam"), 70);
+    b.apply("enam", "a", &version(1, "wnam"), 1200);
+    b
+}
+
+#[test]
+fn a_wiped_region_converges_on_what_it_pulls_back_and_on_deletes_by_absence() {
+    let heal = &wiped().summarize(&meta("100ms")).convergence[0];
+    assert_eq!((heal.backlog, heal.keys, heal.unconverged), (1, 2, 0), "{heal:?}");
+    close(heal.convergence_ms, 200.0);
+
+    // A key whose older put comes back and whose delete does not has not converged.
+    let mut b = wiped();
+    b.apply("enam", "b", &version(2, "wnam"), 1100);
+    let heal = &b.summarize(&meta("100ms")).convergence[0];
+    assert_eq!((heal.unconverged, heal.convergence_ms), (1, None), "{heal:?}");
+
+    // Nor has one it held before the wipe and never got back.
+    let mut b = wiped();
+    b.history.applies.retain(|a| !(a.region == "enam" && a.key == "a" && a.at > 1000 * MS));
+    let heal = &b.summarize(&meta("100ms")).convergence[0];
+    assert_eq!((heal.unconverged, heal.convergence_ms), (1, None), "{heal:?}");
 }
 
 #[test]
