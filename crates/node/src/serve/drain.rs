@@ -5,7 +5,7 @@
 //! cannot hold. hyper then writes the answer and closes the connection with the rest of the
 //! body unread, and the kernel answers the bytes still arriving with a reset. A client that
 //! sends its whole body before it reads (Node's fetch, Python's requests, most simple clients)
-//! sees that reset, "EPIPE" or "connection reset", and never the 413 or 401 that says what it
+//! sees that reset, "EPIPE" or "connection reset", and never the 413 or 403 that says what it
 //! did wrong. So an HTTP/1 request body the app drops unfinished comes back here, and the rest
 //! of it is read and thrown away before the response goes out; the connection then stays open
 //! for the next request.
